@@ -1,0 +1,74 @@
+"""The HTTP server: Slack requests, health, webhooks. A thin aiohttp adapter."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+
+import bot
+from bot.app import Flowbot
+
+FLOWBOT_KEY = web.AppKey("flowbot", Flowbot)
+
+NOT_CONFIGURED = {
+    "error": "slack_not_configured",
+    "message": "Set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET to accept Slack requests.",
+}
+
+
+async def slack_events(request: web.Request) -> web.Response:
+    flowbot = request.app[FLOWBOT_KEY]
+    if flowbot.bolt is None:
+        return web.json_response(NOT_CONFIGURED, status=503)
+    bolt_request = await to_bolt_request(request)
+    bolt_response = await flowbot.bolt.async_dispatch(bolt_request)
+    return await to_aiohttp_response(bolt_response)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    flowbot = request.app[FLOWBOT_KEY]
+    db_ok = await flowbot.storage.ping()
+    body = {"status": "ok" if db_ok else "degraded", "db": "ok" if db_ok else "unreachable"}
+    body["version"] = bot.__version__
+    return web.json_response(body, status=200 if db_ok else 503)
+
+
+def create_web_app(flowbot: Flowbot) -> web.Application:
+    # Slack payloads are small; webhooks are capped lower in their own handler.
+    app = web.Application(client_max_size=1024 * 1024)
+    app[FLOWBOT_KEY] = flowbot
+    app.router.add_post("/slack/events", slack_events)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+class Server:
+    """Runs the web app on a port (0 picks a free one) until stopped."""
+
+    def __init__(self, flowbot: Flowbot, host: str = "0.0.0.0", port: int = 3000) -> None:
+        self.flowbot = flowbot
+        self.host = host
+        self.port = port
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        await self.flowbot.start()
+        self._runner = web.AppRunner(create_web_app(self.flowbot), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        server = site._server
+        if self.port == 0 and server is not None:
+            sockets = getattr(server, "sockets", None) or []
+            self.port = int(sockets[0].getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self.flowbot.stop()

@@ -1,0 +1,142 @@
+"""Adapters from the engine's ports to Slack's Web API (slack_sdk AsyncWebClient)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from flows.records import MessageRef
+
+# Slack answers 429 with Retry-After under load: wait and retry instead of dropping posts.
+RETRY_HANDLERS = [
+    AsyncRateLimitErrorRetryHandler(max_retry_count=20),
+    AsyncServerErrorRetryHandler(max_retry_count=3),
+    AsyncConnectionErrorRetryHandler(max_retry_count=3),
+]
+
+
+def make_client(token: str, base_url: str) -> AsyncWebClient:
+    client = AsyncWebClient(token=token, base_url=base_url, timeout=15)
+    client.retry_handlers.extend(RETRY_HANDLERS)
+    return client
+
+
+class SlackMessenger:
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+
+    async def post_message(
+        self, channel: str, text: str, blocks: Sequence[dict[str, Any]] | None = None
+    ) -> MessageRef:
+        response = await self.client.chat_postMessage(
+            channel=channel, text=text, blocks=list(blocks) if blocks else None, unfurl_links=False
+        )
+        return MessageRef(channel=str(response["channel"]), ts=str(response["ts"]))
+
+    async def update_message(
+        self, ref: MessageRef, text: str, blocks: Sequence[dict[str, Any]] | None = None
+    ) -> None:
+        await self.client.chat_update(
+            channel=ref.channel, ts=ref.ts, text=text, blocks=list(blocks) if blocks else []
+        )
+
+    async def send_dm(
+        self, user: str, text: str, blocks: Sequence[dict[str, Any]] | None = None
+    ) -> MessageRef:
+        opened = await self.client.conversations_open(users=user)
+        channel = str(opened["channel"]["id"])
+        return await self.post_message(channel, text, blocks)
+
+    async def post_ephemeral(
+        self, channel: str, user: str, text: str, blocks: Sequence[dict[str, Any]] | None = None
+    ) -> None:
+        await self.client.chat_postEphemeral(
+            channel=channel, user=user, text=text, blocks=list(blocks) if blocks else None
+        )
+
+
+class SlackDirectory:
+    """Group and channel membership and admin flags, cached briefly.
+
+    A short cache keeps a burst of permission checks cheap while someone removed from a
+    group loses access within `ttl` seconds.
+    """
+
+    def __init__(self, client: AsyncWebClient, ttl: float = 30.0) -> None:
+        self.client = client
+        self.ttl = ttl
+        self._cache: dict[tuple[str, str, str], tuple[float, Any]] = {}
+
+    def _cached(self, key: tuple[str, str, str]) -> Any:
+        hit = self._cache.get(key)
+        if hit and time.monotonic() - hit[0] < self.ttl:
+            return hit[1]
+        return None
+
+    def _store(self, key: tuple[str, str, str], value: Any) -> Any:
+        self._cache[key] = (time.monotonic(), value)
+        return value
+
+    def invalidate(self) -> None:
+        self._cache.clear()
+
+    async def usergroup_members(self, team_id: str, group_id: str) -> frozenset[str]:
+        key = (team_id, "group", group_id)
+        cached = self._cached(key)
+        if cached is not None:
+            return frozenset(cached)
+        try:
+            response = await self.client.usergroups_users_list(usergroup=group_id)
+            users = frozenset(response.get("users") or [])
+        except SlackApiError:
+            users = frozenset()
+        return frozenset(self._store(key, users))
+
+    async def channel_members(self, team_id: str, channel_id: str) -> frozenset[str]:
+        key = (team_id, "channel", channel_id)
+        cached = self._cached(key)
+        if cached is not None:
+            return frozenset(cached)
+        members: set[str] = set()
+        cursor: str | None = None
+        try:
+            while True:
+                response = await self.client.conversations_members(
+                    channel=channel_id, limit=200, cursor=cursor
+                )
+                members.update(response.get("members") or [])
+                cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+                if not cursor:
+                    break
+        except SlackApiError:
+            members = set()
+        return frozenset(self._store(key, frozenset(members)))
+
+    async def is_workspace_admin(self, team_id: str, user_id: str) -> bool:
+        key = (team_id, "admin", user_id)
+        cached = self._cached(key)
+        if cached is not None:
+            return bool(cached)
+        try:
+            response = await self.client.users_info(user=user_id)
+            user = response.get("user") or {}
+            admin = bool(user.get("is_admin") or user.get("is_owner"))
+        except SlackApiError:
+            admin = False
+        return bool(self._store(key, admin))
+
+    async def resolve_channel(self, team_id: str, channel: str) -> str:
+        """`<#C1|name>` → C1; `#name` and ids pass through (chat.postMessage takes both)."""
+        channel = channel.strip()
+        if channel.startswith("<#") and channel.endswith(">"):
+            return channel[2:-1].split("|", 1)[0]
+        return channel
