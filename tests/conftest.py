@@ -61,7 +61,9 @@ async def emulator() -> AsyncIterator[SlackEmulator]:
     await slack.stop()
 
 
-def make_settings(emulator: SlackEmulator, mongo_uri: str, db_name: str, **extra: object) -> Settings:
+def make_settings(
+    emulator: SlackEmulator, mongo_uri: str, db_name: str, **extra: object
+) -> Settings:
     values: dict[str, object] = {
         "slack_bot_token": BOT_TOKEN,
         "slack_signing_secret": SIGNING_SECRET,
