@@ -1,0 +1,173 @@
+"""Modals for authoring flows: the template gallery, the YAML/JSON editor, the result."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    InputBlock,
+    Option,
+    PlainTextInputElement,
+    PlainTextObject,
+    StaticSelectElement,
+)
+from slack_sdk.models.views import View
+
+from cards.common import VIEW_BLOCK_LIMIT, clip, context, escape, section
+
+View_ = dict[str, Any]
+
+GALLERY_CALLBACK = "flow_gallery"
+GALLERY_BLOCK = "template"
+GALLERY_PICK_ACTION = "flow_gallery_pick"
+
+EDITOR_CALLBACK = "flow_editor"
+EDITOR_BLOCK = "definition"
+EDITOR_ACTION = "definition_text"
+# Slack's limit for a plain_text_input; longer flows are imported with the CLI.
+EDITOR_MAX_CHARS = 3000
+# Slack shows field errors under the input; keep them to the size of a hint.
+FIELD_ERROR_LIMIT = 2000
+
+
+@dataclass(frozen=True)
+class TemplateChoice:
+    key: str
+    title: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class EditorState:
+    """What the editor modal remembers between opening and submitting (private_metadata)."""
+
+    flow_id: str | None = None
+    version: int | None = None
+    channel_id: str | None = None
+
+    def dump(self) -> str:
+        data = {"flow_id": self.flow_id, "version": self.version, "channel_id": self.channel_id}
+        return json.dumps({k: v for k, v in data.items() if v is not None})
+
+    @classmethod
+    def load(cls, raw: str | None) -> EditorState:
+        try:
+            data = json.loads(raw or "{}")
+        except ValueError:
+            data = {}
+        if not isinstance(data, dict):
+            data = {}
+        version = data.get("version")
+        return cls(
+            flow_id=data.get("flow_id") if isinstance(data.get("flow_id"), str) else None,
+            version=version if isinstance(version, int) else None,
+            channel_id=data.get("channel_id") if isinstance(data.get("channel_id"), str) else None,
+        )
+
+
+def gallery_modal(templates: Sequence[TemplateChoice], channel_id: str | None) -> View_:
+    options = [
+        Option(
+            value=t.key,
+            text=clip(t.title, 75),
+            description=clip(t.description, 75) if t.description else None,
+        )
+        for t in templates[:100]
+    ]
+    pick = InputBlock(
+        block_id=GALLERY_BLOCK,
+        dispatch_action=True,
+        label="Start from",
+        element=StaticSelectElement(
+            action_id=GALLERY_PICK_ACTION, placeholder="Pick a template", options=options
+        ),
+    )
+    lines = "\n".join(f"• *{escape(t.title)}*: {escape(t.description)}" for t in templates)
+    blocks = [
+        section("Pick a template to start from. You can change everything in the next step."),
+        pick.to_dict(),
+    ]
+    if lines:
+        blocks.append(context(lines))
+    return _modal(
+        "New flow",
+        blocks,
+        callback_id=GALLERY_CALLBACK,
+        submit="Next",
+        metadata=EditorState(channel_id=channel_id).dump(),
+    )
+
+
+def editor_modal(
+    state: EditorState, text: str, *, title: str, intro: str, submit: str = "Save"
+) -> View_:
+    editor = InputBlock(
+        block_id=EDITOR_BLOCK,
+        label="Definition (YAML or JSON)",
+        hint="Every problem is listed here when you save; nothing is saved until it is valid.",
+        element=PlainTextInputElement(
+            action_id=EDITOR_ACTION,
+            multiline=True,
+            initial_value=text or None,
+            max_length=EDITOR_MAX_CHARS,
+            placeholder="name: My flow\nsteps:\n  - type: post_message …",
+        ),
+    )
+    blocks = [section(intro), editor.to_dict()]
+    return _modal(title, blocks, EDITOR_CALLBACK, submit=submit, metadata=state.dump())
+
+
+def saved_modal(flow_name: str, flow_id: str, version: int, webhook_token: str | None) -> View_:
+    """Shown in place of the editor when there is something to see once (a webhook token)."""
+    blocks = [section(f":white_check_mark: *{escape(flow_name)}* saved (version {version}).")]
+    if webhook_token:
+        blocks.append(
+            section(
+                "*Webhook token* (shown only now, Flowbot keeps only a hash of it):\n"
+                f"```{webhook_token}```\n"
+                f"Send `POST /hooks/{flow_id}` with this token to start the flow."
+            )
+        )
+    return _modal("Flow saved", blocks, callback_id="flow_saved", close="Done")
+
+
+def format_field_errors(lines: Sequence[str], limit: int = FIELD_ERROR_LIMIT) -> str:
+    """Every error on its own line, cut to `limit` with a count of what was left out."""
+    out: list[str] = []
+    for index, line in enumerate(lines):
+        left_after = len(lines) - index - 1
+        reserve = len(f"\n… and {left_after} more") if left_after else 0
+        if out and len("\n".join([*out, line])) + reserve > limit:
+            out.append(f"… and {len(lines) - index} more")
+            break
+        out.append(line)
+    return clip("\n".join(out), limit)
+
+
+def _modal(
+    title: str,
+    blocks: list[dict[str, Any]],
+    callback_id: str,
+    *,
+    submit: str | None = None,
+    close: str = "Cancel",
+    metadata: str = "",
+) -> View_:
+    view = View(
+        type="modal",
+        callback_id=callback_id,
+        title=PlainTextObject(text=clip(title, 24)),
+        submit=PlainTextObject(text=submit) if submit else None,
+        close=PlainTextObject(text=close),
+        private_metadata=metadata or None,
+        blocks=blocks,
+    )
+    return view.to_dict()
+
+
+def message_modal(title: str, blocks: list[dict[str, Any]]) -> View_:
+    """A read-only modal (a flow card opened from App Home, a refusal)."""
+    return _modal(title, blocks[:VIEW_BLOCK_LIMIT], callback_id="flow_info", close="Close")

@@ -1,0 +1,302 @@
+"""The flow catalog: creating, finding, editing, enabling and deleting flows.
+
+Handlers call `FlowCatalog`; it asks `flows.permissions` before every change and keeps
+definitions versioned through a `FlowStore` (implemented in `storage.flows_repo`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from flows.definition import FlowDefinition, WebhookTrigger
+from flows.permissions import Access, Action, allowed, resolve_access
+from flows.ports import Clock, Directory, IdGenerator
+from flows.records import FlowRecord, SlotBinding
+
+log = logging.getLogger(__name__)
+
+FLOW_ID_PREFIX = "F"
+
+# Listeners follow every change (the scheduler re-reads a flow's trigger, …).
+ChangeListener = Callable[[str, str], Awaitable[None]]
+
+
+class CatalogError(Exception):
+    """A refused catalog operation; the message is meant for the person who asked."""
+
+
+class FlowNotFound(CatalogError):
+    def __init__(self, ref: str) -> None:
+        super().__init__(f"There is no flow named `{ref}` in this workspace.")
+        self.ref = ref
+
+
+class PermissionDenied(CatalogError):
+    def __init__(self, flow_name: str, action: Action) -> None:
+        verb = _ACTION_VERBS.get(action, action.value)
+        super().__init__(f"You can't {verb} flow *{flow_name}*: only its owners can.")
+        self.flow_name = flow_name
+        self.action = action
+
+
+# --- sharing (issue 5): workspace admins may restrict who creates flows.
+class CreationRefused(CatalogError):
+    """The workspace's creation policy does not list this person; says whom to ask."""
+
+
+class CreationPolicy(Protocol):
+    async def creation_refusal(self, team_id: str, user_id: str) -> str | None:
+        """None if the user may create flows, else the message to show them."""
+
+
+class NameTaken(CatalogError):
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"A flow named `{name}` already exists in this workspace (names ignore case). "
+            "Pick another name, or change that flow with `/flow edit`."
+        )
+        self.name = name
+
+
+class VersionConflict(CatalogError):
+    """Someone saved the flow after the version the editor started from."""
+
+    def __init__(self, flow_name: str, expected: int, current: int, saved_by: str) -> None:
+        super().__init__(
+            f"<@{saved_by}> saved version {current} of *{flow_name}* while you were editing "
+            f"version {expected}. Nothing was overwritten and your text is still here: "
+            "copy it, reopen `/flow edit`, and apply your changes to the new version."
+        )
+        self.flow_name = flow_name
+        self.expected = expected
+        self.current = current
+        self.saved_by = saved_by
+
+
+_ACTION_VERBS = {
+    Action.VIEW: "see",
+    Action.EDIT: "edit",
+    Action.DELETE: "delete",
+    Action.EXPORT: "export",
+    Action.RUN: "run",
+}
+
+
+@dataclass(frozen=True)
+class FlowVersion:
+    """One saved definition of a flow."""
+
+    flow_id: str
+    version: int
+    definition: FlowDefinition
+    saved_at: datetime
+    saved_by: str
+
+
+@dataclass(frozen=True)
+class ListedFlow:
+    flow: FlowRecord
+    access: Access
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    flow: FlowRecord
+    # The webhook token, only right after it was made (the store keeps its sha256).
+    webhook_token: str | None = None
+    created: bool = False
+
+
+class FlowStore(Protocol):
+    """Persistence of flows and their earlier versions (one workspace per team_id)."""
+
+    async def insert(self, flow: FlowRecord) -> None:
+        """Raises NameTaken when the team has a flow of this name (ignoring case)."""
+
+    async def get(self, team_id: str, flow_id: str) -> FlowRecord | None: ...
+
+    async def get_by_name(self, team_id: str, name: str) -> FlowRecord | None: ...
+
+    async def list_candidates(self, team_id: str, user_id: str) -> list[FlowRecord]:
+        """Flows the user created or that are shared with them, a group or a channel."""
+
+    async def replace_definition(
+        self, current: FlowRecord, definition: FlowDefinition, by: str, at: datetime
+    ) -> FlowRecord:
+        """Save `definition` as version current.version + 1 if the stored version is still
+        current.version (else VersionConflict), keeping the earlier one. NameTaken on a
+        rename onto another flow's name."""
+
+    async def set_webhook_hash(self, team_id: str, flow_id: str, token_hash: str) -> None: ...
+
+    async def set_enabled(
+        self, team_id: str, flow_id: str, enabled: bool, by: str, at: datetime
+    ) -> FlowRecord | None: ...
+
+    async def delete(self, team_id: str, flow_id: str) -> bool: ...
+
+    async def versions(self, team_id: str, flow_id: str) -> list[FlowVersion]:
+        """Every saved version, oldest first."""
+
+    # issue 8 (schedules and automated triggers):
+    async def list_enabled(self, trigger_type: str, team_id: str | None = None) -> list[FlowRecord]:
+        """Enabled flows whose trigger has this type (all workspaces unless `team_id`)."""
+
+    async def get_by_id(self, flow_id: str) -> FlowRecord | None:
+        """A flow by id in any workspace (webhooks arrive with the flow id only)."""
+
+    # issue 7 (connections): slots are filled without a new version; see
+    # `flows.connections.FlowBindingStore`.
+    async def set_bindings(
+        self, team_id: str, flow_id: str, bindings: list[SlotBinding], expected: list[SlotBinding]
+    ) -> FlowRecord | None:
+        """Compare-and-swap of `bindings`; None if they changed meanwhile or the flow is gone."""
+
+    async def flows_using_connection(self, team_id: str, connection_id: str) -> list[FlowRecord]:
+        """Flows with a slot filled by this connection."""
+
+
+class UserStore(Protocol):
+    """What the bot remembers about a person beyond their flows."""
+
+    async def has_seen_welcome(self, team_id: str, user_id: str) -> bool: ...
+
+    async def mark_welcome_seen(self, team_id: str, user_id: str, at: datetime) -> None: ...
+
+
+def hash_webhook_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def needs_webhook_token(definition: FlowDefinition) -> bool:
+    return isinstance(definition.trigger, WebhookTrigger)
+
+
+class FlowCatalog:
+    def __init__(
+        self, store: FlowStore, directory: Directory, clock: Clock, ids: IdGenerator
+    ) -> None:
+        self.store = store
+        self.directory = directory
+        self.clock = clock
+        self.ids = ids
+        self.on_change: list[ChangeListener] = []
+        # --- sharing (issue 5): set by bot.app to the SharingService.
+        self.creation_policy: CreationPolicy | None = None
+
+    # ------------------------------------------------------------------ reading
+
+    async def find(self, team_id: str, ref: str) -> FlowRecord:
+        """A flow by id or by name (ignoring case); FlowNotFound otherwise."""
+        ref = ref.strip()
+        if not ref:
+            raise FlowNotFound(ref)
+        flow = await self.store.get(team_id, ref) or await self.store.get_by_name(team_id, ref)
+        if flow is None:
+            raise FlowNotFound(ref)
+        return flow
+
+    async def authorize(
+        self, team_id: str, user_id: str, ref: str, action: Action
+    ) -> tuple[FlowRecord, Access]:
+        """The flow and the user's access to it, if they may do `action`; else an error."""
+        flow = await self.find(team_id, ref)
+        access = await resolve_access(flow, user_id, self.directory)
+        if not allowed(action, flow, access):
+            raise PermissionDenied(flow.name, action)
+        return flow, access
+
+    async def list_for(self, team_id: str, user_id: str) -> list[ListedFlow]:
+        """Flows the user owns or that are shared with them, by name."""
+        listed = []
+        for flow in await self.store.list_candidates(team_id, user_id):
+            access = await resolve_access(flow, user_id, self.directory)
+            if access.is_owner or access.is_runner:
+                listed.append(ListedFlow(flow, access))
+        return sorted(listed, key=lambda item: item.flow.name.casefold())
+
+    async def versions(self, team_id: str, user_id: str, ref: str) -> list[FlowVersion]:
+        flow, _ = await self.authorize(team_id, user_id, ref, Action.EXPORT)
+        return await self.store.versions(team_id, flow.id)
+
+    async def export(self, team_id: str, user_id: str, ref: str) -> FlowRecord:
+        flow, _ = await self.authorize(team_id, user_id, ref, Action.EXPORT)
+        return flow
+
+    # ------------------------------------------------------------------ changing
+
+    async def create(self, team_id: str, user_id: str, definition: FlowDefinition) -> SaveResult:
+        # --- sharing (issue 5): the workspace's creation policy comes first.
+        if self.creation_policy is not None:
+            refusal = await self.creation_policy.creation_refusal(team_id, user_id)
+            if refusal:
+                raise CreationRefused(refusal)
+        now = self.clock.now()
+        token = secrets.token_urlsafe(32) if needs_webhook_token(definition) else None
+        flow = FlowRecord(
+            id=self.ids.new_id(FLOW_ID_PREFIX),
+            team_id=team_id,
+            definition=definition,
+            version=1,
+            creator=user_id,
+            enabled=True,
+            webhook_token_hash=hash_webhook_token(token) if token else None,
+            created_at=now,
+            updated_at=now,
+            updated_by=user_id,
+        )
+        await self.store.insert(flow)
+        await self._changed(team_id, flow.id)
+        return SaveResult(flow, token, created=True)
+
+    async def update_definition(
+        self,
+        team_id: str,
+        user_id: str,
+        ref: str,
+        definition: FlowDefinition,
+        expected_version: int | None = None,
+    ) -> SaveResult:
+        """Save a new version. `expected_version` is the version the editor started from
+        (None: the current one, for flows-as-code imports)."""
+        flow, _ = await self.authorize(team_id, user_id, ref, Action.EDIT)
+        if expected_version is not None and expected_version != flow.version:
+            raise VersionConflict(flow.name, expected_version, flow.version, flow.updated_by)
+        saved = await self.store.replace_definition(flow, definition, user_id, self.clock.now())
+        token = None
+        # A flow that became a webhook flow gets its token now; an existing one is kept.
+        if needs_webhook_token(definition) and saved.webhook_token_hash is None:
+            token = secrets.token_urlsafe(32)
+            await self.store.set_webhook_hash(team_id, saved.id, hash_webhook_token(token))
+            saved = saved.model_copy(update={"webhook_token_hash": hash_webhook_token(token)})
+        await self._changed(team_id, saved.id)
+        return SaveResult(saved, token)
+
+    async def set_enabled(self, team_id: str, user_id: str, ref: str, enabled: bool) -> FlowRecord:
+        flow, _ = await self.authorize(team_id, user_id, ref, Action.EDIT)
+        updated = await self.store.set_enabled(team_id, flow.id, enabled, user_id, self.clock.now())
+        if updated is None:
+            raise FlowNotFound(ref)
+        await self._changed(team_id, flow.id)
+        return updated
+
+    async def delete(self, team_id: str, user_id: str, ref: str) -> FlowRecord:
+        flow, _ = await self.authorize(team_id, user_id, ref, Action.DELETE)
+        if not await self.store.delete(team_id, flow.id):
+            raise FlowNotFound(ref)
+        await self._changed(team_id, flow.id)
+        return flow
+
+    async def _changed(self, team_id: str, flow_id: str) -> None:
+        for listener in list(self.on_change):
+            try:
+                await listener(team_id, flow_id)
+            except Exception:
+                # A listener's failure must not undo or hide a saved change.
+                log.exception("flow change listener failed for %s", flow_id)

@@ -1,0 +1,244 @@
+"""Flows and their earlier versions in MongoDB (collections `flows` and `flow_versions`).
+
+A flow document is `FlowRecord.model_dump()` with `_id = flow.id`, the definition stored
+as `flows.definition.to_dict` makes it (aliases such as `if`/`else` included), and
+`name_key`, the lowercased name that the unique index keeps unique per workspace.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from motor.motor_asyncio import AsyncIOMotorDatabase
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from flows.catalog import FlowNotFound, FlowVersion, NameTaken, VersionConflict
+from flows.definition import FlowDefinition, definition_from_dict, to_dict
+from flows.records import FlowRecord, Share, SlotBinding
+
+Document = dict[str, Any]
+
+
+def name_key(name: str) -> str:
+    return name.strip().casefold()
+
+
+def flow_to_document(flow: FlowRecord) -> Document:
+    doc = flow.model_dump(mode="python", exclude={"id", "definition"})
+    doc["_id"] = flow.id
+    doc["definition"] = to_dict(flow.definition)
+    doc["name_key"] = name_key(flow.name)
+    return doc
+
+
+def flow_from_document(doc: Document) -> FlowRecord:
+    fields = {k: v for k, v in doc.items() if k not in ("_id", "name_key", "definition")}
+    return FlowRecord.model_validate(
+        {**fields, "id": doc["_id"], "definition": definition_from_dict(doc["definition"])}
+    )
+
+
+class MongoFlowStore:
+    """Implements `flows.catalog.FlowStore`."""
+
+    def __init__(self, db: AsyncIOMotorDatabase[Document]) -> None:
+        self.flows = db["flows"]
+        self.versions_collection = db["flow_versions"]
+
+    async def ensure_indexes(self) -> None:
+        await self.flows.create_index(
+            [("team_id", ASCENDING), ("name_key", ASCENDING)], unique=True, name="team_name"
+        )
+        await self.flows.create_index(
+            [("team_id", ASCENDING), ("creator", ASCENDING)], name="team_creator"
+        )
+        await self.flows.create_index(
+            [("team_id", ASCENDING), ("shares.principal", ASCENDING)], name="team_shares"
+        )
+        await self.versions_collection.create_index(
+            [("flow_id", ASCENDING), ("version", ASCENDING)], unique=True, name="flow_version"
+        )
+        # issue 8: enabled flows by trigger type (the scheduler, event triggers).
+        await self.flows.create_index(
+            [
+                ("definition.trigger.type", ASCENDING),
+                ("enabled", ASCENDING),
+                ("team_id", ASCENDING),
+            ],
+            name="trigger_type",
+        )
+
+    async def insert(self, flow: FlowRecord) -> None:
+        try:
+            await self.flows.insert_one(flow_to_document(flow))
+        except DuplicateKeyError:
+            raise NameTaken(flow.name) from None
+
+    async def get(self, team_id: str, flow_id: str) -> FlowRecord | None:
+        doc = await self.flows.find_one({"_id": flow_id, "team_id": team_id})
+        return flow_from_document(doc) if doc else None
+
+    async def get_by_name(self, team_id: str, name: str) -> FlowRecord | None:
+        doc = await self.flows.find_one({"team_id": team_id, "name_key": name_key(name)})
+        return flow_from_document(doc) if doc else None
+
+    async def list_candidates(self, team_id: str, user_id: str) -> list[FlowRecord]:
+        # Shares with groups and channels are kept: membership is decided by the caller.
+        query = {
+            "team_id": team_id,
+            "$or": [
+                {"creator": user_id},
+                {"shares.principal": user_id},
+                {"shares.principal": {"$regex": "^[SCG]"}},
+            ],
+        }
+        return [flow_from_document(doc) async for doc in self.flows.find(query)]
+
+    # --- issue 8 (schedules and automated triggers): queries by trigger type and by id alone
+
+    async def list_enabled(self, trigger_type: str, team_id: str | None = None) -> list[FlowRecord]:
+        """Enabled flows whose trigger has this type (all workspaces unless `team_id`)."""
+        query: Document = {"enabled": True, "definition.trigger.type": trigger_type}
+        if team_id is not None:
+            query["team_id"] = team_id
+        return [flow_from_document(doc) async for doc in self.flows.find(query)]
+
+    async def get_by_id(self, flow_id: str) -> FlowRecord | None:
+        """A flow by its id in any workspace (webhooks arrive with the flow id only)."""
+        doc = await self.flows.find_one({"_id": flow_id})
+        return flow_from_document(doc) if doc else None
+
+    async def list_team(self, team_id: str) -> list[FlowRecord]:
+        return [flow_from_document(doc) async for doc in self.flows.find({"team_id": team_id})]
+
+    async def replace_definition(
+        self, current: FlowRecord, definition: FlowDefinition, by: str, at: datetime
+    ) -> FlowRecord:
+        # Keep the version being replaced first: if we stop between the two writes, the
+        # history has one copy too many (idempotent), never one too few.
+        await self._archive(current)
+        update = {
+            "definition": to_dict(definition),
+            "name_key": name_key(definition.name),
+            "version": current.version + 1,
+            "updated_at": at,
+            "updated_by": by,
+        }
+        try:
+            doc = await self.flows.find_one_and_update(
+                {"_id": current.id, "team_id": current.team_id, "version": current.version},
+                {"$set": update},
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:
+            raise NameTaken(definition.name) from None
+        if doc is None:
+            latest = await self.get(current.team_id, current.id)
+            if latest is None:
+                raise FlowNotFound(current.id)
+            raise VersionConflict(current.name, current.version, latest.version, latest.updated_by)
+        return flow_from_document(doc)
+
+    async def _archive(self, flow: FlowRecord) -> None:
+        await self.versions_collection.update_one(
+            {"_id": f"{flow.id}:{flow.version}"},
+            {
+                "$setOnInsert": {
+                    "flow_id": flow.id,
+                    "team_id": flow.team_id,
+                    "version": flow.version,
+                    "definition": to_dict(flow.definition),
+                    "saved_at": flow.updated_at,
+                    "saved_by": flow.updated_by,
+                }
+            },
+            upsert=True,
+        )
+
+    async def set_webhook_hash(self, team_id: str, flow_id: str, token_hash: str) -> None:
+        await self.flows.update_one(
+            {"_id": flow_id, "team_id": team_id}, {"$set": {"webhook_token_hash": token_hash}}
+        )
+
+    async def set_enabled(
+        self, team_id: str, flow_id: str, enabled: bool, by: str, at: datetime
+    ) -> FlowRecord | None:
+        # Not a new version: updated_by stays the last editor of the definition.
+        doc = await self.flows.find_one_and_update(
+            {"_id": flow_id, "team_id": team_id},
+            {"$set": {"enabled": enabled, "enabled_changed_by": by, "enabled_changed_at": at}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return flow_from_document(doc) if doc else None
+
+    # --- sharing (issue 5): the sharing list changes without a new definition version.
+    async def set_shares(
+        self, team_id: str, flow_id: str, shares: list[Share], expected: list[Share]
+    ) -> FlowRecord | None:
+        """Replace `shares` if they still equal `expected` (compare-and-swap); None if the
+        list changed meanwhile (re-read and retry) or the flow is gone."""
+        doc = await self.flows.find_one_and_update(
+            {
+                "_id": flow_id,
+                "team_id": team_id,
+                "shares": [s.model_dump(mode="python") for s in expected],
+            },
+            {"$set": {"shares": [s.model_dump(mode="python") for s in shares]}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return flow_from_document(doc) if doc else None
+
+    # --- connections (issue 7): slots are filled without a new definition version.
+    async def set_bindings(
+        self, team_id: str, flow_id: str, bindings: list[SlotBinding], expected: list[SlotBinding]
+    ) -> FlowRecord | None:
+        """Replace `bindings` if they still equal `expected` (compare-and-swap); None if they
+        changed meanwhile (re-read and retry) or the flow is gone."""
+        doc = await self.flows.find_one_and_update(
+            {
+                "_id": flow_id,
+                "team_id": team_id,
+                "bindings": [b.model_dump(mode="python") for b in expected],
+            },
+            {"$set": {"bindings": [b.model_dump(mode="python") for b in bindings]}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return flow_from_document(doc) if doc else None
+
+    async def flows_using_connection(self, team_id: str, connection_id: str) -> list[FlowRecord]:
+        query = {"team_id": team_id, "bindings.connection_id": connection_id}
+        return [flow_from_document(doc) async for doc in self.flows.find(query)]
+
+    async def delete(self, team_id: str, flow_id: str) -> bool:
+        result = await self.flows.delete_one({"_id": flow_id, "team_id": team_id})
+        if result.deleted_count:
+            await self.versions_collection.delete_many({"flow_id": flow_id, "team_id": team_id})
+        return bool(result.deleted_count)
+
+    async def versions(self, team_id: str, flow_id: str) -> list[FlowVersion]:
+        history = [
+            FlowVersion(
+                flow_id=flow_id,
+                version=int(doc["version"]),
+                definition=definition_from_dict(doc["definition"]),
+                saved_at=doc["saved_at"],
+                saved_by=doc["saved_by"],
+            )
+            async for doc in self.versions_collection.find(
+                {"flow_id": flow_id, "team_id": team_id}
+            ).sort("version", ASCENDING)
+        ]
+        current = await self.get(team_id, flow_id)
+        if current is not None and all(v.version != current.version for v in history):
+            history.append(
+                FlowVersion(
+                    flow_id,
+                    current.version,
+                    current.definition,
+                    current.updated_at,
+                    current.updated_by,
+                )
+            )
+        return history
