@@ -1,0 +1,153 @@
+"""Approvals in MongoDB: one document per approval step of a run, decided by compare-and-set."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from motor.motor_asyncio import AsyncIOMotorDatabase
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from flows.approvals import (
+    EXPIRED,
+    ApprovalMessage,
+    ApprovalRecord,
+    ApprovalResponse,
+    Decision,
+)
+
+
+def _document(record: ApprovalRecord) -> dict[str, Any]:
+    document = record.model_dump(mode="python")
+    document["_id"] = document.pop("id")
+    return document
+
+
+def _record(document: dict[str, Any]) -> ApprovalRecord:
+    document = dict(document)
+    document["id"] = document.pop("_id")
+    return ApprovalRecord.model_validate(document)
+
+
+class ApprovalsRepo:
+    """Implements `flows.approvals.ApprovalStore`."""
+
+    def __init__(self, db: AsyncIOMotorDatabase[dict[str, Any]]) -> None:
+        self.collection = db["approvals"]
+
+    async def ensure_indexes(self) -> None:
+        await self.collection.create_index(
+            [("run_id", ASCENDING), ("step_id", ASCENDING)], unique=True
+        )
+        await self.collection.create_index(
+            [("team_id", ASCENDING), ("status", ASCENDING), ("approvers", ASCENDING)]
+        )
+        await self.collection.create_index([("status", ASCENDING), ("resumed", ASCENDING)])
+
+    async def create(self, record: ApprovalRecord) -> ApprovalRecord:
+        try:
+            await self.collection.insert_one(_document(record))
+        except DuplicateKeyError:
+            existing = await self.get_for_step(record.run_id, record.step_id)
+            if existing is None:  # pragma: no cover - the duplicate was on _id itself
+                raise
+            return existing
+        return record
+
+    async def get(self, approval_id: str) -> ApprovalRecord | None:
+        document = await self.collection.find_one({"_id": approval_id})
+        return _record(document) if document else None
+
+    async def get_for_step(self, run_id: str, step_id: str) -> ApprovalRecord | None:
+        document = await self.collection.find_one({"run_id": run_id, "step_id": step_id})
+        return _record(document) if document else None
+
+    async def add_response(
+        self,
+        approval_id: str,
+        version: int,
+        response: ApprovalResponse,
+        decision: Decision | None,
+    ) -> ApprovalRecord | None:
+        update: dict[str, Any] = {
+            "$push": {"responses": response.model_dump(mode="python")},
+            "$inc": {"version": 1},
+        }
+        if decision is not None:
+            update["$set"] = {
+                "status": "decided",
+                "outcome": decision.outcome,
+                "option": decision.option,
+                "responder": decision.responder,
+                "comment": decision.comment,
+                "decided_at": decision.at,
+            }
+        document = await self.collection.find_one_and_update(
+            {
+                "_id": approval_id,
+                "status": "pending",
+                "version": version,
+                "approvers": response.user,
+                "responses.user": {"$ne": response.user},
+            },
+            update,
+            return_document=ReturnDocument.AFTER,
+        )
+        return _record(document) if document else None
+
+    async def expire(self, approval_id: str, at: datetime) -> ApprovalRecord | None:
+        document = await self.collection.find_one_and_update(
+            {"_id": approval_id, "status": "pending"},
+            {
+                "$set": {
+                    "status": "decided",
+                    "outcome": EXPIRED,
+                    "option": None,
+                    "responder": None,
+                    "comment": None,
+                    "decided_at": at,
+                },
+                "$inc": {"version": 1},
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        return _record(document) if document else None
+
+    async def set_messages(self, approval_id: str, messages: Sequence[ApprovalMessage]) -> None:
+        await self.collection.update_one(
+            {"_id": approval_id},
+            {
+                "$set": {
+                    "messages": [m.model_dump(mode="python") for m in messages],
+                    "requested": True,
+                }
+            },
+        )
+
+    async def mark_reminded(self, approval_id: str) -> bool:
+        result = await self.collection.update_one(
+            {"_id": approval_id, "status": "pending", "reminded": False},
+            {"$set": {"reminded": True}},
+        )
+        return result.modified_count == 1
+
+    async def mark_resumed(self, approval_id: str) -> None:
+        await self.collection.update_one({"_id": approval_id}, {"$set": {"resumed": True}})
+
+    async def pending_for(self, team_id: str, user: str) -> list[ApprovalRecord]:
+        cursor = self.collection.find(
+            {
+                "team_id": team_id,
+                "status": "pending",
+                "requested": True,
+                "approvers": user,
+                "responses.user": {"$ne": user},
+            }
+        ).sort("created_at", ASCENDING)
+        return [_record(document) async for document in cursor]
+
+    async def unresumed(self) -> list[ApprovalRecord]:
+        cursor = self.collection.find({"status": "decided", "resumed": False})
+        return [_record(document) async for document in cursor]
