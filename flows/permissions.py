@@ -10,11 +10,19 @@
 | delete                    | yes     | yes      | no              | no             | no     |
 | share a link              | yes     | yes      | yes             | no             | no     |
 (* never removing the creator: see `may_remove`.)
+
+Roles add up: someone who is both run-only (through a channel) and a workspace admin has
+the rights of both columns. Run-only sharing exists for instant flows ("buttons") only; a
+run-only share left on another kind of flow grants nothing. Group and channel membership
+is read from the `Directory` each time (it caches briefly), so leaving a group loses the
+access it gave.
 """
 
 from __future__ import annotations
 
 import enum
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from flows.ports import Directory
@@ -36,13 +44,45 @@ class Action(str, enum.Enum):
     EXPORT = "export"
 
 
+# The table, column by column. Owners (creator and co-owners) may do everything; the
+# creator differs only in never being removable (`may_remove`).
+OWNER_ACTIONS: frozenset[Action] = frozenset(Action)
+RUNNER_ACTIONS: frozenset[Action] = frozenset(
+    {
+        Action.VIEW,
+        Action.RUN,
+        Action.VIEW_OWN_RUNS,
+        Action.PROVIDE_OWN_CONNECTION,
+        Action.SHARE_LINK,
+    }
+)
+ADMIN_ACTIONS: frozenset[Action] = frozenset({Action.MANAGE_SHARING})
+
+# U…/W… users, S… user groups, C…/G… channels (G: legacy private channels).
+_PRINCIPAL = re.compile(r"^[UWSCG][A-Z0-9]{2,}$")
+
+
+def is_principal(principal: str) -> bool:
+    return bool(_PRINCIPAL.match(principal))
+
+
+def principal_kind(principal: str) -> str:
+    """ "user", "group" or "channel" (by Slack's id prefixes)."""
+    if principal.startswith("S"):
+        return "group"
+    if principal.startswith(("C", "G")):
+        return "channel"
+    return "user"
+
+
 @dataclass(frozen=True)
 class Access:
-    """How a user relates to a flow. `via` names the group or channel that granted it."""
+    """How a user relates to a flow. `via` names the group or channel that granted it
+    (None when the share names the user directly, or for the creator)."""
 
     is_creator: bool = False
     is_owner: bool = False  # creator or co-owner (directly or through a group)
-    is_runner: bool = False  # run-only (directly or through a group)
+    is_runner: bool = False  # run-only (directly or through a group); instant flows only
     is_admin: bool = False
     via: str | None = None
 
@@ -63,58 +103,66 @@ async def principal_includes(
     team_id: str, principal: str, user_id: str, directory: Directory
 ) -> bool:
     """Is the user this principal, or a member of this user group or channel?"""
+    if not user_id:
+        return False
     if principal == user_id:
         return True
-    if principal.startswith("S"):
+    kind = principal_kind(principal)
+    if kind == "group":
         return user_id in await directory.usergroup_members(team_id, principal)
-    if principal.startswith(("C", "G")):
+    if kind == "channel":
         return user_id in await directory.channel_members(team_id, principal)
     return False
+
+
+async def _first_match(
+    team_id: str, principals: Iterable[str], user_id: str, directory: Directory
+) -> tuple[bool, str | None]:
+    """Does any principal include the user? A direct share wins over a group for `via`."""
+    principals = list(dict.fromkeys(principals))
+    if user_id in principals:
+        return True, None
+    for principal in principals:
+        if principal_kind(principal) != "user" and await principal_includes(
+            team_id, principal, user_id, directory
+        ):
+            return True, principal
+    return False, None
 
 
 async def resolve_access(flow: FlowRecord, user_id: str, directory: Directory) -> Access:
     """Group membership counts, and is read live (cached briefly) so leaving a group
     loses the access it gave."""
-    is_admin = await directory.is_workspace_admin(flow.team_id, user_id)
-    if flow.creator == user_id:
+    is_admin = bool(user_id) and await directory.is_workspace_admin(flow.team_id, user_id)
+    if user_id and flow.creator == user_id:
         return Access(is_creator=True, is_owner=True, is_admin=is_admin)
-    owner_via: str | None = None
-    runner_via: str | None = None
-    is_owner = is_runner = False
-    for share in flow.shares:
-        if share.role == "owner" and is_owner:
-            continue
-        if share.role == "runner" and (is_runner or is_owner):
-            continue
-        if await principal_includes(flow.team_id, share.principal, user_id, directory):
-            if share.role == "owner":
-                is_owner = True
-                owner_via = None if share.principal == user_id else share.principal
-            else:
-                is_runner = True
-                runner_via = None if share.principal == user_id else share.principal
+    is_owner, via = await _first_match(flow.team_id, flow.principals("owner"), user_id, directory)
     if is_owner:
-        return Access(is_owner=True, is_admin=is_admin, via=owner_via)
+        return Access(is_owner=True, is_admin=is_admin, via=via)
     # Run-only sharing only exists for instant flows.
-    if is_runner and flow.kind == "instant":
-        return Access(is_runner=True, is_admin=is_admin, via=runner_via)
+    if flow.kind == "instant":
+        is_runner, via = await _first_match(
+            flow.team_id, flow.principals("runner"), user_id, directory
+        )
+        if is_runner:
+            return Access(is_runner=True, is_admin=is_admin, via=via)
     return Access(is_admin=is_admin)
 
 
-def allowed(action: Action, flow: FlowRecord, access: Access) -> bool:
-    if access.is_owner:
-        return True
+def granted(flow: FlowRecord, access: Access) -> frozenset[Action]:
+    """Every action this access allows on this flow: the union of its roles' columns."""
+    actions: set[Action] = set()
+    if access.is_owner or access.is_creator:
+        actions |= OWNER_ACTIONS
     if access.is_runner and flow.kind == "instant":
-        return action in (
-            Action.VIEW,
-            Action.RUN,
-            Action.VIEW_OWN_RUNS,
-            Action.PROVIDE_OWN_CONNECTION,
-            Action.SHARE_LINK,
-        )
+        actions |= RUNNER_ACTIONS
     if access.is_admin:
-        return action is Action.MANAGE_SHARING
-    return False
+        actions |= ADMIN_ACTIONS
+    return frozenset(actions)
+
+
+def allowed(action: Action, flow: FlowRecord, access: Access) -> bool:
+    return action in granted(flow, access)
 
 
 def may_remove(flow: FlowRecord, access: Access, principal: str) -> bool:
@@ -124,11 +172,43 @@ def may_remove(flow: FlowRecord, access: Access, principal: str) -> bool:
 
 def may_add(flow: FlowRecord, access: Access, principal: str, role: str, actor: str) -> bool:
     """Owners may add co-owners and (instant flows) run-only users; an admin too, and may
-    add themselves."""
+    add themselves. The creator is always an owner and never gets a share of their own."""
+    if role not in ("owner", "runner"):
+        return False
     if role == "runner" and flow.kind != "instant":
+        return False
+    if not is_principal(principal) or principal == flow.creator:
         return False
     return allowed(Action.MANAGE_SHARING, flow, access)
 
 
+def may_view_run(flow: FlowRecord, access: Access, user_id: str, started_by: str | None) -> bool:
+    """Owners see every run; run-only users the results of the runs they started."""
+    if allowed(Action.VIEW_HISTORY, flow, access):
+        return True
+    return (
+        allowed(Action.VIEW_OWN_RUNS, flow, access)
+        and started_by is not None
+        and started_by == user_id
+    )
+
+
 async def can(action: Action, flow: FlowRecord, user_id: str, directory: Directory) -> bool:
     return allowed(action, flow, await resolve_access(flow, user_id, directory))
+
+
+async def may_create_flows(
+    team_id: str, user_id: str, creators: Sequence[str] | None, directory: Directory
+) -> bool:
+    """The workspace's creation policy: None is everyone; otherwise the listed users, user
+    groups and channels. Workspace admins (who set the policy) may always create."""
+    if creators is None:
+        return True
+    if not user_id:
+        return False
+    if await directory.is_workspace_admin(team_id, user_id):
+        return True
+    for principal in creators:
+        if await principal_includes(team_id, principal, user_id, directory):
+            return True
+    return False
