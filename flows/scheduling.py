@@ -1,0 +1,443 @@
+"""Scheduled flows: APScheduler wake-ups, one run per (flow, slot) across replicas, misfires.
+
+How it works
+
+- Every enabled scheduled flow has one job in this process's `AsyncIOScheduler`: a one-shot
+  `DateTrigger` at the flow's next slot (`ScheduleTrigger.next_fire_time`, cron or interval,
+  in the flow's timezone). The job is only a wake-up: `tick` re-reads the flow and its
+  schedule state from the database, starts what is due and arms the next wake-up. Jobs live
+  in memory; nothing of APScheduler is shared between processes.
+- Exactly once: the run of a slot carries the run key `sched:<flow id>:<slot ISO time>` and
+  the runs collection's unique index turns every other process's attempt into a
+  `DuplicateRun`. Two replicas compute the same slots because slots come from the
+  definition alone (intervals are anchored at the epoch, not at start-up).
+- Schedule state (`ScheduleStateStore`, one document per flow) keeps `last_slot`, the newest
+  slot handled (run, skipped, or the moment the schedule started). At every tick, the slots
+  in (last_slot, now] are looked at: the newest one is due if it is less than `grace` old,
+  and every other one was missed (the bot was down, or woke up too late). Missed slots
+  follow the flow's misfire policy: `skip` records them on the state and tells the owners
+  (a DM to the creator and to each co-owner named directly); `run_once` starts one run,
+  keyed by the newest missed slot. A skip is claimed with a conditional update, so two
+  replicas never record or announce it twice.
+- A new, re-enabled or edited flow (`version` differs from the state's) starts from "now":
+  the time it was off or had another schedule is not a misfire.
+- Changes: `on_flow_changed` follows `FlowCatalog.on_change` in this process; other
+  processes see a change at their next wake-up of that flow (which re-reads it) or at the
+  periodic resync (`resync_interval`), which also picks up flows created elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Protocol, runtime_checkable
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from pydantic import BaseModel, Field
+
+from flows.definition import ScheduleTrigger
+from flows.ports import Clock
+from flows.records import FlowRecord, RunRecord, RunTrigger
+from flows.runner import DuplicateRun, RunRefused
+
+log = logging.getLogger(__name__)
+
+# Slots counted one by one at most; past this a downtime is reported as "more than".
+SLOT_COUNT_LIMIT = 1000
+# How many skip records a schedule state keeps (newest last).
+SKIP_HISTORY = 20
+_RESYNC_JOB = "flowbot:resync"
+
+
+def slot_key(slot: datetime) -> str:
+    """A slot as it appears in run keys: UTC, ISO 8601, whole seconds."""
+    return slot.astimezone(timezone.utc).replace(microsecond=0).isoformat()
+
+
+def schedule_run_key(flow_id: str, slot: datetime) -> str:
+    return f"sched:{flow_id}:{slot_key(slot)}"
+
+
+# ------------------------------------------------------------------ state
+
+
+class SkippedSlots(BaseModel):
+    """Slots of a flow that were not run because of the `skip` misfire policy."""
+
+    count: int
+    capped: bool = False  # more than `count` slots were missed
+    first: datetime
+    last: datetime
+    recorded_at: datetime
+
+
+class ScheduleState(BaseModel):
+    flow_id: str
+    team_id: str
+    version: int
+    active: bool = True
+    last_slot: datetime
+    skipped_total: int = 0
+    skipped: list[SkippedSlots] = Field(default_factory=list)
+
+
+class ScheduleStateStore(Protocol):
+    """Per-flow schedule state (MongoDB adapter: `storage.schedules_repo`)."""
+
+    async def get(self, flow_id: str) -> ScheduleState | None: ...
+
+    async def activate(
+        self, team_id: str, flow_id: str, version: int, at: datetime
+    ) -> ScheduleState:
+        """Start (or restart) the schedule at `at` unless it is already active for this
+        version (then the stored state is returned unchanged)."""
+        ...
+
+    async def deactivate(self, flow_id: str) -> None: ...
+
+    async def delete(self, flow_id: str) -> None: ...
+
+    async def advance(self, flow_id: str, slot: datetime) -> None:
+        """last_slot = max(last_slot, slot)."""
+        ...
+
+    async def record_skipped(self, flow_id: str, skipped: SkippedSlots) -> bool:
+        """If last_slot is still before skipped.last: record the skip and move last_slot to
+        skipped.last. True for the one caller that did it."""
+        ...
+
+
+# ------------------------------------------------------------------ ports
+
+
+class ScheduledFlowSource(Protocol):
+    """The flows the schedule follows (the flow store)."""
+
+    async def get(self, team_id: str, flow_id: str) -> FlowRecord | None: ...
+
+    async def list_enabled(
+        self, trigger_type: str, team_id: str | None = None
+    ) -> list[FlowRecord]: ...
+
+
+class RunStarter(Protocol):
+    """`flows.runner.Runner.start_run`: DuplicateRun for a run key seen before."""
+
+    async def start_run(
+        self,
+        flow: Any,
+        trigger: RunTrigger,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        reply_to: str | None = None,
+        run_key: str | None = None,
+        depth: int = 0,
+    ) -> RunRecord: ...
+
+
+class ScheduleNotifier(Protocol):
+    """Tells the owners of a flow that scheduled runs were skipped."""
+
+    async def slots_skipped(
+        self, flow: FlowRecord, skipped: SkippedSlots, next_run: datetime | None
+    ) -> None: ...
+
+
+@runtime_checkable
+class ScaledClock(Protocol):
+    """A clock running `speed` times faster than real time. Flows may not run more often
+    than once a minute, so tests of schedules use one; wake-ups are then armed after the
+    real-time equivalent of the wait. The system clock has no `speed`."""
+
+    speed: float
+
+    def now(self) -> datetime: ...
+
+
+# ------------------------------------------------------------------ slot arithmetic
+
+
+@dataclass(frozen=True)
+class SlotWindow:
+    """The slots in (after, until]: how many, the first, the newest and the one before."""
+
+    count: int = 0
+    capped: bool = False
+    first: datetime | None = None
+    newest: datetime | None = None
+    before_newest: datetime | None = None
+
+
+def _slots(
+    trigger: ScheduleTrigger, after: datetime, until: datetime, limit: int
+) -> list[datetime]:
+    out: list[datetime] = []
+    current = trigger.next_fire_time(after)
+    while current is not None and current <= until and len(out) < limit:
+        out.append(current)
+        following = trigger.next_fire_time(current)
+        if following is not None and following <= current:  # never loop on a broken trigger
+            break
+        current = following
+    return out
+
+
+def slots_between(
+    trigger: ScheduleTrigger, after: datetime, until: datetime, limit: int = SLOT_COUNT_LIMIT
+) -> SlotWindow:
+    """The slots of a schedule strictly after `after` and up to `until` (inclusive)."""
+    if until <= after:
+        return SlotWindow()
+    head = _slots(trigger, after, until, limit + 1)
+    if len(head) <= limit:
+        if not head:
+            return SlotWindow()
+        return SlotWindow(len(head), False, head[0], head[-1], head[-2] if len(head) > 1 else None)
+    # A long downtime: count no further, find the newest two slots by looking back.
+    floor = head[limit - 1]
+    lookback = timedelta(hours=1)
+    while True:
+        start = max(until - lookback, floor)
+        tail = _slots(trigger, start, until, 100_000)
+        if len(tail) >= 2 or start == floor:
+            break
+        lookback *= 2
+    if not tail:
+        return SlotWindow(limit, True, head[0], floor, head[limit - 2])
+    before = tail[-2] if len(tail) > 1 else floor
+    return SlotWindow(limit, True, head[0], tail[-1], before)
+
+
+def default_inputs(flow: FlowRecord) -> dict[str, Any]:
+    """Scheduled and automated runs ask nobody: inputs take their defaults."""
+    return {i.id: i.default for i in flow.definition.inputs if i.default is not None}
+
+
+# ------------------------------------------------------------------ the service
+
+
+class ScheduleService:
+    """The scheduler `Service` (start/stop) of scheduled flows. See the module docstring."""
+
+    def __init__(
+        self,
+        flows: ScheduledFlowSource,
+        runner: RunStarter,
+        states: ScheduleStateStore,
+        clock: Clock,
+        notifier: ScheduleNotifier | None = None,
+        *,
+        grace: timedelta = timedelta(seconds=60),
+        resync_interval: float = 60.0,
+    ) -> None:
+        self.flows = flows
+        self.runner = runner
+        self.states = states
+        self.clock = clock
+        self.notifier = notifier
+        self.grace = grace
+        self.resync_interval = resync_interval
+        self.scheduler = AsyncIOScheduler(
+            timezone=timezone.utc,
+            job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
+        )
+        # flow id → (team id, next slot) of the wake-ups armed in this process.
+        self._armed: dict[str, tuple[str, datetime]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._started = False
+
+    # --- Service
+
+    async def start(self) -> None:
+        """Rebuild the wake-ups from the database and apply misfire policies (downtime)."""
+        aps_log = logging.getLogger("apscheduler")
+        if aps_log.level == logging.NOTSET:
+            # One "Added job" line per flow and slot otherwise; its warnings still show.
+            aps_log.setLevel(logging.WARNING)
+        self.scheduler.start()
+        self._started = True
+        for flow in await self.flows.list_enabled("schedule"):
+            try:
+                await self.tick(flow.team_id, flow.id)
+            except Exception:
+                log.exception("schedule of flow %s could not be restored", flow.id)
+        self.scheduler.add_job(
+            self.resync,
+            IntervalTrigger(seconds=self.resync_interval, timezone=timezone.utc),
+            id=_RESYNC_JOB,
+            replace_existing=True,
+        )
+
+    async def stop(self) -> None:
+        if self._started:
+            self._started = False
+            with contextlib.suppress(Exception):
+                self.scheduler.shutdown(wait=False)
+        self._armed.clear()
+
+    # --- following changes
+
+    async def on_flow_changed(self, team_id: str, flow_id: str) -> None:
+        """`FlowCatalog.on_change` listener: created, edited, enabled, disabled, deleted."""
+        await self.tick(team_id, flow_id)
+
+    async def resync(self) -> None:
+        """Follow changes made through other processes (new, edited, disabled, deleted
+        flows) and re-arm every wake-up; ticks are idempotent, so this is always safe."""
+        try:
+            flows = await self.flows.list_enabled("schedule")
+        except Exception:
+            log.exception("schedule resync failed")
+            return
+        seen = {flow.id for flow in flows}
+        for flow in flows:
+            await self._safe_tick(flow.team_id, flow.id)
+        for flow_id, (team_id, _) in list(self._armed.items()):
+            if flow_id not in seen:
+                await self._safe_tick(team_id, flow_id)
+
+    def next_wakeup(self, flow_id: str) -> datetime | None:
+        """The next slot this process will wake up for (None: not scheduled here)."""
+        armed = self._armed.get(flow_id)
+        return armed[1] if armed else None
+
+    # --- the tick
+
+    async def _safe_tick(self, team_id: str, flow_id: str) -> None:
+        try:
+            await self.tick(team_id, flow_id)
+        except Exception:
+            log.exception("schedule tick of flow %s failed", flow_id)
+
+    async def tick(self, team_id: str, flow_id: str) -> None:
+        """Bring one flow's schedule up to date: run what is due, handle missed slots,
+        arm the next wake-up (or disarm when the flow is gone, disabled or not scheduled)."""
+        lock = self._locks.setdefault(flow_id, asyncio.Lock())
+        async with lock:
+            flow = await self.flows.get(team_id, flow_id)
+            trigger = _schedule_of(flow)
+            if flow is None or trigger is None or not flow.enabled:
+                self._disarm(flow_id)
+                if flow is None:
+                    await self.states.delete(flow_id)
+                else:
+                    await self.states.deactivate(flow_id)
+                self._locks.pop(flow_id, None)
+                return
+            now = self.clock.now()
+            state = await self.states.get(flow_id)
+            if state is None or not state.active or state.version != flow.version:
+                await self.states.activate(team_id, flow_id, flow.version, now)
+            else:
+                await self._catch_up(flow, trigger, state, now)
+            self._arm(flow, trigger, now)
+
+    async def _catch_up(
+        self, flow: FlowRecord, trigger: ScheduleTrigger, state: ScheduleState, now: datetime
+    ) -> None:
+        window = slots_between(trigger, state.last_slot, now)
+        if window.newest is None:
+            return
+        due = window.newest if window.newest > now - self.grace else None
+        missed_count = window.count - (1 if due is not None and not window.capped else 0)
+        missed_last = window.before_newest if due is not None else window.newest
+        if missed_count > 0 and missed_last is not None and window.first is not None:
+            if trigger.misfire == "run_once":
+                data = {"missed": missed_count, "missed_more": window.capped, "catch_up": True}
+                await self._start(flow, trigger, missed_last, data)
+                await self.states.advance(flow.id, missed_last)
+            else:
+                skipped = SkippedSlots(
+                    count=missed_count,
+                    capped=window.capped,
+                    first=window.first,
+                    last=missed_last,
+                    recorded_at=now,
+                )
+                if await self.states.record_skipped(flow.id, skipped):
+                    log.info("flow %s: %d scheduled run(s) skipped", flow.id, missed_count)
+                    if self.notifier is not None:
+                        try:
+                            await self.notifier.slots_skipped(
+                                flow, skipped, trigger.next_fire_time(now)
+                            )
+                        except Exception:
+                            log.exception("telling the owners of %s about a skip failed", flow.id)
+        if due is not None:
+            await self._start(flow, trigger, due, {})
+            await self.states.advance(flow.id, due)
+
+    async def _start(
+        self, flow: FlowRecord, trigger: ScheduleTrigger, slot: datetime, extra: dict[str, Any]
+    ) -> RunRecord | None:
+        data = {
+            "slot": slot_key(slot),
+            "scheduled_for": slot.astimezone(trigger.zone).isoformat(),
+            "timezone": trigger.timezone,
+            **extra,
+        }
+        try:
+            run = await self.runner.start_run(
+                flow,
+                RunTrigger(type="schedule", data=data),
+                default_inputs(flow),
+                run_key=schedule_run_key(flow.id, slot),
+            )
+        except DuplicateRun:
+            # Another process (or an earlier tick) ran this slot: the run key is unique.
+            log.debug("flow %s: slot %s was run already", flow.id, slot_key(slot))
+            return None
+        except RunRefused as exc:
+            log.info("scheduled run of %s refused: %s", flow.id, exc)
+            return None
+        log.info("flow %s: scheduled run %s for %s", flow.id, run.id, slot_key(slot))
+        return run
+
+    # --- wake-ups
+
+    def _arm(self, flow: FlowRecord, trigger: ScheduleTrigger, now: datetime) -> None:
+        slot = trigger.next_fire_time(now)
+        if slot is None:
+            self._disarm(flow.id)
+            return
+        self._armed[flow.id] = (flow.team_id, slot)
+        if not self._started:
+            return
+        self.scheduler.add_job(
+            self._wake,
+            DateTrigger(run_date=self._real_time(slot), timezone=timezone.utc),
+            args=[flow.team_id, flow.id],
+            id=f"flow:{flow.id}",
+            replace_existing=True,
+        )
+
+    def _disarm(self, flow_id: str) -> None:
+        self._armed.pop(flow_id, None)
+        if self._started:
+            with contextlib.suppress(Exception):
+                self.scheduler.remove_job(f"flow:{flow_id}")
+
+    def _real_time(self, slot: datetime) -> datetime:
+        """When, by the real clock APScheduler uses, to wake up for `slot`."""
+        real_now = datetime.now(timezone.utc)
+        if isinstance(self.clock, ScaledClock) and self.clock.speed > 0:
+            wait = (slot - self.clock.now()).total_seconds() / self.clock.speed
+            return real_now + timedelta(seconds=max(wait, 0.0) + 0.01)
+        # A clock behind real time (a fake one in tests) never makes a busy loop.
+        return max(slot, real_now + timedelta(seconds=1)) if slot <= real_now else slot
+
+    async def _wake(self, team_id: str, flow_id: str) -> None:
+        await self._safe_tick(team_id, flow_id)
+
+
+def _schedule_of(flow: FlowRecord | None) -> ScheduleTrigger | None:
+    if flow is None:
+        return None
+    trigger = flow.definition.trigger
+    return trigger if isinstance(trigger, ScheduleTrigger) else None
