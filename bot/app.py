@@ -10,10 +10,13 @@ from slack_bolt.async_app import AsyncApp
 
 import handlers
 from bot.settings import Settings
+from flows.catalog import FlowCatalog
 from flows.ports import Clock, IdGenerator, RandomIds, SystemClock
 from handlers.deps import HandlerDeps
 from handlers.slack_adapters import SlackDirectory, SlackMessenger, make_client
+from storage.flows_repo import MongoFlowStore
 from storage.mongo import Storage
+from storage.users_repo import MongoUserStore
 
 log = logging.getLogger(__name__)
 
@@ -64,16 +67,110 @@ def build(
     services: list[Service] = []
 
     # --- flows: definitions and authoring (issue 3)
+    flow_store = MongoFlowStore(storage.db)
+    user_store = MongoUserStore(storage.db)
+    storage.add(flow_store)
+    storage.add(user_store)
+    catalog = FlowCatalog(flow_store, directory, clock, ids)
 
     # --- runs: the engine (issue 4)
+    from flows.runner import Runner
+    from flows.steps import builtin_executors
+    from handlers.notify import SlackRunNotifier, describe_error
+    from storage.runs_repo import MongoRunStore
+
+    run_store = MongoRunStore(storage.db)
+    storage.add(run_store)
+    executors = builtin_executors(messenger, directory)
+    runner = Runner(
+        run_store,
+        executors,
+        clock,
+        ids,
+        SlackRunNotifier(messenger, directory, clock),
+        describe_error=describe_error,
+    )
+    services.append(runner)
 
     # --- sharing (issue 5)
+    from flows.sharing import SharingService
+    from handlers.sharing import SlackSharingNotifier
+    from storage.audit_repo import AuditRepo
+    from storage.buttons_repo import AccessRequestRepo, ButtonsRepo
+    from storage.workspace_repo import WorkspaceRepo
+
+    audit_repo, buttons_repo = AuditRepo(storage.db), ButtonsRepo(storage.db)
+    requests_repo, workspace_repo = AccessRequestRepo(storage.db), WorkspaceRepo(storage.db)
+    for repository in (audit_repo, buttons_repo, requests_repo, workspace_repo):
+        storage.add(repository)
+    sharing = SharingService(
+        flow_store,
+        audit_repo,
+        buttons_repo,
+        requests_repo,
+        workspace_repo,
+        directory,
+        SlackSharingNotifier(messenger),
+        clock,
+        ids,
+    )
+    catalog.creation_policy = sharing
 
     # --- approvals (issue 6)
+    from flows.approvals import ApprovalService, ApprovalStepExecutor
+    from handlers.approvals import SlackApprovalNotifier
+    from storage.approvals_repo import ApprovalsRepo
+
+    approvals_repo = ApprovalsRepo(storage.db)
+    storage.add(approvals_repo)
+    approvals = ApprovalService(
+        approvals_repo,
+        SlackApprovalNotifier(messenger, client),
+        directory,
+        clock,
+        ids,
+        resumer=runner,
+    )
+    executors.register("approval", ApprovalStepExecutor(approvals))
+    services.append(approvals)
 
     # --- connections (issue 7)
+    from bot.http_client import AiohttpHttpClient
+    from bot.keys import load_secret_box
+    from flows.connections import ConnectionService, HttpRequestExecutor, KeyRotation
+    from flows.http_policy import AddressPolicy
+    from storage.connections_repo import ConnectionsRepo
+
+    connections_repo = ConnectionsRepo(storage.db)
+    storage.add(connections_repo)
+    connections = ConnectionService(
+        connections_repo,
+        flow_store,
+        load_secret_box(settings),
+        clock,
+        ids,
+        AiohttpHttpClient(AddressPolicy.from_entries(settings.allowed_http_hosts)),
+    )
+    executors.register("http_request", HttpRequestExecutor(connections, directory))
+    # Connections made with an older key are re-encrypted with the newest one at start.
+    services.append(KeyRotation(connections))
 
     # --- schedules and events (issue 8)
+    from flows.scheduling import ScheduleService
+    from flows.triggers import TriggerService
+    from handlers.events import SlackChannelNames, SlackScheduleNotifier
+    from storage.schedules_repo import MongoScheduleStore
+
+    schedule_store = MongoScheduleStore(storage.db)
+    storage.add(schedule_store)
+    schedules = ScheduleService(
+        flow_store, runner, schedule_store, clock, SlackScheduleNotifier(messenger)
+    )
+    catalog.on_change.append(schedules.on_flow_changed)
+    services.append(schedules)
+    triggers = TriggerService(
+        flow_store, runner, SlackChannelNames(client), clock, settings.flowbot_max_trigger_depth
+    )
 
     deps = HandlerDeps(
         client=client,
@@ -81,6 +178,13 @@ def build(
         directory=directory,
         clock=clock,
         ids=ids,
+        catalog=catalog,
+        runner=runner,
+        triggers=triggers,
+        approvals=approvals,
+        users=user_store,
+        sharing=sharing,
+        connections=connections,
     )
 
     bolt: AsyncApp | None = None

@@ -7,6 +7,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 
 import bot
 from bot.app import Flowbot
+from bot.webhooks import webhook_handler
 
 FLOWBOT_KEY = web.AppKey("flowbot", Flowbot)
 
@@ -39,6 +40,7 @@ def create_web_app(flowbot: Flowbot) -> web.Application:
     app[FLOWBOT_KEY] = flowbot
     app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/healthz", healthz)
+    app.router.add_post("/hooks/{flow_id}", webhook_handler(FLOWBOT_KEY))
     return app
 
 

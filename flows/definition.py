@@ -515,8 +515,9 @@ class ScheduleTrigger(_Model):
     @field_validator("every")
     @classmethod
     def _check_every(cls, value: str | None) -> str | None:
-        if value is not None and parse_duration(value) < timedelta(minutes=1):
-            raise ValueError("schedules run at most once a minute (use 1m or more)")
+        # Seconds are allowed: short intervals are how people try a schedule out.
+        if value is not None and parse_duration(value) < timedelta(seconds=1):
+            raise ValueError("schedules run at most once a second (use 1s or more)")
         return value
 
     @model_validator(mode="after")

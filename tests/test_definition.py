@@ -644,8 +644,9 @@ def test_next_fire_time_every() -> None:
         2024, 6, 3, 10, 20, tzinfo=timezone.utc
     )
     assert ScheduleTrigger(every="2h").every_delta == timedelta(hours=2)
+    assert ScheduleTrigger(every="2s").every_delta == timedelta(seconds=2)
     with pytest.raises(ValidationError):
-        ScheduleTrigger(every="30s")
+        ScheduleTrigger(every="0s")
 
 
 # --- durations -----------------------------------------------------------------------------

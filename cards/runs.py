@@ -1,0 +1,328 @@
+"""Run cards: the notify-channel message, the result for the starter, the history list,
+the run details modal and the "Run flow" modal that asks for inputs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ButtonElement,
+    ConversationFilter,
+    ConversationSelectElement,
+    DatePickerElement,
+    DividerBlock,
+    HeaderBlock,
+    InputBlock,
+    NumberInputElement,
+    Option,
+    PlainTextInputElement,
+    RadioButtonsElement,
+    SectionBlock,
+    StaticSelectElement,
+    UserSelectElement,
+)
+from slack_sdk.models.views import View
+
+from cards.common import Message, clip, context, escape, message, section
+from flows.definition import FlowInput
+from flows.durations import format_duration
+from flows.records import RunRecord, StepResult
+
+# action_id / callback_id the handlers listen to
+RUN_DETAILS_ACTION = "run_details"
+RUN_MODAL_CALLBACK = "run_flow_modal"
+INPUT_ACTION = "value"
+
+STATUS_EMOJI = {
+    "queued": ":clock3:",
+    "running": ":arrows_counterclockwise:",
+    "waiting": ":hourglass_flowing_sand:",
+    "succeeded": ":white_check_mark:",
+    "failed": ":x:",
+    "cancelled": ":no_entry_sign:",
+    "skipped": ":fast_forward:",
+}
+STATUS_WORD = {
+    "queued": "queued",
+    "running": "running",
+    "waiting": "waiting",
+    "succeeded": "succeeded",
+    "failed": "failed",
+    "cancelled": "cancelled",
+}
+BOOLEAN_OPTIONS = (("yes", "Yes"), ("no", "No"))
+
+
+def input_block_id(input_id: str) -> str:
+    return f"input_{input_id}"
+
+
+def when(moment: datetime | None) -> str:
+    """A time Slack shows in each reader's timezone (with a UTC fallback)."""
+    if moment is None:
+        return "–"
+    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
+def duration(run: RunRecord, now: datetime) -> str:
+    start = run.started_at or run.created_at
+    end = run.finished_at or now
+    seconds = (end - start).total_seconds()
+    if seconds < 1:
+        return "<1s"
+    return format_duration(end - start)
+
+
+def starter(run: RunRecord) -> str:
+    if run.started_by:
+        return f"<@{run.started_by}>"
+    kind = run.trigger.type
+    return {"schedule": "the schedule", "webhook": "a webhook"}.get(kind, f"a {kind} event")
+
+
+def _step_order(run: RunRecord) -> list[str]:
+    order = [step.id for step in run.definition.walk_steps()]
+    return [s for s in order if s in run.steps] + [s for s in run.steps if s not in order]
+
+
+def _step_line(result: StepResult) -> str:
+    emoji = STATUS_EMOJI.get(result.status, ":grey_question:")
+    line = f"{emoji} `{escape(result.step_id)}` {result.type}"
+    if result.status == "waiting":
+        until = result.output.get("until")
+        line += f" — waiting until {escape(str(until))}" if until else " — waiting"
+    if result.output.get("branch"):
+        line += f" → {result.output['branch']}"
+    if result.error:
+        line += f" — {escape(clip(result.error, 300))}"
+    return line
+
+
+def _headline(run: RunRecord) -> str:
+    emoji = STATUS_EMOJI.get(run.status, "")
+    return f"{emoji} Run of *{escape(run.flow_name)}* {STATUS_WORD.get(run.status, run.status)}"
+
+
+def run_notice(run: RunRecord, now: datetime) -> Message:
+    """The one message per run in the flow's notify channel, updated as it goes."""
+    lines = [_step_line(run.steps[s]) for s in _step_order(run)]
+    total = sum(1 for _ in run.definition.walk_steps())
+    blocks = [section(_headline(run) + f" (started by {starter(run)})")]
+    if lines:
+        shown = lines[-15:]
+        if len(lines) > len(shown):
+            shown.insert(0, f"… {len(lines) - len(shown)} earlier steps")
+        blocks.append(section("\n".join(shown)))
+    if run.status == "failed":
+        blocks.append(
+            section(
+                f":warning: Failed at step `{escape(run.error_step or '?')}`: "
+                f"{escape(clip(run.error or 'unknown error', 2000))}"
+            )
+        )
+    done = sum(1 for r in run.steps.values() if r.status in ("succeeded", "skipped"))
+    blocks.append(
+        context(
+            f"Run `{run.id}` · started {when(run.started_at)} · {duration(run, now)}"
+            f" · {done} step{'s' if done != 1 else ''} done ({total} in the flow)"
+        )
+    )
+    text = f"Run of {run.flow_name} {run.status}"
+    if run.status == "failed":
+        text += f" at step {run.error_step}: {run.error}"
+    return message(text, *blocks)
+
+
+def run_result(run: RunRecord, now: datetime) -> Message:
+    """What the person who started a run is told when it ends."""
+    if run.status == "succeeded":
+        text = f"Your run of {run.flow_name} succeeded in {duration(run, now)}."
+        body = f":white_check_mark: Your run of *{escape(run.flow_name)}* succeeded"
+        body += f" in {duration(run, now)}."
+    else:
+        text = f"Your run of {run.flow_name} {run.status}"
+        body = f"{STATUS_EMOJI.get(run.status, '')} Your run of *{escape(run.flow_name)}*"
+        body += f" {run.status}"
+        if run.error:
+            text += f": {run.error}"
+            body += f" at step `{escape(run.error_step or '?')}`:\n>{escape(clip(run.error, 2000))}"
+        else:
+            body += "."
+    return message(text, section(body), context(f"Run `{run.id}` · `/flow history` shows it"))
+
+
+def run_started(flow_name: str, has_wait: bool) -> Message:
+    text = f"Running {flow_name}…"
+    tail = " It waits at some steps: you will get the result when it ends." if has_wait else ""
+    return message(text, section(f":arrow_forward: Running *{escape(flow_name)}*…{tail}"))
+
+
+def history_message(
+    flow_name: str, runs: Sequence[RunRecord], now: datetime, own_only: bool
+) -> Message:
+    whose = "Your runs" if own_only else "Last runs"
+    header = f"{whose} of *{escape(flow_name)}*"
+    if not runs:
+        return message(
+            f"{flow_name} has no runs yet.",
+            section(f"{header}: none yet. Start one with `/flow run {escape(flow_name)}`."),
+        )
+    blocks: list[dict[str, Any]] = [section(header)]
+    for run in runs:
+        line = (
+            f"{STATUS_EMOJI.get(run.status, '')} *{run.status}* · {starter(run)}"
+            f" · {when(run.started_at or run.created_at)} · {duration(run, now)}"
+        )
+        if run.status == "failed" and run.error:
+            line += f"\n{escape(clip(run.error, 200))}"
+        blocks.append(
+            SectionBlock(
+                text={"type": "mrkdwn", "text": clip(line)},
+                accessory=ButtonElement(text="Details", action_id=RUN_DETAILS_ACTION, value=run.id),
+            ).to_dict()
+        )
+    if own_only:
+        blocks.append(context("You see the runs you started; the owners see every run."))
+    return message(f"{whose} of {flow_name}: {len(runs)}", *blocks)
+
+
+def _summary(output: Mapping[str, Any], limit: int = 300) -> str:
+    if not output:
+        return ""
+    try:
+        text = json.dumps(output, ensure_ascii=False, default=str, sort_keys=True)
+    except (TypeError, ValueError):
+        text = str(output)
+    return clip(text, limit)
+
+
+def run_details_view(run: RunRecord, now: datetime) -> dict[str, Any]:
+    blocks: list[dict[str, Any]] = [
+        section(_headline(run)),
+        context(
+            f"Run `{run.id}` · version {run.flow_version} · started by {starter(run)}"
+            f" · {when(run.started_at or run.created_at)} · {duration(run, now)}"
+        ),
+    ]
+    if run.inputs:
+        lines = [f"`{escape(k)}`: {escape(clip(str(v), 200))}" for k, v in run.inputs.items()]
+        blocks.append(section("*Inputs*\n" + "\n".join(lines)))
+    else:
+        blocks.append(section("*Inputs*\nnone"))
+    blocks.append(DividerBlock().to_dict())
+    for step in run.definition.walk_steps():
+        result = run.steps.get(step.id)
+        if result is None:
+            status = "not run" if run.finished else "not yet"
+            blocks.append(section(f":white_circle: `{escape(step.id)}` {step.type} — {status}"))
+        else:
+            line = _step_line(result)
+            summary = _summary({k: v for k, v in result.output.items() if k not in ("branch",)})
+            if summary:
+                line += f"\n```{summary.replace('```', '`‵`')}```"
+            blocks.append(section(line))
+        if len(blocks) >= 95:
+            blocks.append(context("… more steps not shown"))
+            break
+    if run.error:
+        blocks.append(
+            section(
+                f":warning: *Error* at step `{escape(run.error_step or '?')}`:\n"
+                f"{escape(clip(run.error, 2500))}"
+            )
+        )
+    view = View(
+        type="modal",
+        title=clip(f"Run of {run.flow_name}", 24),
+        close="Close",
+        blocks=blocks[:100],
+    )
+    return view.to_dict()
+
+
+def _element(spec: FlowInput, value: Any) -> dict[str, Any]:
+    kind = spec.type
+    given = value is not None and value != ""
+    if kind == "number":
+        return NumberInputElement(
+            action_id=INPUT_ACTION,
+            is_decimal_allowed=True,
+            initial_value=str(value) if given else None,
+        ).to_dict()
+    if kind == "boolean":
+        options = [Option(value=v, text=label) for v, label in BOOLEAN_OPTIONS]
+        initial = None
+        if isinstance(value, bool):
+            initial = options[0] if value else options[1]
+        return RadioButtonsElement(
+            action_id=INPUT_ACTION, options=options, initial_option=initial
+        ).to_dict()
+    if kind == "date":
+        return DatePickerElement(
+            action_id=INPUT_ACTION, initial_date=str(value) if given else None
+        ).to_dict()
+    if kind == "user":
+        return UserSelectElement(
+            action_id=INPUT_ACTION, initial_user=str(value) if given else None
+        ).to_dict()
+    if kind == "channel":
+        channel = str(value) if given else ""
+        return ConversationSelectElement(
+            action_id=INPUT_ACTION,
+            initial_conversation=channel if channel[:1] in ("C", "G") else None,
+            filter=ConversationFilter(include=["public", "private"], exclude_bot_users=True),
+        ).to_dict()
+    if kind == "choice":
+        options = [Option(value=c, text=clip(c, 75)) for c in spec.choices[:100]]
+        chosen = next((o for o in options if o.value == value), None)
+        return StaticSelectElement(
+            action_id=INPUT_ACTION, options=options, initial_option=chosen
+        ).to_dict()
+    return PlainTextInputElement(
+        action_id=INPUT_ACTION, initial_value=str(value) if given else None
+    ).to_dict()
+
+
+def run_modal(
+    flow_name: str,
+    inputs: Sequence[FlowInput],
+    values: Mapping[str, Any],
+    private_metadata: str,
+    description: str | None = None,
+) -> dict[str, Any]:
+    """The "Run flow" modal: one typed field per input, prefilled with `values`."""
+    blocks: list[dict[str, Any]] = [
+        HeaderBlock(text=clip(flow_name, 150)).to_dict(),
+    ]
+    if description:
+        blocks.append(section(escape(description)))
+    for spec in inputs[:90]:
+        value = values.get(spec.id, spec.default)
+        blocks.append(
+            InputBlock(
+                block_id=input_block_id(spec.id),
+                label=clip(spec.label or spec.id, 2000),
+                element=_element(spec, value),
+                optional=not spec.required,
+                hint=clip(spec.description, 2000) if spec.description else None,
+            ).to_dict()
+        )
+    view = View(
+        type="modal",
+        callback_id=RUN_MODAL_CALLBACK,
+        title="Run flow",
+        submit="Run",
+        close="Cancel",
+        private_metadata=private_metadata,
+        blocks=blocks,
+    )
+    return view.to_dict()
+
+
+def notice_view(title: str, text: str) -> dict[str, Any]:
+    """A small modal that only says something (a refusal after a Home tab click)."""
+    return View(type="modal", title=clip(title, 24), close="OK", blocks=[section(text)]).to_dict()

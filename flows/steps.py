@@ -1,0 +1,176 @@
+"""The built-in step executors (SPEC §3): post_message, send_dm, condition, delay and
+set_variable. `approval` and `http_request` come with their own areas, which register
+their executors in the same `ExecutorRegistry`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from flows.definition import (
+    ConditionStep,
+    DelayStep,
+    PostMessageStep,
+    SendDmStep,
+    SetVariableStep,
+)
+from flows.ports import Directory, Messenger
+from flows.runner import Done, ExecutorRegistry, Outcome, Park, StepContext, StepFailed
+
+_USER_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_CHANNEL_MENTION = re.compile(r"^<#([CGD][A-Z0-9]+)(?:\|[^>]*)?>$")
+
+
+class _Instant:
+    """Executors of steps that never park: a resume is a bug in the caller."""
+
+    async def resume(self, step: Any, ctx: StepContext, payload: Mapping[str, Any]) -> Outcome:
+        raise StepFailed(f"a {step.type} step does not wait, so it cannot be resumed")
+
+
+def _blocks(ctx: StepContext, blocks: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    if not blocks:
+        return None
+    rendered = ctx.value("blocks", blocks)
+    if not isinstance(rendered, list) or not all(isinstance(b, dict) for b in rendered):
+        raise StepFailed("expected a list of Block Kit blocks", "blocks")
+    return rendered
+
+
+def _fallback_text(text: str, blocks: list[dict[str, Any]] | None) -> str:
+    if text.strip():
+        return text
+    if blocks:
+        return "(message)"
+    raise StepFailed("the message is empty", "text")
+
+
+class PostMessageExecutor(_Instant):
+    """Posts in a channel; outputs `channel`, `ts` and `text`. A channel the bot can't
+    post to fails the step with Slack's error."""
+
+    def __init__(self, messenger: Messenger, directory: Directory) -> None:
+        self.messenger = messenger
+        self.directory = directory
+
+    async def execute(self, step: PostMessageStep, ctx: StepContext) -> Outcome:
+        target = ctx.render("channel", step.channel).strip()
+        if not target:
+            raise StepFailed("the channel is empty", "channel")
+        mention = _CHANNEL_MENTION.match(target)
+        if mention:
+            channel = mention.group(1)
+        else:
+            user = _USER_MENTION.match(target)
+            channel = (
+                user.group(1) if user else await self.directory.resolve_channel(ctx.team_id, target)
+            )
+        text = ctx.render("text", step.text)
+        blocks = _blocks(ctx, step.blocks)
+        ref = await self.messenger.post_message(channel, _fallback_text(text, blocks), blocks)
+        return Done({"channel": ref.channel, "ts": ref.ts, "text": text})
+
+
+class SendDmExecutor(_Instant):
+    """A direct message from the bot; outputs `user`, `channel` and `ts`."""
+
+    def __init__(self, messenger: Messenger) -> None:
+        self.messenger = messenger
+
+    async def execute(self, step: SendDmStep, ctx: StepContext) -> Outcome:
+        raw = ctx.render("user", step.user).strip()
+        mention = _USER_MENTION.match(raw)
+        user = mention.group(1) if mention else raw
+        if not _USER_ID.match(user):
+            raise StepFailed(f"{raw!r} is not a user", "user")
+        text = ctx.render("text", step.text)
+        blocks = _blocks(ctx, step.blocks)
+        ref = await self.messenger.send_dm(user, _fallback_text(text, blocks), blocks)
+        return Done({"user": user, "channel": ref.channel, "ts": ref.ts, "text": text})
+
+
+class ConditionExecutor(_Instant):
+    """Evaluates `if`; records the branch taken (`then` or `else`) so that a resumed run
+    follows the same path."""
+
+    async def execute(self, step: ConditionStep, ctx: StepContext) -> Outcome:
+        result = ctx.truthy("if", step.if_)
+        return Done({"result": result, "branch": "then" if result else "else"})
+
+    def children(self, step: ConditionStep, output: Mapping[str, Any]) -> Sequence[Any]:
+        return step.then if output.get("branch") == "then" else step.else_
+
+
+def _parse_until(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise StepFailed(
+            f"expected an ISO date-time like 2024-05-31T09:00:00+02:00, got {text!r}", "until"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+class DelayExecutor:
+    """Parks the run until the time comes (durable: the run is stored as waiting)."""
+
+    async def execute(self, step: DelayStep, ctx: StepContext) -> Outcome:
+        now = ctx.now()
+        if step.duration is not None:
+            delta = step.duration_delta
+            assert delta is not None
+            wake_at = now + delta
+        else:
+            wake_at = _parse_until(ctx.render("until", step.until))
+        if wake_at <= now:
+            return Done({"until": wake_at.isoformat(), "waited": 0})
+        return Park(wake_at=wake_at, waiting_for="delay", output={"until": wake_at.isoformat()})
+
+    async def resume(
+        self, step: DelayStep, ctx: StepContext, payload: Mapping[str, Any]
+    ) -> Outcome:
+        recorded = ctx.run.steps.get(step.id)
+        until = recorded.output.get("until") if recorded else None
+        wake_at = _parse_until(until) if isinstance(until, str) else ctx.run.wake_at
+        if wake_at is None or ctx.now() >= wake_at:
+            started = recorded.started_at if recorded else None
+            waited = (ctx.now() - started).total_seconds() if started else 0
+            return Done({"until": wake_at.isoformat() if wake_at else None, "waited": waited})
+        # Woken early (not a timer, or a clock that lags): wait on.
+        return Park(wake_at=wake_at, waiting_for="delay", output={"until": wake_at.isoformat()})
+
+
+class SetVariableExecutor(_Instant):
+    """`vars.<name>` = the value (a template keeps its native type)."""
+
+    async def execute(self, step: SetVariableStep, ctx: StepContext) -> Outcome:
+        value = ctx.value("value", step.value)
+        ctx.set_var(step.name, value)
+        return Done({"name": step.name, "value": value})
+
+
+def builtin_executors(messenger: Messenger, directory: Directory) -> ExecutorRegistry:
+    """A registry with the built-in step types; other areas `register` theirs."""
+    return ExecutorRegistry(
+        {
+            "post_message": PostMessageExecutor(messenger, directory),
+            "send_dm": SendDmExecutor(messenger),
+            "condition": ConditionExecutor(),
+            "delay": DelayExecutor(),
+            "set_variable": SetVariableExecutor(),
+        }
+    )
+
+
+__all__ = [
+    "ConditionExecutor",
+    "DelayExecutor",
+    "PostMessageExecutor",
+    "SendDmExecutor",
+    "SetVariableExecutor",
+    "builtin_executors",
+]

@@ -1,0 +1,281 @@
+"""The `runs` collection: MongoDB adapter of `flows.runner.RunStore`.
+
+A run document is the RunRecord (`_id` = run id) plus three fields the engine never sees
+as record fields: `lease_owner` and `lease_until` (which process drives the run, until
+when) and `pending_resume` (the wake-up payload a claimed run has not consumed yet, so a
+crash in between replays it).
+
+Writes per run: one insert, one `$set` per finished step, one final update. Every write
+after the insert is a compare-and-set on the lease owner and status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from typing import Any, Literal
+
+from motor.motor_asyncio import AsyncIOMotorCollection, AsyncIOMotorDatabase
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from flows.definition import definition_from_dict, to_dict
+from flows.records import MessageRef, RunRecord, StepResult
+from flows.runner import TIMER, Claim, DuplicateRun, Lease
+
+Doc = dict[str, Any]
+
+_UNSET_LEASE = {"lease_owner": "", "lease_until": "", "pending_resume": ""}
+
+
+def bson_safe(value: Any) -> Any:
+    """Plain data MongoDB stores: dates (without a time) become ISO strings."""
+    if isinstance(value, Mapping):
+        return {str(k): bson_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [bson_safe(v) for v in value]
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def step_key(step_id: str) -> str:
+    """Step ids inside conditions hold dots (`route.then1`); MongoDB paths can't."""
+    return step_id.replace(".", "~")
+
+
+def step_id_of(key: str) -> str:
+    return key.replace("~", ".")
+
+
+def to_doc(run: RunRecord) -> Doc:
+    doc = bson_safe(run.model_dump(mode="python", exclude={"id", "definition", "steps"}))
+    doc["_id"] = run.id
+    doc["definition"] = to_dict(run.definition)
+    doc["steps"] = {step_key(k): _step(v) for k, v in run.steps.items()}
+    if doc.get("run_key") is None:
+        # The unique index is sparse: a missing key is not indexed, a null one would be.
+        doc.pop("run_key", None)
+    return doc
+
+
+def from_doc(doc: Doc) -> RunRecord:
+    data = {k: v for k, v in doc.items() if k not in ("_id", *_UNSET_LEASE)}
+    data["id"] = doc["_id"]
+    data["definition"] = definition_from_dict(doc["definition"])
+    data["steps"] = {step_id_of(k): v for k, v in (doc.get("steps") or {}).items()}
+    return RunRecord.model_validate(data)
+
+
+def _step(result: StepResult) -> Doc:
+    return bson_safe(result.model_dump(mode="python"))
+
+
+def _waiting_step(doc: Doc) -> str | None:
+    for step_id, result in (doc.get("steps") or {}).items():
+        if isinstance(result, Mapping) and result.get("status") == "waiting":
+            return step_id_of(str(step_id))
+    return None
+
+
+def _pending(doc: Doc) -> tuple[str, dict[str, Any]] | None:
+    pending = doc.get("pending_resume")
+    if isinstance(pending, Mapping) and pending.get("step_id"):
+        return str(pending["step_id"]), dict(pending.get("payload") or {})
+    return None
+
+
+class MongoRunStore:
+    def __init__(self, db: AsyncIOMotorDatabase[Doc]) -> None:
+        self.collection: AsyncIOMotorCollection[Doc] = db["runs"]
+
+    async def ensure_indexes(self) -> None:
+        runs = self.collection
+        # History of a flow, newest first; and a run-only user's own runs.
+        await runs.create_index(
+            [("team_id", ASCENDING), ("flow_id", ASCENDING), ("created_at", DESCENDING)],
+            name="history",
+        )
+        await runs.create_index(
+            [
+                ("team_id", ASCENDING),
+                ("flow_id", ASCENDING),
+                ("started_by", ASCENDING),
+                ("created_at", DESCENDING),
+            ],
+            name="history_by_starter",
+        )
+        # The waker: parked runs by wake_at, crashed runs by lease expiry.
+        await runs.create_index([("status", ASCENDING), ("wake_at", ASCENDING)], name="waiting")
+        await runs.create_index([("status", ASCENDING), ("lease_until", ASCENDING)], name="leases")
+        # One scheduled slot or event, one run (issue 8).
+        await runs.create_index("run_key", name="run_key", unique=True, sparse=True)
+
+    # --- writes
+
+    async def insert(self, run: RunRecord, lease: Lease | None) -> None:
+        doc = to_doc(run)
+        if lease is not None:
+            doc["status"] = "running"
+            doc["lease_owner"] = lease.owner
+            doc["lease_until"] = lease.until
+        try:
+            await self.collection.insert_one(doc)
+        except DuplicateKeyError as exc:
+            raise DuplicateRun(run.run_key or run.id) from exc
+
+    def _ours(self, run_id: str, lease: Lease) -> Doc:
+        return {"_id": run_id, "status": "running", "lease_owner": lease.owner}
+
+    async def record_step(
+        self, run_id: str, lease: Lease, result: StepResult, extra: Mapping[str, Any]
+    ) -> bool:
+        update = {
+            "$set": {
+                f"steps.{step_key(result.step_id)}": _step(result),
+                "lease_until": lease.until,
+                **bson_safe(extra),
+            },
+            "$unset": {"pending_resume": ""},
+        }
+        outcome = await self.collection.update_one(self._ours(run_id, lease), update)
+        return outcome.matched_count == 1
+
+    async def park(
+        self,
+        run_id: str,
+        lease: Lease,
+        result: StepResult,
+        wake_at: datetime | None,
+        waiting_for: str | None,
+        extra: Mapping[str, Any],
+    ) -> bool:
+        update = {
+            "$set": {
+                f"steps.{step_key(result.step_id)}": _step(result),
+                "status": "waiting",
+                "wake_at": wake_at,
+                "waiting_for": waiting_for,
+                **bson_safe(extra),
+            },
+            "$unset": _UNSET_LEASE,
+        }
+        outcome = await self.collection.update_one(self._ours(run_id, lease), update)
+        return outcome.matched_count == 1
+
+    async def finish(
+        self,
+        run_id: str,
+        lease: Lease,
+        status: Literal["succeeded", "failed", "cancelled"],
+        finished_at: datetime,
+        error: str | None,
+        error_step: str | None,
+        result: StepResult | None,
+        extra: Mapping[str, Any],
+    ) -> bool:
+        fields: Doc = {
+            "status": status,
+            "finished_at": finished_at,
+            "error": error,
+            "error_step": error_step,
+            "wake_at": None,
+            "waiting_for": None,
+            **bson_safe(extra),
+        }
+        if result is not None:
+            fields[f"steps.{step_key(result.step_id)}"] = _step(result)
+        update = {"$set": fields, "$unset": _UNSET_LEASE}
+        outcome = await self.collection.update_one(self._ours(run_id, lease), update)
+        return outcome.matched_count == 1
+
+    async def record_notify(self, run_id: str, ref: MessageRef) -> None:
+        await self.collection.update_one(
+            {"_id": run_id}, {"$set": {"notify_message": ref.model_dump()}}
+        )
+
+    async def requeue(self, run_id: str, owner: str) -> None:
+        await self.collection.update_one(
+            {"_id": run_id, "status": "running", "lease_owner": owner},
+            {"$set": {"status": "queued"}, "$unset": {"lease_owner": "", "lease_until": ""}},
+        )
+
+    async def renew(self, run_ids: Sequence[str], lease: Lease) -> None:
+        if not run_ids:
+            return
+        await self.collection.update_many(
+            {"_id": {"$in": list(run_ids)}, "status": "running", "lease_owner": lease.owner},
+            {"$set": {"lease_until": lease.until}},
+        )
+
+    # --- claims
+
+    def _lease_fields(self, lease: Lease) -> Doc:
+        return {"status": "running", "lease_owner": lease.owner, "lease_until": lease.until}
+
+    async def claim_waiting(
+        self, run_id: str, step_id: str, payload: Mapping[str, Any], lease: Lease
+    ) -> Claim | None:
+        resume = {"step_id": step_id, "payload": bson_safe(payload)}
+        doc = await self.collection.find_one_and_update(
+            # A queued run (claimed for a timer, then a shutdown) takes the news too.
+            {
+                "_id": run_id,
+                "status": {"$in": ["waiting", "queued"]},
+                f"steps.{step_key(step_id)}.status": "waiting",
+            },
+            {"$set": {**self._lease_fields(lease), "pending_resume": resume}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is None:
+            return None
+        return Claim(from_doc(doc), (step_id, dict(payload)))
+
+    async def claim_due(self, now: datetime, lease: Lease, limit: int) -> list[Claim]:
+        # One read finds the candidates (an idle poll writes nothing); each is then claimed
+        # with a compare-and-set on what was read, so two processes never both win.
+        due = self.collection.find(
+            {
+                "$or": [
+                    {"status": "queued"},  # queued at a shutdown
+                    {"status": "waiting", "wake_at": {"$lte": now}},  # its time has come
+                    {"status": "running", "lease_until": {"$lt": now}},  # its driver died
+                ]
+            },
+            projection={"status": 1, "wake_at": 1, "lease_until": 1, "steps": 1},
+            limit=limit,
+        )
+        claims: list[Claim] = []
+        async for candidate in due:
+            status = candidate.get("status")
+            fields = self._lease_fields(lease)
+            condition: Doc = {"_id": candidate["_id"], "status": status}
+            if status == "waiting":
+                condition["wake_at"] = candidate.get("wake_at")
+                step_id = _waiting_step(candidate)
+                if step_id is not None:
+                    # The waiting step gets the TIMER payload.
+                    fields["pending_resume"] = {"step_id": step_id, "payload": dict(TIMER)}
+            elif status == "running":
+                condition["lease_until"] = candidate.get("lease_until")
+            doc = await self.collection.find_one_and_update(
+                condition, {"$set": fields}, return_document=ReturnDocument.AFTER
+            )
+            if doc is not None:
+                claims.append(Claim(from_doc(doc), _pending(doc)))
+        return claims
+
+    # --- reads
+
+    async def get(self, run_id: str) -> RunRecord | None:
+        doc = await self.collection.find_one({"_id": run_id})
+        return from_doc(doc) if doc is not None else None
+
+    async def history(
+        self, team_id: str, flow_id: str, limit: int, started_by: str | None = None
+    ) -> list[RunRecord]:
+        query: Doc = {"team_id": team_id, "flow_id": flow_id}
+        if started_by is not None:
+            query["started_by"] = started_by
+        cursor = self.collection.find(query, sort=[("created_at", DESCENDING)], limit=limit)
+        return [from_doc(doc) async for doc in cursor]
