@@ -169,7 +169,12 @@ def build(
     catalog.on_change.append(schedules.on_flow_changed)
     services.append(schedules)
     triggers = TriggerService(
-        flow_store, runner, SlackChannelNames(client), clock, settings.flowbot_max_trigger_depth
+        flow_store,
+        runner,
+        SlackChannelNames(client),
+        clock,
+        settings.flowbot_max_trigger_depth,
+        public_url=settings.flowbot_public_url,
     )
 
     deps = HandlerDeps(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,6 +30,8 @@ class Settings(BaseSettings):
     flowbot_allowed_http_hosts: str = ""
     # A chain of flows triggering each other stops at this depth.
     flowbot_max_trigger_depth: int = Field(default=3, ge=1, le=20)
+    # The bot's public base URL (what Slack reaches), shown in webhook addresses.
+    flowbot_public_url: str | None = None
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -41,6 +44,19 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL such as https://slack.com/api/")
         return value if value.endswith("/") else value + "/"
+
+    @field_validator("flowbot_public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        parsed = urlsplit(value)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError("must be an http(s) URL such as https://flowbot.example.com")
+        if parsed.query or parsed.fragment:
+            raise ValueError("must be a base URL, without ?query or #fragment")
+        return value.rstrip("/")
 
     @field_validator("mongodb_uri")
     @classmethod

@@ -46,6 +46,7 @@ from flows.ports import Clock, Directory, IdGenerator
 from flows.records import FlowRecord, SlotBinding
 from flows.runner import Done, Outcome, StepContext, StepFailed
 from flows.secrets import SecretBox, SecretUnavailable, mask
+from flows.triggers import DEPTH_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -870,8 +871,9 @@ class HttpRequestExecutor:
     Renders path, headers, query and json (templates), picks the slot's connection for this
     run (`ConnectionService.connection_for_step`: the runner's own for a slot "provided by
     the run-only user" on a run they started, else the one attached to the slot) and sends
-    the request through it. Outputs `status`, `body` (JSON when it parses, else text) and
-    `headers`; a non-2xx status fails the step with the status."""
+    the request through it, with `X-Flowbot-Depth: <run depth>` so that a chain of flows
+    through webhooks stops at the maximum depth. Outputs `status`, `body` (JSON when it
+    parses, else text) and `headers`; a non-2xx status fails the step with the status."""
 
     def __init__(self, service: ConnectionService, directory: Directory) -> None:
         self.service = service
@@ -892,8 +894,13 @@ class HttpRequestExecutor:
         choices = run.trigger.data.get(RUN_CHOICES_KEY) or {}
         path = ctx.render("path", step.path)
         headers = {
-            name: ctx.render(f"headers.{name}", value) for name, value in step.headers.items()
+            name: ctx.render(f"headers.{name}", value)
+            for name, value in step.headers.items()
+            if name.strip().lower() != DEPTH_HEADER.lower()
         }
+        # A call into a Flowbot webhook (this one or another) continues the chain's depth;
+        # a step cannot set it lower.
+        headers[DEPTH_HEADER] = str(run.depth)
         query = {name: ctx.value(f"query.{name}", value) for name, value in step.query.items()}
         send_json = step.json_ is not None
         body = ctx.value("json", step.json_) if send_json else None

@@ -8,7 +8,7 @@ Each area keeps its own storage Protocol next to its service (FlowStore in
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
@@ -36,10 +36,19 @@ class RandomIds:
 
 
 class Messenger(Protocol):
-    """Posting to Slack on behalf of a run (post_message, send_dm) and for notifications."""
+    """Posting to Slack on behalf of a run (post_message, send_dm) and for notifications.
+
+    `metadata` is Slack message metadata (`{"event_type": …, "event_payload": {…}}`): a
+    run's posts carry `flows.triggers.run_message_metadata`, so that a flow triggered by
+    them knows how deep the chain already is."""
 
     async def post_message(
-        self, channel: str, text: str, blocks: Sequence[dict[str, Any]] | None = None
+        self,
+        channel: str,
+        text: str,
+        blocks: Sequence[dict[str, Any]] | None = None,
+        *,
+        metadata: Mapping[str, Any] | None = None,
     ) -> MessageRef: ...
 
     async def update_message(
@@ -47,7 +56,12 @@ class Messenger(Protocol):
     ) -> None: ...
 
     async def send_dm(
-        self, user: str, text: str, blocks: Sequence[dict[str, Any]] | None = None
+        self,
+        user: str,
+        text: str,
+        blocks: Sequence[dict[str, Any]] | None = None,
+        *,
+        metadata: Mapping[str, Any] | None = None,
     ) -> MessageRef: ...
 
     async def post_ephemeral(

@@ -4,21 +4,25 @@ How it works
 
 - Every enabled scheduled flow has one job in this process's `AsyncIOScheduler`: a one-shot
   `DateTrigger` at the flow's next slot (`ScheduleTrigger.next_fire_time`, cron or interval,
-  in the flow's timezone). The job is only a wake-up: `tick` re-reads the flow and its
-  schedule state from the database, starts what is due and arms the next wake-up. Jobs live
-  in memory; nothing of APScheduler is shared between processes.
+  in the flow's timezone; intervals may be as short as one second). The job is only a
+  wake-up: `tick` re-reads the flow and its schedule state from the database, starts what is
+  due and arms the next wake-up. Jobs live in memory; nothing of APScheduler is shared
+  between processes.
 - Exactly once: the run of a slot carries the run key `sched:<flow id>:<slot ISO time>` and
   the runs collection's unique index turns every other process's attempt into a
   `DuplicateRun`. Two replicas compute the same slots because slots come from the
   definition alone (intervals are anchored at the epoch, not at start-up).
 - Schedule state (`ScheduleStateStore`, one document per flow) keeps `last_slot`, the newest
   slot handled (run, skipped, or the moment the schedule started). At every tick, the slots
-  in (last_slot, now] are looked at: the newest one is due if it is less than `grace` old,
-  and every other one was missed (the bot was down, or woke up too late). Missed slots
-  follow the flow's misfire policy: `skip` records them on the state and tells the owners
-  (a DM to the creator and to each co-owner named directly); `run_once` starts one run,
-  keyed by the newest missed slot. A skip is claimed with a conditional update, so two
-  replicas never record or announce it twice.
+  in (last_slot, now] are looked at. Of those less than `grace` old only the newest is due:
+  older ones were superseded by it while this process was late (a busy loop, a slow
+  database; another replica has usually run them), and are coalesced into it, as
+  APScheduler's `coalesce` does — a short interval never makes a burst of late runs. Slots
+  more than `grace` old were missed (the bot was down) and follow the flow's misfire
+  policy: `skip` records them on the state and tells the owners (a DM to the creator and to
+  each co-owner named directly); `run_once` starts one run, keyed by the newest missed
+  slot. A skip is claimed with a conditional update, so two replicas never record or
+  announce it twice.
 - A new, re-enabled or edited flow (`version` differs from the state's) starts from "now":
   the time it was off or had another schedule is not a misfire.
 - Changes: `on_flow_changed` follows `FlowCatalog.on_change` in this process; other
@@ -34,7 +38,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
@@ -149,17 +153,6 @@ class ScheduleNotifier(Protocol):
     ) -> None: ...
 
 
-@runtime_checkable
-class ScaledClock(Protocol):
-    """A clock running `speed` times faster than real time. Flows may not run more often
-    than once a minute, so tests of schedules use one; wake-ups are then armed after the
-    real-time equivalent of the wait. The system clock has no `speed`."""
-
-    speed: float
-
-    def now(self) -> datetime: ...
-
-
 # ------------------------------------------------------------------ slot arithmetic
 
 
@@ -201,7 +194,7 @@ def slots_between(
         return SlotWindow(len(head), False, head[0], head[-1], head[-2] if len(head) > 1 else None)
     # A long downtime: count no further, find the newest two slots by looking back.
     floor = head[limit - 1]
-    lookback = timedelta(hours=1)
+    lookback = min(timedelta(hours=1), 4 * (trigger.every_delta or timedelta(hours=1)))
     while True:
         start = max(until - lookback, floor)
         tail = _slots(trigger, start, until, 100_000)
@@ -341,27 +334,26 @@ class ScheduleService:
     async def _catch_up(
         self, flow: FlowRecord, trigger: ScheduleTrigger, state: ScheduleState, now: datetime
     ) -> None:
-        window = slots_between(trigger, state.last_slot, now)
-        if window.newest is None:
-            return
-        due = window.newest if window.newest > now - self.grace else None
-        missed_count = window.count - (1 if due is not None and not window.capped else 0)
-        missed_last = window.before_newest if due is not None else window.newest
-        if missed_count > 0 and missed_last is not None and window.first is not None:
+        cutoff = now - self.grace
+        # Missed: more than `grace` old (downtime). Recent: the newest is due, the others
+        # were superseded by it (see the module docstring).
+        missed = slots_between(trigger, state.last_slot, cutoff)
+        due = slots_between(trigger, max(state.last_slot, cutoff), now).newest
+        if missed.newest is not None and missed.first is not None:
             if trigger.misfire == "run_once":
-                data = {"missed": missed_count, "missed_more": window.capped, "catch_up": True}
-                await self._start(flow, trigger, missed_last, data)
-                await self.states.advance(flow.id, missed_last)
+                data = {"missed": missed.count, "missed_more": missed.capped, "catch_up": True}
+                await self._start(flow, trigger, missed.newest, data)
+                await self.states.advance(flow.id, missed.newest)
             else:
                 skipped = SkippedSlots(
-                    count=missed_count,
-                    capped=window.capped,
-                    first=window.first,
-                    last=missed_last,
+                    count=missed.count,
+                    capped=missed.capped,
+                    first=missed.first,
+                    last=missed.newest,
                     recorded_at=now,
                 )
                 if await self.states.record_skipped(flow.id, skipped):
-                    log.info("flow %s: %d scheduled run(s) skipped", flow.id, missed_count)
+                    log.info("flow %s: %d scheduled run(s) skipped", flow.id, missed.count)
                     if self.notifier is not None:
                         try:
                             await self.notifier.slots_skipped(
@@ -411,10 +403,15 @@ class ScheduleService:
             return
         self.scheduler.add_job(
             self._wake,
-            DateTrigger(run_date=self._real_time(slot), timezone=timezone.utc),
+            DateTrigger(run_date=self._wake_time(slot), timezone=timezone.utc),
             args=[flow.team_id, flow.id],
             id=f"flow:{flow.id}",
             replace_existing=True,
+            # The wake-up being run arms this one: with a slot already due it may come
+            # before APScheduler has counted the previous instance as finished (a
+            # "maximum number of running instances" refusal would drop the wake-up).
+            # Ticks of one flow are serialised by its lock anyway.
+            max_instances=3,
         )
 
     def _disarm(self, flow_id: str) -> None:
@@ -423,14 +420,15 @@ class ScheduleService:
             with contextlib.suppress(Exception):
                 self.scheduler.remove_job(f"flow:{flow_id}")
 
-    def _real_time(self, slot: datetime) -> datetime:
-        """When, by the real clock APScheduler uses, to wake up for `slot`."""
+    def _wake_time(self, slot: datetime) -> datetime:
+        """When, by the wall clock APScheduler uses, to wake up for `slot`."""
         real_now = datetime.now(timezone.utc)
-        if isinstance(self.clock, ScaledClock) and self.clock.speed > 0:
-            wait = (slot - self.clock.now()).total_seconds() / self.clock.speed
-            return real_now + timedelta(seconds=max(wait, 0.0) + 0.01)
-        # A clock behind real time (a fake one in tests) never makes a busy loop.
-        return max(slot, real_now + timedelta(seconds=1)) if slot <= real_now else slot
+        if slot > real_now:
+            return slot
+        if slot <= self.clock.now():
+            return real_now  # the tick outlasted the interval: the slot is due now
+        # A clock behind the wall clock never makes a busy loop.
+        return real_now + timedelta(seconds=1)
 
     async def _wake(self, team_id: str, flow_id: str) -> None:
         await self._safe_tick(team_id, flow_id)

@@ -1,6 +1,9 @@
 """The built-in step executors (SPEC §3): post_message, send_dm, condition, delay and
 set_variable. `approval` and `http_request` come with their own areas, which register
 their executors in the same `ExecutorRegistry`.
+
+Messages a run posts carry Slack message metadata naming the run and its depth
+(`flows.triggers.run_message_metadata`), so a flow they trigger continues the chain's depth.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from flows.definition import (
 )
 from flows.ports import Directory, Messenger
 from flows.runner import Done, ExecutorRegistry, Outcome, Park, StepContext, StepFailed
+from flows.triggers import run_message_metadata
 
 _USER_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
@@ -71,7 +75,9 @@ class PostMessageExecutor(_Instant):
             )
         text = ctx.render("text", step.text)
         blocks = _blocks(ctx, step.blocks)
-        ref = await self.messenger.post_message(channel, _fallback_text(text, blocks), blocks)
+        ref = await self.messenger.post_message(
+            channel, _fallback_text(text, blocks), blocks, metadata=run_message_metadata(ctx.run)
+        )
         return Done({"channel": ref.channel, "ts": ref.ts, "text": text})
 
 
@@ -89,7 +95,9 @@ class SendDmExecutor(_Instant):
             raise StepFailed(f"{raw!r} is not a user", "user")
         text = ctx.render("text", step.text)
         blocks = _blocks(ctx, step.blocks)
-        ref = await self.messenger.send_dm(user, _fallback_text(text, blocks), blocks)
+        ref = await self.messenger.send_dm(
+            user, _fallback_text(text, blocks), blocks, metadata=run_message_metadata(ctx.run)
+        )
         return Done({"user": user, "channel": ref.channel, "ts": ref.ts, "text": text})
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -35,10 +35,19 @@ class SlackMessenger:
         self.client = client
 
     async def post_message(
-        self, channel: str, text: str, blocks: Sequence[dict[str, Any]] | None = None
+        self,
+        channel: str,
+        text: str,
+        blocks: Sequence[dict[str, Any]] | None = None,
+        *,
+        metadata: Mapping[str, Any] | None = None,
     ) -> MessageRef:
         response = await self.client.chat_postMessage(
-            channel=channel, text=text, blocks=list(blocks) if blocks else None, unfurl_links=False
+            channel=channel,
+            text=text,
+            blocks=list(blocks) if blocks else None,
+            unfurl_links=False,
+            metadata=dict(metadata) if metadata else None,
         )
         return MessageRef(channel=str(response["channel"]), ts=str(response["ts"]))
 
@@ -50,11 +59,16 @@ class SlackMessenger:
         )
 
     async def send_dm(
-        self, user: str, text: str, blocks: Sequence[dict[str, Any]] | None = None
+        self,
+        user: str,
+        text: str,
+        blocks: Sequence[dict[str, Any]] | None = None,
+        *,
+        metadata: Mapping[str, Any] | None = None,
     ) -> MessageRef:
         opened = await self.client.conversations_open(users=user)
         channel = str(opened["channel"]["id"])
-        return await self.post_message(channel, text, blocks)
+        return await self.post_message(channel, text, blocks, metadata=metadata)
 
     async def post_ephemeral(
         self, channel: str, user: str, text: str, blocks: Sequence[dict[str, Any]] | None = None

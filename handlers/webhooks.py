@@ -1,13 +1,14 @@
 """`/flow webhook <flow> [regenerate]`: a webhook flow's address, and a new secret token.
 
 Owners only (Action.EDIT). The token is shown once, ephemerally, right after it is made;
-Flowbot keeps only its sha256, and the previous token stops working at once.
+Flowbot keeps only its sha256, and the previous token stops working at once. The address is
+`<FLOWBOT_PUBLIC_URL>/hooks/<flow id>`; without the setting, the path and how to complete it.
 """
 
 from __future__ import annotations
 
 from cards import schedules as schedule_cards
-from cards.common import error_message, escape
+from cards.common import context, error_message, escape
 from flows.definition import WebhookTrigger
 from flows.permissions import Action
 from flows.triggers import TOKEN_HEADER
@@ -15,6 +16,8 @@ from handlers.commands import CommandContext, UsageError, subcommand
 from handlers.flow_commands import catalog_errors, catalog_of
 
 REGENERATE = "regenerate"
+# Where the bot is reached from outside (bot.settings); without it only the path is known.
+PUBLIC_URL_SETTING = "FLOWBOT_PUBLIC_URL"
 
 
 @subcommand(
@@ -46,8 +49,14 @@ async def webhook_command(ctx: CommandContext) -> None:
         )
         return
     token = await triggers.regenerate_webhook_token(flow) if regenerate else None
-    await ctx.reply(
-        **schedule_cards.webhook_message(
-            flow.name, flow.id, flow.enabled, token, TOKEN_HEADER, triggers.public_url
-        )
+    reply = schedule_cards.webhook_message(
+        flow.name, flow.id, flow.enabled, token, TOKEN_HEADER, triggers.public_url
     )
+    if not triggers.public_url:
+        reply["blocks"].append(
+            context(
+                f"Prefix `/hooks/{flow.id}` with the bot's public URL; set "
+                f"`{PUBLIC_URL_SETTING}` to have the full address shown here."
+            )
+        )
+    await ctx.reply(**reply)

@@ -184,3 +184,53 @@ async def test_reactions_and_joins_start_their_flows_once(bot: BotHarness) -> No
     assert len(await runs_of(bot, welcome.id)) == 1
     dm = bot.emulator.messages_in(CAROL)
     assert [m["text"] for m in dm] == ["Welcome to <#C0INCIDENTS>"]
+
+
+RELAY = """
+name: Relay
+kind: automated
+trigger: {type: message, channel: "#incidents", pattern: '^relay'}
+steps:
+  - {type: post_message, channel: "#incidents", text: "relay from {{ run.id }}"}
+  - {type: send_dm, user: "<@U0BOB>", text: "relayed {{ run.id }}"}
+"""
+
+
+async def test_messages_runs_post_carry_their_depth_and_a_chain_stops_at_the_limit(
+    bot: BotHarness,
+) -> None:
+    """A message a run posted, seen again as an event (by another Flowbot app in the
+    channel, or delivered anew), continues the chain one level deeper, up to the limit."""
+    channels(bot)
+    flow = await create(bot, RELAY)
+    emu, driver = bot.emulator, bot.driver
+    await driver.event(driver.message_event(BOB, "C0INCIDENTS", "relay please"))
+    for depth in (1, 2, 3):
+        runs = await finished(bot, flow.id, count=depth)
+        run = runs[-1]
+        assert run.status == "succeeded" and run.depth == depth, run.error
+        # Both the channel post and the DM name the run, its flow and its depth.
+        expected = {
+            "event_type": METADATA_EVENT_TYPE,
+            "event_payload": {"run_id": run.id, "flow_id": flow.id, "depth": depth},
+        }
+        posted = emu.messages_in("C0INCIDENTS")[-1]
+        assert posted["text"] == f"relay from {run.id}" and posted["metadata"] == expected
+        dm = emu.messages_in(BOB)[-1]
+        assert dm["text"] == f"relayed {run.id}" and dm["metadata"] == expected
+        # The post comes back as another app's message, metadata included.
+        seen = {
+            **driver.message_event("U0OTHERBOT", "C0INCIDENTS", posted["text"], bot_id="B0OTHER"),
+            "metadata": posted["metadata"],
+        }
+        await driver.event(seen)
+    await asyncio.sleep(0.5)  # the depth-3 post would start a depth-4 run: nothing comes
+    assert [r.depth for r in await runs_of(bot, flow.id)] == [1, 2, 3]
+    # Flowbot's own post delivered to itself is never a trigger, whatever its depth.
+    own = {
+        **driver.message_event(emu.bot_user_id, "C0INCIDENTS", "relay", bot_id=emu.bot_id),
+        "metadata": {"event_type": METADATA_EVENT_TYPE, "event_payload": {"depth": 0}},
+    }
+    await driver.event(own)
+    await asyncio.sleep(0.3)
+    assert len(await runs_of(bot, flow.id)) == 3

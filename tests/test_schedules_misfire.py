@@ -19,7 +19,7 @@ import pytest
 from bot.app import Flowbot, build
 from emulator.server import SlackEmulator
 from flows.definition import ScheduleTrigger, parse_definition
-from flows.records import FlowRecord, RunRecord
+from flows.records import FlowRecord, RunRecord, RunTrigger
 from flows.scheduling import ScheduleService, schedule_run_key, slots_between
 from storage.runs_repo import from_doc
 from tests.conftest import ALICE, TEAM, make_settings
@@ -294,3 +294,78 @@ async def test_changes_made_through_another_process_are_followed(replicas: Repli
     assert schedules(maker).next_wakeup(flow.id) is None
     await schedules(watcher).resync()
     assert schedules(watcher).next_wakeup(flow.id) is None
+
+
+EVERY_2S = """
+name: Pulse
+kind: scheduled
+trigger: {type: schedule, every: 2s, misfire: skip}
+steps:
+  - {type: post_message, channel: "#general", text: "pulse {{ trigger.slot }}"}
+"""
+
+
+async def test_short_intervals_run_the_newest_late_slot_and_skip_only_downtime(
+    replicas: Replicas, emulator: SlackEmulator
+) -> None:
+    first = await replicas.start()
+    assert first.deps.catalog is not None
+    flow = (await first.deps.catalog.create(TEAM, ALICE, parse_definition(EVERY_2S))).flow
+    assert schedules(first).next_wakeup(flow.id) == datetime(2099, 1, 5, 9, 0, 32, tzinfo=UTC)
+    await replicas.stop(first)
+
+    # Back 9 s later (09:00:39): 32, 34 and 36 were superseded by 38, which runs; slots
+    # less than the grace (60 s) late are not downtime: nothing skipped, nobody told.
+    replicas.clock.advance(timedelta(seconds=9))
+    second = await replicas.start()
+    [run] = await until(lambda: runs_of(second, flow.id))
+    assert run.run_key == f"sched:{flow.id}:2099-01-05T09:00:38+00:00"
+    state = await second.storage.db["schedules"].find_one({"_id": flow.id})
+    assert state["skipped_total"] == 0
+    assert schedules(second).next_wakeup(flow.id) == datetime(2099, 1, 5, 9, 0, 40, tzinfo=UTC)
+    await replicas.stop(second)
+
+    # Back 3 minutes later (09:03:39): the 60 slots from 09:00:40 to 09:02:38 are more than
+    # the grace late (downtime: skipped and told once), the newest (09:03:38) runs.
+    replicas.clock.advance(timedelta(minutes=3))
+    third = await replicas.start()
+    runs = await until(lambda: _at_least(runs_of(third, flow.id), 2))
+    assert runs[-1].run_key == f"sched:{flow.id}:2099-01-05T09:03:38+00:00"
+    state = await third.storage.db["schedules"].find_one({"_id": flow.id})
+    assert state["skipped_total"] == 60
+    assert (state["skipped"][0]["first"], state["skipped"][0]["last"]) == (
+        datetime(2099, 1, 5, 9, 0, 40, tzinfo=UTC),
+        datetime(2099, 1, 5, 9, 2, 38, tzinfo=UTC),
+    )
+    notices = await until(lambda: _async(skip_notices(emulator)))
+    assert len(notices) == 1 and "Pulse: 60 scheduled runs skipped" in notices[0]
+
+
+async def test_a_slot_another_replica_is_still_recording_is_not_reported_skipped(
+    replicas: Replicas, emulator: SlackEmulator
+) -> None:
+    """A replica ran 09:00:32 but has not yet moved the state past it when another one,
+    one interval later, ticks for 09:00:34: 09:00:32 is not a skip (and not run twice)."""
+    first = await replicas.start()
+    assert first.deps.catalog is not None and first.deps.runner is not None
+    flow = (await first.deps.catalog.create(TEAM, ALICE, parse_definition(EVERY_2S))).flow
+    slot = datetime(2099, 1, 5, 9, 0, 32, tzinfo=UTC)
+    await first.deps.runner.start_run(
+        flow,
+        RunTrigger(type="schedule", data={"slot": slot.isoformat()}),
+        run_key=schedule_run_key(flow.id, slot),
+    )
+    replicas.clock.advance(timedelta(seconds=4))  # 09:00:34.5
+    await schedules(first).tick(TEAM, flow.id)
+    runs = await until(lambda: _at_least(runs_of(first, flow.id), 2))
+    assert [r.run_key for r in runs] == [
+        schedule_run_key(flow.id, slot),
+        f"sched:{flow.id}:2099-01-05T09:00:34+00:00",
+    ]
+    state = await first.storage.db["schedules"].find_one({"_id": flow.id})
+    assert state["skipped_total"] == 0 and skip_notices(emulator) == []
+
+
+async def _at_least(found: Awaitable[list[RunRecord]], count: int) -> list[RunRecord] | None:
+    runs = await found
+    return runs if len(runs) >= count else None
