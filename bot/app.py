@@ -200,6 +200,8 @@ def build(
             signing_secret=settings.slack_signing_secret.get_secret_value(),
             process_before_response=False,
             raise_error_for_unhandled_request=False,
+            # bot.server verifies the signature before anything parses the body.
+            request_verification_enabled=False,
         )
         handlers.register_all(bolt, deps)
     return Flowbot(settings=settings, storage=storage, deps=deps, bolt=bolt, services=services)

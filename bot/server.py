@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_sdk.signature import SignatureVerifier
 
 import bot
 from bot.app import Flowbot
 from bot.webhooks import webhook_handler
 
 FLOWBOT_KEY = web.AppKey("flowbot", Flowbot)
+log = logging.getLogger(__name__)
 
 NOT_CONFIGURED = {
     "error": "slack_not_configured",
@@ -21,7 +26,18 @@ async def slack_events(request: web.Request) -> web.Response:
     flowbot = request.app[FLOWBOT_KEY]
     if flowbot.bolt is None:
         return web.json_response(NOT_CONFIGURED, status=503)
-    bolt_request = await to_bolt_request(request)
+    body = await request.text()
+    secret = flowbot.settings.slack_signing_secret
+    verifier = SignatureVerifier(secret.get_secret_value() if secret else "")
+    if not verifier.is_valid_request(body, dict(request.headers)):
+        # Checked before Bolt parses the body: a garbled unsigned body is a 401 too.
+        return web.json_response({"error": "invalid request"}, status=401)
+    try:
+        bolt_request = await to_bolt_request(request)
+    except ValueError:
+        return web.json_response(
+            {"error": "invalid_body", "message": "The body is not what Slack sends."}, status=400
+        )
     bolt_response = await flowbot.bolt.async_dispatch(bolt_request)
     return await to_aiohttp_response(bolt_response)
 
@@ -34,9 +50,30 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if db_ok else 503)
 
 
+@web.middleware
+async def json_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every error of our routes is JSON, aiohttp's own (404, 405, 413) included."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        error = (exc.reason or "error").lower().replace(" ", "_")
+        return web.json_response(
+            {"ok": False, "error": error, "message": exc.text or exc.reason},
+            status=exc.status,
+            headers={k: v for k, v in exc.headers.items() if k.lower() == "allow"},
+        )
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return web.json_response({"ok": False, "error": "internal_error"}, status=500)
+
+
 def create_web_app(flowbot: Flowbot) -> web.Application:
     # Slack payloads are small; webhooks are capped lower in their own handler.
-    app = web.Application(client_max_size=1024 * 1024)
+    app = web.Application(client_max_size=1024 * 1024, middlewares=[json_errors])
     app[FLOWBOT_KEY] = flowbot
     app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/healthz", healthz)

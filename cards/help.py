@@ -24,3 +24,12 @@ def help_message(subcommands: Sequence[tuple[str, str]]) -> Message:
         section(lines or "`/flow help`"),
         context('Names with spaces go in double quotes: `/flow run "Expense approval" amount=12`'),
     )
+
+
+def subcommand_help(usage: str, summary: str) -> Message:
+    """`/flow help <subcommand>`: what it does and how to type it."""
+    return message(
+        f"{summary}. Usage: {usage}",
+        section(f"{summary}.\nUsage: `{usage}`"),
+        context('Names with spaces go in double quotes: `/flow run "Expense approval" amount=12`'),
+    )

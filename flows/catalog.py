@@ -27,13 +27,18 @@ FLOW_ID_PREFIX = "F"
 ChangeListener = Callable[[str, str], Awaitable[None]]
 
 
+def _shown(text: str) -> str:
+    """Typed text echoed in a Slack message: its three control characters escaped."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 class CatalogError(Exception):
     """A refused catalog operation; the message is meant for the person who asked."""
 
 
 class FlowNotFound(CatalogError):
     def __init__(self, ref: str) -> None:
-        super().__init__(f"There is no flow named `{ref}` in this workspace.")
+        super().__init__(f"There is no flow named `{_shown(ref)}` in this workspace.")
         self.ref = ref
 
 

@@ -197,13 +197,18 @@ class SharingNotifier(Protocol):
 # ---------------------------------------------------------------------- errors and results
 
 
+def _shown(text: str) -> str:
+    """Typed text echoed in a Slack message: its three control characters escaped."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 class SharingError(Exception):
     """A refused sharing operation; the message is meant for the person who asked."""
 
 
 class UnknownFlow(SharingError):
     def __init__(self, ref: str) -> None:
-        super().__init__(f"There is no flow named `{ref}` in this workspace.")
+        super().__init__(f"There is no flow named `{_shown(ref)}` in this workspace.")
         self.ref = ref
 
 

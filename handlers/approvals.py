@@ -261,7 +261,9 @@ def register(app: AsyncApp, deps: HandlerDeps) -> None:
             log.exception("approval comment failed")
 
 
-@subcommand("approvals", "/flow approvals", "List the approvals waiting for you, with buttons")
+@subcommand(
+    "approvals", "/flow approvals", "List the approvals waiting for you, with buttons", max_args=0
+)
 async def _approvals(ctx: CommandContext) -> None:
     records = await _service(ctx.deps).pending_for(ctx.team_id, ctx.user_id)
     await ctx.reply(**cards.pending_list(records))

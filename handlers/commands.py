@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import logging
 import re
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.response import BoltResponse
 
 from cards import common as common_cards
 from cards import help as help_cards
+from cards.common import escape
 from handlers.deps import HandlerDeps
 
 log = logging.getLogger(__name__)
@@ -54,8 +58,8 @@ class Subcommand:
     summary: str
     handler: CommandHandler
     aliases: tuple[str, ...] = ()
-    # Opens a modal: the handler must call views.open before the trigger id expires.
-    opens_modal: bool = False
+    # At most this many words after the subcommand (None: the handler checks them).
+    max_args: int | None = None
 
 
 SUBCOMMANDS: dict[str, Subcommand] = {}
@@ -63,10 +67,14 @@ _ORDER: list[str] = []
 
 
 def subcommand(
-    name: str, usage: str, summary: str, aliases: tuple[str, ...] = ()
+    name: str,
+    usage: str,
+    summary: str,
+    aliases: tuple[str, ...] = (),
+    max_args: int | None = None,
 ) -> Callable[[CommandHandler], CommandHandler]:
     def decorate(handler: CommandHandler) -> CommandHandler:
-        spec = Subcommand(name, usage, summary, handler, aliases)
+        spec = Subcommand(name, usage, summary, handler, aliases, max_args)
         for key in (name, *aliases):
             SUBCOMMANDS[key] = spec
         _ORDER.append(name)
@@ -86,11 +94,16 @@ _TOKEN = re.compile(
 )
 
 
+def _unescape(token: str) -> str:
+    """With `should_escape`, Slack sends typed `&`, `<`, `>` as entities: read them as typed."""
+    return token.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
 def tokenize(text: str) -> list[str]:
     """Split command text on spaces; double quotes (straight or smart) group words.
 
     `reason="team lunch"` stays one token, `reason=team lunch` without the quotes is two.
-    An unbalanced quote is a UsageError.
+    An unbalanced quote is a UsageError. Slack's entities are read back as typed.
     """
     tokens: list[str] = []
     for match in _TOKEN.finditer(text.strip()):
@@ -102,31 +115,102 @@ def tokenize(text: str) -> list[str]:
         else:
             bare = match["bare"]
             if bare.count('"') % 2 == 1 or "“" in bare or "”" in bare:
-                raise UsageError("a quote is not closed")
+                raise UsageError("A quote is not closed.")
             tokens.append(bare)
-    return tokens
+    return [_unescape(token) for token in tokens]
+
+
+class Deliveries:
+    """Slack deliveries already taken in, by trigger id: a retried or duplicated request
+    (the same payload again, `X-Slack-Retry-Num`) must not do its work twice.
+
+    Kept in this process for `ttl` seconds (Slack retries within a minute). Kept out of the
+    database on purpose: a rejected command must change nothing there."""
+
+    def __init__(self, ttl: float = 600.0, size: int = 20_000) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._seen: OrderedDict[str, float] = OrderedDict()
+
+    def first_time(self, key: str) -> bool:
+        """True the first time `key` is offered (an empty key always counts as new)."""
+        if not key:
+            return True
+        now = time.monotonic()
+        while self._seen and (
+            len(self._seen) >= self.size or now - next(iter(self._seen.values())) > self.ttl
+        ):
+            self._seen.popitem(last=False)
+        if key in self._seen:
+            return False
+        self._seen[key] = now
+        return True
+
+
+# Interactions whose work must happen once per click or submission.
+_DEDUPED_PAYLOADS = ("block_actions", "view_submission")
+
+
+def _first_word(text: str) -> str:
+    words = text.split(maxsplit=1)
+    return words[0].strip('"“”').lower() if words else ""
+
+
+def _unexpected(name: str, args: list[str], max_args: int) -> str:
+    extra = escape(" ".join(args[max_args:]).replace("`", "'"))
+    if max_args == 0:
+        return f"`/flow {name}` takes no arguments (got `{extra}`)."
+    return f"Unexpected words after the arguments of `/flow {name}`: `{extra}`."
+
+
+def _help_answer(args: list[str]) -> common_cards.Message:
+    if not args:
+        return help_cards.help_message([(s.usage, s.summary) for s in listed_subcommands()])
+    spec = SUBCOMMANDS.get(args[0].lower())
+    if spec is None or len(args) > 1:
+        what = escape(" ".join(args).replace("`", "'"))
+        return common_cards.error_message(
+            f"There is no subcommand `{what}`.", SUBCOMMANDS["help"].usage
+        )
+    return help_cards.subcommand_help(spec.usage, spec.summary)
 
 
 async def _dispatch(
-    ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, deps: HandlerDeps
+    ack: AsyncAck,
+    command: dict[str, Any],
+    respond: AsyncRespond,
+    deps: HandlerDeps,
+    deliveries: Deliveries,
 ) -> None:
     text = (command.get("text") or "").strip()
     try:
         tokens = tokenize(text)
     except UsageError as exc:
-        await ack(**common_cards.error_message(str(exc), "/flow help"))
+        # The usage of the subcommand being typed, when it can be told.
+        typed = SUBCOMMANDS.get(_first_word(text))
+        await ack(**common_cards.error_message(str(exc), typed.usage if typed else "/flow help"))
         return
     name = tokens[0].lower() if tokens else "help"
     spec = SUBCOMMANDS.get(name)
     if spec is None:
+        what = escape(tokens[0].replace("`", "'"))
         await ack(
-            **common_cards.error_message(
-                f"Unknown subcommand `{tokens[0]}`.", help_cards.usage_line()
-            )
+            **common_cards.error_message(f"Unknown subcommand `{what}`.", help_cards.usage_line())
         )
         return
+    args = tokens[1:]
     if spec.name == "help":
-        await ack(**help_cards.help_message([(s.usage, s.summary) for s in listed_subcommands()]))
+        await ack(**_help_answer(args))
+        return
+    if spec.max_args is not None and len(args) > spec.max_args:
+        # Rejected before any work: nothing is changed, nothing is opened.
+        await ack(
+            **common_cards.error_message(_unexpected(spec.name, args, spec.max_args), spec.usage)
+        )
+        return
+    if not deliveries.first_time("command:" + str(command.get("trigger_id") or "")):
+        # A retry of a command already taken in: its answer comes from the first delivery.
+        await ack()
         return
     # Acknowledge at once; the answer follows through response_url or a modal.
     await ack()
@@ -137,7 +221,7 @@ async def _dispatch(
         trigger_id=command.get("trigger_id", ""),
         response_url=command.get("response_url", ""),
         subcommand=spec.name,
-        args=tokens[1:],
+        args=args,
         raw_text=text,
         respond=respond,
         deps=deps,
@@ -154,11 +238,27 @@ async def _dispatch(
 
 
 def register(app: AsyncApp, deps: HandlerDeps) -> None:
+    deliveries = Deliveries()
+
+    @app.use
+    async def once_per_delivery(
+        body: dict[str, Any], response: BoltResponse, next: Callable[[], Awaitable[None]]
+    ) -> BoltResponse:
+        """Clicks and submissions delivered again (Slack retries) are acknowledged only."""
+        kind = body.get("type")
+        if kind in _DEDUPED_PAYLOADS and not deliveries.first_time(
+            f"{kind}:{body.get('trigger_id') or ''}"
+        ):
+            log.info("ignoring a repeated %s delivery", kind)
+            return BoltResponse(status=200, body="")
+        await next()
+        return response
+
     @app.command("/flow")
     async def flow_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
-        await _dispatch(ack, command, respond, deps)
+        await _dispatch(ack, command, respond, deps, deliveries)
 
 
-@subcommand("help", "/flow help", "Show this help")
+@subcommand("help", "/flow help [<subcommand>]", "Show this help, or one subcommand's usage")
 async def _help(ctx: CommandContext) -> None:  # answered in the acknowledgement
-    await ctx.reply(**help_cards.help_message([(s.usage, s.summary) for s in listed_subcommands()]))
+    await ctx.reply(**_help_answer(ctx.args))

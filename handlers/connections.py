@@ -260,9 +260,8 @@ async def _connections(ctx: CommandContext) -> None:
     if not ctx.args:
         await ctx.reply(**await _my_list(deps, ctx.team_id, ctx.user_id))
         return
-    if len(ctx.args) > 1:
-        raise UsageError("Too many words: put a flow name with spaces in double quotes.")
-    flow = await _find_flow(deps, ctx.team_id, ctx.args[0])
+    # Like `/flow show`, the words are the flow's name (quotes are optional).
+    flow = await _find_flow(deps, ctx.team_id, " ".join(ctx.args))
     access = await resolve_access(flow, ctx.user_id, deps.directory)
     if not (
         allowed(Action.ATTACH_CONNECTION, flow, access)

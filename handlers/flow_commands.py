@@ -99,6 +99,8 @@ def _edit_view(flow: FlowRecord, channel_id: str | None) -> dict[str, Any] | Non
     return editor_cards.editor_modal(state, text, title="Edit flow", intro=intro)
 
 
+ALREADY_DELETED = "This flow is already deleted; nothing else was changed."
+
 TOO_LONG_TO_EDIT = (
     "This flow is too long for Slack's editor ({limit} characters). Export it, edit the "
     "file, and import it with `python -m bot flows import FILE --team T --user U`."
@@ -118,12 +120,12 @@ def _template_editor(key: str, state: editor_cards.EditorState) -> dict[str, Any
 # ---------------------------------------------------------------------------- commands
 
 
-@subcommand("new", "/flow new", "Create a flow from a template")
+@subcommand("new", "/flow new", "Create a flow from a template", max_args=0)
 async def new_flow(ctx: CommandContext) -> None:
     await open_gallery(ctx.deps, ctx.trigger_id, ctx.channel_id)
 
 
-@subcommand("import", "/flow import", "Paste a flow definition (YAML or JSON)")
+@subcommand("import", "/flow import", "Paste a flow definition (YAML or JSON)", max_args=0)
 async def import_flow(ctx: CommandContext) -> None:
     state = editor_cards.EditorState(channel_id=ctx.channel_id)
     view = editor_cards.editor_modal(
@@ -184,7 +186,7 @@ def next_run(deps: HandlerDeps, flow: FlowRecord) -> datetime | None:
     return None
 
 
-@subcommand("list", "/flow list", "Flows you own and flows shared with you")
+@subcommand("list", "/flow list", "Flows you own and flows shared with you", max_args=0)
 async def list_flows(ctx: CommandContext) -> None:
     listed = await catalog_of(ctx.deps).list_for(ctx.team_id, ctx.user_id)
     owned = [item.flow for item in listed if item.access.is_owner]
@@ -341,6 +343,15 @@ def register(app: AsyncApp, deps: HandlerDeps) -> None:
         try:
             # The click re-checks: access may have changed since the question was asked.
             flow = await catalog_of(deps).delete(team_id, user_id, flow_id)
+        except FlowNotFound:
+            # A second click (or a click on an old question): the flow is gone already.
+            # The message keeps what the first click made of it; this one is told apart.
+            await respond(
+                replace_original=False,
+                response_type="ephemeral",
+                **error_message(ALREADY_DELETED, None),
+            )
+            return
         except CatalogError as exc:
             await respond(replace_original=True, **error_message(str(exc), None))
             return
@@ -351,11 +362,16 @@ def register(app: AsyncApp, deps: HandlerDeps) -> None:
     async def delete_cancelled(ack: AsyncAck, body: Body, respond: AsyncRespond) -> None:
         await ack()
         flow_id = str((body.get("actions") or [{}])[0].get("value", ""))
-        name: str | None = None
         try:
             name = (await catalog_of(deps).find(_team(body), flow_id)).name
         except CatalogError:
-            name = None
+            # Deleted already (a late click): the question keeps saying so.
+            await respond(
+                replace_original=False,
+                response_type="ephemeral",
+                **error_message(ALREADY_DELETED, None),
+            )
+            return
         await respond(replace_original=True, **flow_cards.delete_cancelled(name))
 
     @app.action(home_cards.GET_STARTED_ACTION)

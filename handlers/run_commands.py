@@ -14,7 +14,7 @@ from slack_sdk.errors import SlackApiError
 
 from cards import runs as run_cards
 from cards.common import error_message, escape
-from flows.catalog import CatalogError, FlowCatalog
+from flows.catalog import CatalogError, FlowCatalog, FlowNotFound
 from flows.connections import RUN_CHOICES_KEY
 from flows.definition import FlowInput
 from flows.permissions import Action, allowed, resolve_access
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 Body = dict[str, Any]
 HISTORY_SIZE = 15
 RUN_USAGE = "/flow run <flow> [key=value …]"
+FLOW_GONE = "This flow no longer exists: it was deleted."
 
 
 class RunDenied(Exception):
@@ -85,7 +86,7 @@ def parse_assignments(flow: FlowRecord, tokens: Sequence[str]) -> dict[str, Any]
         key, sep, raw = token.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise UsageError(f"`{token}` is not an input: write key=value.")
+            raise UsageError(f"`{escape(token)}` is not an input: write key=value.")
         spec = specs.get(key.lower())
         if spec is None:
             known = ", ".join(f"`{s.id}`" for s in flow.definition.inputs) or "none"
@@ -275,6 +276,10 @@ async def _home_run(deps: HandlerDeps, body: Body) -> None:
     try:
         flow = await _catalog(deps).find(team_id, flow_id)
         await check_can_run(deps, flow, user_id)
+    except FlowNotFound:
+        # A button names its flow by id: the flow was deleted since it was posted.
+        await _notice(deps, trigger_id, user_id, "Can't run", FLOW_GONE)
+        return
     except (CatalogError, RunDenied) as exc:
         await _notice(deps, trigger_id, user_id, "Can't run", str(exc))
         return
@@ -320,8 +325,9 @@ async def _modal_submitted(ack: AsyncAck, body: Body, deps: HandlerDeps) -> None
     state = ModalState.load(str(view.get("private_metadata") or ""))
     try:
         flow = await _catalog(deps).find(team_id, state.flow_id)
-    except CatalogError as exc:
-        await ack(response_action="update", view=run_cards.notice_view("Can't run", str(exc)))
+    except CatalogError:
+        # Deleted while the form was open.
+        await ack(response_action="update", view=run_cards.notice_view("Can't run", FLOW_GONE))
         return
     state_values = (view.get("state") or {}).get("values") or {}
     values, errors = read_modal_values(flow, state_values)

@@ -17,7 +17,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from cards import common as common_cards
 from cards import home as home_cards
 from cards import sharing as cards
-from cards.common import Message
+from cards.common import Message, escape
 from flows.permissions import Action, can
 from flows.ports import Messenger
 from flows.records import FlowRecord, MessageRef, Role
@@ -26,6 +26,9 @@ from handlers.commands import CommandContext, UsageError, subcommand
 from handlers.deps import HandlerDeps
 
 log = logging.getLogger(__name__)
+
+# What a button of a flow that no longer exists (or is no longer shared) answers.
+GONE = "This flow no longer exists, or it is no longer shared with you."
 
 _USER = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 _GROUP = re.compile(r"^<!subteam\^(S[A-Z0-9]+)(?:\|[^>]*)?>$")
@@ -65,19 +68,26 @@ def split_flow_and_principals(
     if allow_role and len(args) >= 2 and args[-2].lower() == "as":
         wanted = args[-1].lower()
         if wanted not in _ROLES:
-            raise UsageError(f"`{args[-1]}` is not a role: say `as owner` or `as runner`.")
+            raise UsageError(f"`{escape(args[-1])}` is not a role: say `as owner` or `as runner`.")
         role = _ROLES[wanted]
         args = args[:-2]
     first = next((i for i, token in enumerate(args) if looks_like_mention(token)), None)
+    if first is None and len(args) >= 2:
+        raise UsageError(
+            f"`{escape(args[-1])}` is not a person, user group or channel: pick them with @ or # "
+            "so Slack fills them in."
+        )
     if first is None or first == 0:
         raise UsageError("Name the flow, then the people, groups or channels.")
     name = " ".join(args[:first])
     principals: list[str] = []
-    for token in args[first:]:
-        principal = parse_principal(token)
+    # People often separate them with commas: `<@U1>, <@U2>` or `<@U1>,<@U2>`.
+    pieces = [piece for token in args[first:] for piece in token.split(",") if piece]
+    for piece in pieces:
+        principal = parse_principal(piece)
         if principal is None:
             raise UsageError(
-                f"`{token}` is not a person, user group or channel: pick them with @ or # "
+                f"`{escape(piece)}` is not a person, user group or channel: pick them with @ or # "
                 "so Slack fills them in."
             )
         principals.append(principal)
@@ -165,7 +175,9 @@ async def _link(ctx: CommandContext) -> None:
     if args and args[-1].startswith(("<#", "#")):
         parsed = parse_principal(args[-1])
         if parsed is None:
-            raise UsageError(f"`{args[-1]}` is not a channel: pick it with # so Slack fills it in.")
+            raise UsageError(
+                f"`{escape(args[-1])}` is not a channel: pick it with # so Slack fills it in."
+            )
         channel = parsed
         args = args[:-1]
     service = _service(ctx.deps)
@@ -188,7 +200,7 @@ async def _link(ctx: CommandContext) -> None:
     await ctx.reply(**cards.link_posted(flow, ref.channel))
 
 
-@subcommand("buttons", "/flow buttons", "My buttons: the buttons shared with you")
+@subcommand("buttons", "/flow buttons", "My buttons: the buttons shared with you", max_args=0)
 async def _buttons(ctx: CommandContext) -> None:
     buttons = await _service(ctx.deps).my_buttons(ctx.team_id, ctx.user_id)
     await ctx.reply(**cards.my_buttons_message(buttons))
@@ -216,7 +228,7 @@ async def _admin(ctx: CommandContext) -> None:
             principal = parse_principal(token)
             if principal is None:
                 raise UsageError(
-                    f"`{token}` is not a person, user group or channel (or say `everyone`)."
+                    f"`{escape(token)}` is not a person, user group or channel (or say `everyone`)."
                 )
             creators.append(principal)
     try:
@@ -326,9 +338,11 @@ def register(app: AsyncApp, deps: HandlerDeps) -> None:
         try:
             await work()
         except SharingError as exc:
-            await _say(respond, body, common_cards.error_message(str(exc), None), False)
+            # A button names its flow by id: an unknown one was deleted (or is hidden).
+            why = GONE if isinstance(exc, UnknownFlow) else str(exc)
+            await _say(respond, body, common_cards.error_message(why, None), False)
             if _from_home(body) and not body.get("response_url"):
-                await deps.messenger.send_dm(_user(body), str(exc))
+                await deps.messenger.send_dm(_user(body), why)
         except Exception:
             log.exception("sharing action failed")
             await _say(
