@@ -9,14 +9,35 @@ from typing import Protocol
 from slack_bolt.async_app import AsyncApp
 
 import handlers
+from bot.http_client import AiohttpHttpClient
+from bot.keys import load_secret_box
 from bot.settings import Settings
+from flows.approvals import ApprovalService, ApprovalStepExecutor
 from flows.catalog import FlowCatalog
+from flows.connections import ConnectionService, HttpRequestExecutor, KeyRotation
+from flows.http_policy import AddressPolicy
 from flows.ports import Clock, IdGenerator, RandomIds, SystemClock
+from flows.runner import Runner
+from flows.scheduling import ScheduleService
+from flows.sharing import SharingService
+from flows.steps import builtin_executors
+from flows.triggers import TriggerService
+from handlers.approvals import SlackApprovalNotifier
 from handlers.deps import HandlerDeps
+from handlers.events import SlackChannelNames, SlackScheduleNotifier
+from handlers.notify import SlackRunNotifier, describe_error
+from handlers.sharing import SlackSharingNotifier
 from handlers.slack_adapters import SlackDirectory, SlackMessenger, make_client
+from storage.approvals_repo import ApprovalsRepo
+from storage.audit_repo import AuditRepo
+from storage.buttons_repo import AccessRequestRepo, ButtonsRepo
+from storage.connections_repo import ConnectionsRepo
 from storage.flows_repo import MongoFlowStore
 from storage.mongo import Storage
+from storage.runs_repo import MongoRunStore
+from storage.schedules_repo import MongoScheduleStore
 from storage.users_repo import MongoUserStore
+from storage.workspace_repo import WorkspaceRepo
 
 log = logging.getLogger(__name__)
 
@@ -66,18 +87,14 @@ def build(
     directory = SlackDirectory(client)
     services: list[Service] = []
 
-    # --- flows: definitions and authoring (issue 3)
+    # --- flows: definitions and authoring
     flow_store = MongoFlowStore(storage.db)
     user_store = MongoUserStore(storage.db)
     storage.add(flow_store)
     storage.add(user_store)
     catalog = FlowCatalog(flow_store, directory, clock, ids)
 
-    # --- runs: the engine (issue 4)
-    from flows.runner import Runner
-    from flows.steps import builtin_executors
-    from handlers.notify import SlackRunNotifier, describe_error
-    from storage.runs_repo import MongoRunStore
+    # --- runs: the engine
 
     run_store = MongoRunStore(storage.db)
     storage.add(run_store)
@@ -92,12 +109,7 @@ def build(
     )
     services.append(runner)
 
-    # --- sharing (issue 5)
-    from flows.sharing import SharingService
-    from handlers.sharing import SlackSharingNotifier
-    from storage.audit_repo import AuditRepo
-    from storage.buttons_repo import AccessRequestRepo, ButtonsRepo
-    from storage.workspace_repo import WorkspaceRepo
+    # --- sharing
 
     audit_repo, buttons_repo = AuditRepo(storage.db), ButtonsRepo(storage.db)
     requests_repo, workspace_repo = AccessRequestRepo(storage.db), WorkspaceRepo(storage.db)
@@ -116,10 +128,7 @@ def build(
     )
     catalog.creation_policy = sharing
 
-    # --- approvals (issue 6)
-    from flows.approvals import ApprovalService, ApprovalStepExecutor
-    from handlers.approvals import SlackApprovalNotifier
-    from storage.approvals_repo import ApprovalsRepo
+    # --- approvals
 
     approvals_repo = ApprovalsRepo(storage.db)
     storage.add(approvals_repo)
@@ -134,12 +143,7 @@ def build(
     executors.register("approval", ApprovalStepExecutor(approvals))
     services.append(approvals)
 
-    # --- connections (issue 7)
-    from bot.http_client import AiohttpHttpClient
-    from bot.keys import load_secret_box
-    from flows.connections import ConnectionService, HttpRequestExecutor, KeyRotation
-    from flows.http_policy import AddressPolicy
-    from storage.connections_repo import ConnectionsRepo
+    # --- connections
 
     connections_repo = ConnectionsRepo(storage.db)
     storage.add(connections_repo)
@@ -155,11 +159,7 @@ def build(
     # Connections made with an older key are re-encrypted with the newest one at start.
     services.append(KeyRotation(connections))
 
-    # --- schedules and events (issue 8)
-    from flows.scheduling import ScheduleService
-    from flows.triggers import TriggerService
-    from handlers.events import SlackChannelNames, SlackScheduleNotifier
-    from storage.schedules_repo import MongoScheduleStore
+    # --- schedules and events
 
     schedule_store = MongoScheduleStore(storage.db)
     storage.add(schedule_store)

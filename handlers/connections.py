@@ -48,10 +48,7 @@ CONNECTIONS_USAGE = "/flow connections [<flow>]"
 
 
 def _service(deps: HandlerDeps) -> ConnectionService:
-    service = deps.connections
-    if service is None:
-        raise RuntimeError("connections are not configured")
-    return service
+    return deps.connections
 
 
 # --------------------------------------------------------------------------- flows
@@ -59,8 +56,6 @@ def _service(deps: HandlerDeps) -> ConnectionService:
 
 async def _find_flow(deps: HandlerDeps, team_id: str, name: str) -> FlowRecord:
     """The flow by name or id; UsageError (shown with the usage line) if there is none."""
-    if deps.catalog is None:
-        raise RuntimeError("the flow catalog is not wired (bot.app)")
     try:
         return await deps.catalog.find(team_id, name)
     except CatalogError as exc:
@@ -283,8 +278,6 @@ async def connection_pickers(
     user"), a picker of their own connections of that kind, or a note telling them to
     create one with `/flow connect`. Empty when they provide none."""
     service = deps.connections
-    if service is None:
-        return []
     access = await resolve_access(flow, user_id, deps.directory)
     items: list[dict[str, Any]] = []
     for slot in slots_runner_provides(flow, access):
@@ -320,8 +313,6 @@ async def chosen_connections(
     the runner's own and of the slot's kind; or errors by input block id — under `""` when
     the slot has no picker (the runner has no fitting connection yet)."""
     service = deps.connections
-    if service is None:
-        return {}, {}
     access = await resolve_access(flow, user_id, deps.directory)
     chosen = read_runner_choices(state_values)
     try:

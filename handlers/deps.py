@@ -22,11 +22,10 @@ class HandlerDeps:
     directory: Directory
     clock: Clock
     ids: IdGenerator
-    # Services of the feature areas are added below, one line each.
-    catalog: FlowCatalog | None = None
-    runner: Runner | None = None
-    users: UserStore | None = None
-    approvals: ApprovalService | None = None
-    sharing: SharingService | None = None
-    triggers: TriggerService | None = None
-    connections: ConnectionService | None = None
+    catalog: FlowCatalog
+    runner: Runner
+    users: UserStore
+    approvals: ApprovalService
+    sharing: SharingService
+    triggers: TriggerService
+    connections: ConnectionService

@@ -34,8 +34,6 @@ EVENT_TYPES = ("message", "reaction_added", "member_joined_channel")
 def register(app: AsyncApp, deps: HandlerDeps) -> None:
     async def on_event(body: dict[str, Any], context: AsyncBoltContext) -> None:
         triggers = deps.triggers
-        if triggers is None:
-            return
         event = parse_event(body, context.bot_user_id, context.bot_id)
         if event is None:
             return

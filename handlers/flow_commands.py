@@ -31,8 +31,6 @@ Body = dict[str, Any]
 
 
 def catalog_of(deps: HandlerDeps) -> FlowCatalog:
-    if deps.catalog is None:
-        raise RuntimeError("the flow catalog is not wired (bot.app)")
     return deps.catalog
 
 

@@ -23,8 +23,6 @@ home_sections: dict[str, HomeSection] = {}
 
 async def publish_home(deps: HandlerDeps, team_id: str, user_id: str) -> None:
     """Build and publish the home tab of one person (safe to call at any time)."""
-    if deps.catalog is None or deps.users is None:
-        raise RuntimeError("the flow catalog is not wired (bot.app)")
     listed = await deps.catalog.list_for(team_id, user_id)
     owned = [item for item in listed if item.access.is_owner]
     runnable = frozenset(
@@ -57,7 +55,7 @@ def register(app: AsyncApp, deps: HandlerDeps) -> None:
             return
         user_id = str(event.get("user", ""))
         team_id = str(body.get("team_id") or event.get("team") or "")
-        if not user_id or deps.users is None:
+        if not user_id:
             return
         try:
             await publish_home(deps, team_id, user_id)

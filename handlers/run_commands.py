@@ -37,14 +37,10 @@ class RunDenied(Exception):
 
 
 def _runner(deps: HandlerDeps) -> Runner:
-    if deps.runner is None:
-        raise RuntimeError("the runner is not wired (bot.app)")
     return deps.runner
 
 
 def _catalog(deps: HandlerDeps) -> FlowCatalog:
-    if deps.catalog is None:
-        raise RuntimeError("the flow catalog is not wired (bot.app)")
     return deps.catalog
 
 

@@ -34,8 +34,6 @@ async def webhook_command(ctx: CommandContext) -> None:
     if not args:
         raise UsageError("Name the flow.")
     triggers = ctx.deps.triggers
-    if triggers is None:
-        raise RuntimeError("automated triggers are not wired (bot.app)")
     flow, _ = await catalog_of(ctx.deps).authorize(
         ctx.team_id, ctx.user_id, " ".join(args), Action.EDIT
     )
