@@ -168,6 +168,14 @@ def build(
     )
     catalog.on_change.append(schedules.on_flow_changed)
     services.append(schedules)
+
+    # --- a deleted flow's runs in progress are cancelled, and their pending approvals
+    runner.on_cancelled.append(approvals.on_run_cancelled)
+
+    async def cancel_runs_of_deleted_flow(team_id: str, flow_id: str, deleted_by: str) -> None:
+        await runner.cancel_flow_runs(team_id, flow_id, deleted_by, "the flow was deleted")
+
+    catalog.on_delete.append(cancel_runs_of_deleted_flow)
     triggers = TriggerService(
         flow_store,
         runner,

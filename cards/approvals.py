@@ -32,7 +32,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from cards.common import Message, clip, context, escape, message, section
-from flows.approvals import APPROVED, DEFAULT_OPTIONS, EXPIRED, ApprovalRecord
+from flows.approvals import APPROVED, CANCELLED, DEFAULT_OPTIONS, EXPIRED, ApprovalRecord
 
 ACTION_PREFIX = "approval:"
 COMMENT_BUTTON = "approval_comment"
@@ -73,6 +73,8 @@ def mode_text(record: ApprovalRecord) -> str:
 def outcome_emoji(record: ApprovalRecord) -> str:
     if record.outcome == EXPIRED:
         return ":hourglass:"
+    if record.outcome == CANCELLED:
+        return ":no_entry_sign:"
     return ":white_check_mark:" if record.outcome == APPROVED else ":x:"
 
 
@@ -84,6 +86,8 @@ def outcome_line(record: ApprovalRecord) -> str:
     """`✅ *Approved* by @bob` / `❌ *Rejected* (Need more info) by @bob` / `⌛ *Expired*…`."""
     if record.outcome == EXPIRED:
         return f"{outcome_emoji(record)} *Expired*: nobody decided in time"
+    if record.outcome == CANCELLED:
+        return f"{outcome_emoji(record)} {cancelled_text(record)}"
     line = f"{outcome_emoji(record)} *{outcome_word(record)}*"
     if record.option and record.options != list(DEFAULT_OPTIONS):
         line += f" ({escape(record.option)})"
@@ -186,6 +190,18 @@ def decided_message(record: ApprovalRecord) -> Message:
     return message(text, *blocks)
 
 
+def cancelled_text(record: ApprovalRecord) -> str:
+    """`Cancelled: the flow was deleted by @alice`."""
+    text = f"Cancelled: {escape(record.cancel_reason or 'the run was cancelled')}"
+    return text + (f" by <@{record.cancelled_by}>" if record.cancelled_by else "")
+
+
+def cancelled_message(record: ApprovalRecord) -> Message:
+    """The request's message once its run was cancelled: says why; no buttons."""
+    line = outcome_line(record)
+    return message(f"{record.title}: {cancelled_text(record)}", *_body(record), section(line))
+
+
 def comment_modal(
     record: ApprovalRecord, metadata: dict[str, Any], option: str | None = None
 ) -> dict[str, Any]:
@@ -242,6 +258,11 @@ def not_approver() -> Message:
 def already_decided(record: ApprovalRecord) -> Message:
     text = f"This request was already decided: {outcome_line(record)}."
     return message(text, section(text))
+
+
+def cancelled(record: ApprovalRecord) -> Message:
+    text = f"This request was cancelled: {escape(record.cancel_reason or 'its run was cancelled')}."
+    return message(text, section(f":no_entry_sign: {text}"))
 
 
 def already_responded(record: ApprovalRecord, user: str) -> Message:

@@ -89,7 +89,10 @@ def _step_order(run: RunRecord) -> list[str]:
     return [s for s in order if s in run.steps] + [s for s in run.steps if s not in order]
 
 
-def _step_line(result: StepResult) -> str:
+def _step_line(result: StepResult, run: RunRecord) -> str:
+    if result.status == "waiting" and run.status == "cancelled":
+        # The run was cancelled while this step waited (a delay, an approval).
+        return f"{STATUS_EMOJI['cancelled']} `{escape(result.step_id)}` {result.type} — cancelled"
     emoji = STATUS_EMOJI.get(result.status, ":grey_question:")
     line = f"{emoji} `{escape(result.step_id)}` {result.type}"
     if result.status == "waiting":
@@ -102,6 +105,12 @@ def _step_line(result: StepResult) -> str:
     return line
 
 
+def _cancel_reason(run: RunRecord, limit: int = 2000) -> str:
+    """Why a run was cancelled: the runner's own text ("the flow was deleted by <@U…>"),
+    so its mention is kept (a step's error, quoting the outside world, is escaped)."""
+    return clip(run.error or "cancelled", limit)
+
+
 def _headline(run: RunRecord) -> str:
     emoji = STATUS_EMOJI.get(run.status, "")
     return f"{emoji} Run of *{escape(run.flow_name)}* {STATUS_WORD.get(run.status, run.status)}"
@@ -109,7 +118,7 @@ def _headline(run: RunRecord) -> str:
 
 def run_notice(run: RunRecord, now: datetime) -> Message:
     """The one message per run in the flow's notify channel, updated as it goes."""
-    lines = [_step_line(run.steps[s]) for s in _step_order(run)]
+    lines = [_step_line(run.steps[s], run) for s in _step_order(run)]
     total = sum(1 for _ in run.definition.walk_steps())
     blocks = [section(_headline(run) + f" (started by {starter(run)})")]
     if lines:
@@ -124,6 +133,8 @@ def run_notice(run: RunRecord, now: datetime) -> Message:
                 f"{escape(clip(run.error or 'unknown error', 2000))}"
             )
         )
+    if run.status == "cancelled":
+        blocks.append(section(f":no_entry_sign: Cancelled: {_cancel_reason(run)}"))
     done = sum(1 for r in run.steps.values() if r.status in ("succeeded", "skipped"))
     blocks.append(
         context(
@@ -134,6 +145,8 @@ def run_notice(run: RunRecord, now: datetime) -> Message:
     text = f"Run of {run.flow_name} {run.status}"
     if run.status == "failed":
         text += f" at step {run.error_step}: {run.error}"
+    elif run.status == "cancelled" and run.error:
+        text += f": {run.error}"
     return message(text, *blocks)
 
 
@@ -143,6 +156,10 @@ def run_result(run: RunRecord, now: datetime) -> Message:
         text = f"Your run of {run.flow_name} succeeded in {duration(run, now)}."
         body = f":white_check_mark: Your run of *{escape(run.flow_name)}* succeeded"
         body += f" in {duration(run, now)}."
+    elif run.status == "cancelled":
+        text = f"Your run of {run.flow_name} was cancelled: {_cancel_reason(run)}."
+        body = f"{STATUS_EMOJI['cancelled']} Your run of *{escape(run.flow_name)}* was cancelled:"
+        body += f" {_cancel_reason(run)}."
     else:
         text = f"Your run of {run.flow_name} {run.status}"
         body = f"{STATUS_EMOJI.get(run.status, '')} Your run of *{escape(run.flow_name)}*"
@@ -179,6 +196,8 @@ def history_message(
         )
         if run.status == "failed" and run.error:
             line += f"\n{escape(clip(run.error, 200))}"
+        elif run.status == "cancelled":
+            line += f"\n{_cancel_reason(run, 200)}"
         blocks.append(
             SectionBlock(
                 text={"type": "mrkdwn", "text": clip(line)},
@@ -220,7 +239,7 @@ def run_details_view(run: RunRecord, now: datetime) -> dict[str, Any]:
             status = "not run" if run.finished else "not yet"
             blocks.append(section(f":white_circle: `{escape(step.id)}` {step.type} — {status}"))
         else:
-            line = _step_line(result)
+            line = _step_line(result, run)
             summary = _summary({k: v for k, v in result.output.items() if k not in ("branch",)})
             if summary:
                 line += f"\n```{summary.replace('```', '`‵`')}```"
@@ -228,7 +247,10 @@ def run_details_view(run: RunRecord, now: datetime) -> dict[str, Any]:
         if len(blocks) >= 95:
             blocks.append(context("… more steps not shown"))
             break
-    if run.error:
+    if run.status == "cancelled":
+        why = _cancel_reason(run, 2500)
+        blocks.append(section(f"{STATUS_EMOJI['cancelled']} *Cancelled*: {why}"))
+    elif run.error:
         blocks.append(
             section(
                 f":warning: *Error* at step `{escape(run.error_step or '?')}`:\n"

@@ -16,6 +16,10 @@ Reject). Choosing the approve option (`approve_option`, default the first) means
 "approved", any other "rejected"; the run sees the outcome ("approved" / "rejected" /
 "expired") and, in `option`, the label that decided.
 
+Cancelling: when its run is cancelled (the flow was deleted), a pending approval becomes
+`cancelled` (a compare-and-set from pending, so a decision that got there first stands):
+its messages say so without buttons, later clicks are told, pending lists drop it.
+
 Modes: `first_response`: the first response decides. `everyone`: every approver must
 choose the approve option; `quorum` (min N): N must. Both decide "rejected" as soon as
 that can no longer happen (for `everyone`, at the first other answer).
@@ -35,16 +39,18 @@ from pydantic import BaseModel, Field
 
 from flows.definition import ApprovalStep
 from flows.ports import Clock, Directory, IdGenerator
-from flows.runner import Done, Outcome, Park, StepContext, StepFailed, is_timer
+from flows.records import RunRecord
+from flows.runner import CancelRequest, Done, Outcome, Park, StepContext, StepFailed, is_timer
 
 log = logging.getLogger(__name__)
 
 ApprovalMode = Literal["first_response", "everyone", "quorum"]
-ApprovalStatus = Literal["pending", "decided"]
+ApprovalStatus = Literal["pending", "decided", "cancelled"]
 
 APPROVED = "approved"
 REJECTED = "rejected"
 EXPIRED = "expired"
+CANCELLED = "cancelled"
 WAITING_PREFIX = "approval:"
 COMMENT_LIMIT = 2000
 
@@ -93,11 +99,15 @@ class ApprovalRecord(BaseModel):
     channel: str | None = None
     notify_channel: str | None = None
     status: ApprovalStatus = "pending"
+    # "approved", "rejected", "expired", or "cancelled" (status cancelled).
     outcome: str | None = None
     # The label of the deciding response (None when expired).
     option: str | None = None
     responder: str | None = None
     comment: str | None = None
+    # Why and by whom a cancelled approval was cancelled ("the flow was deleted", U…).
+    cancel_reason: str | None = None
+    cancelled_by: str | None = None
     responses: list[ApprovalResponse] = Field(default_factory=list)
     messages: list[ApprovalMessage] = Field(default_factory=list)
     # The buttons were posted (a re-executed step does not post them twice).
@@ -114,6 +124,10 @@ class ApprovalRecord(BaseModel):
     @property
     def pending(self) -> bool:
         return self.status == "pending"
+
+    @property
+    def cancelled(self) -> bool:
+        return self.status == "cancelled"
 
     @property
     def required(self) -> int:
@@ -230,6 +244,16 @@ class ApprovalStore(Protocol):
         """Compare-and-set pending → decided with outcome "expired"; None if not pending."""
         ...
 
+    async def cancel(
+        self, approval_id: str, at: datetime, reason: str, by: str | None
+    ) -> ApprovalRecord | None:
+        """Compare-and-set pending → cancelled; None if not pending."""
+        ...
+
+    async def pending_of_run(self, run_id: str) -> list[ApprovalRecord]:
+        """The run's approvals still pending."""
+        ...
+
     async def set_messages(self, approval_id: str, messages: Sequence[ApprovalMessage]) -> None:
         """Record the posted messages and mark the approval requested."""
         ...
@@ -261,7 +285,8 @@ class ApprovalNotifier(Protocol):
         ...
 
     async def show_outcome(self, record: ApprovalRecord) -> None:
-        """Decided: every message shows the outcome, who decided, the comment; no buttons."""
+        """Decided: every message shows the outcome, who decided, the comment; no buttons.
+        Cancelled: every message says so and why; no buttons."""
         ...
 
     async def remind(self, record: ApprovalRecord, users: Sequence[str]) -> None: ...
@@ -370,6 +395,7 @@ RespondKind = Literal[
     "recorded",  # counted, not decided yet
     "decided",  # this response decided the approval
     "already_decided",
+    "cancelled",  # the run was cancelled (its flow deleted)
     "already_responded",
     "not_approver",
     "not_found",
@@ -545,6 +571,8 @@ class ApprovalService:
             return RespondResult("not_found")
         if user not in record.approvers:
             return RespondResult("not_approver", record)
+        if record.cancelled:
+            return RespondResult("cancelled", record)
         if not record.pending:
             return RespondResult("already_decided", record)
         if record.response_of(user) is not None:
@@ -608,6 +636,21 @@ class ApprovalService:
             await coro
         except Exception:
             log.exception("approval %s failed", what)
+
+    # --- cancelling
+
+    async def on_run_cancelled(self, run: RunRecord, request: CancelRequest) -> None:
+        """The run was cancelled (a `flows.runner.CancelListener`): its pending approvals
+        are cancelled now, so that no click counts any more; their messages and the
+        approvers' pending lists are updated in the background."""
+        for record in await self.store.pending_of_run(run.id):
+            cancelled = await self.store.cancel(record.id, self.now(), request.reason, request.by)
+            if cancelled is not None:  # else a decision got there first: it stands
+                self._spawn(self._conclude_cancelled(cancelled))
+
+    async def _conclude_cancelled(self, record: ApprovalRecord) -> None:
+        await self._quietly(self.notifier.show_outcome(record), "cancelled update")
+        await self._quietly(self.notifier.refresh_lists(record), "pending lists")
 
     # --- timers
 
@@ -690,6 +733,9 @@ class ApprovalStepExecutor:
         return await self._settle(record)
 
     async def _settle(self, record: ApprovalRecord) -> Outcome:
+        if record.cancelled:
+            # Only a cancelled run's approval is cancelled: this run is being stopped.
+            raise StepFailed(f"the approval was cancelled: {record.cancel_reason or 'cancelled'}")
         if not record.pending:
             await self.service.store.mark_resumed(record.id)
             return Done(record.output())

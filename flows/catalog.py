@@ -25,6 +25,8 @@ FLOW_ID_PREFIX = "F"
 
 # Listeners follow every change (the scheduler re-reads a flow's trigger, …).
 ChangeListener = Callable[[str, str], Awaitable[None]]
+# Called after a delete with (team_id, flow_id, deleted_by).
+DeleteListener = Callable[[str, str, str], Awaitable[None]]
 
 
 def _shown(text: str) -> str:
@@ -192,6 +194,7 @@ class FlowCatalog:
         self.clock = clock
         self.ids = ids
         self.on_change: list[ChangeListener] = []
+        self.on_delete: list[DeleteListener] = []
         # --- sharing (issue 5): set by bot.app to the SharingService.
         self.creation_policy: CreationPolicy | None = None
 
@@ -296,6 +299,11 @@ class FlowCatalog:
         if not await self.store.delete(team_id, flow.id):
             raise FlowNotFound(ref)
         await self._changed(team_id, flow.id)
+        for listener in list(self.on_delete):
+            try:
+                await listener(team_id, flow.id, user_id)
+            except Exception:
+                log.exception("a delete listener failed for flow %s", flow.id)
         return flow
 
     async def _changed(self, team_id: str, flow_id: str) -> None:

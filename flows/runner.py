@@ -14,6 +14,13 @@ bot processes never drive the same run: a process that lost its lease stops quie
 run left `running` with an expired lease (the bot crashed) is claimed again and continues
 from the first step not recorded as finished; a condition records the branch it took so
 a resumed run follows the same path.
+
+Cancelling (`Runner.cancel_flow_runs`, when a flow is deleted). A queued or waiting run
+(or one whose driver died) becomes `cancelled` at once, by a compare-and-set on its
+status, so it races safely with the waker and with an approval's resume. A run a process
+drives right now gets a `cancel_requested` flag instead: the writes at a step boundary
+(record a step, park, finish) are refused while it is set, and the driver then ends the
+run `cancelled` there, keeping the result of the step that just ended.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal, Protocol, runtime_checkable
@@ -172,11 +179,36 @@ class Lease:
 
 
 @dataclass(frozen=True)
+class CancelRequest:
+    """Why runs are cancelled: `reason` ("the flow was deleted"), by whom (a user id, if
+    known), when. `error` is what the cancelled run records and shows."""
+
+    reason: str
+    by: str | None
+    at: datetime
+
+    @property
+    def error(self) -> str:
+        return f"{self.reason} by <@{self.by}>" if self.by else self.reason
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    """What `RunStore.cancel_flow_runs` did: runs now cancelled, and runs being driven
+    that were asked to stop at their next step boundary (their ids)."""
+
+    cancelled: list[RunRecord] = field(default_factory=list)
+    requested: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class Claim:
-    """A run this process now drives; `resume` is (step id, payload) of a waiting step."""
+    """A run this process now drives; `resume` is (step id, payload) of a waiting step;
+    `cancel` is set when the run was asked to stop (it ends cancelled before any step)."""
 
     run: RunRecord
     resume: tuple[str, dict[str, Any]] | None = None
+    cancel: CancelRequest | None = None
 
 
 class DuplicateRun(Exception):
@@ -197,7 +229,8 @@ class RunStore(Protocol):
         self, run_id: str, lease: Lease, result: StepResult, extra: Mapping[str, Any]
     ) -> bool:
         """`$set steps.<id>` (and `extra` top-level fields: vars, notify_message) and
-        extend the lease. False if the lease is not ours any more."""
+        extend the lease. False if the lease is not ours any more or a cancel was
+        requested (see `end_cancelled`)."""
         ...
 
     async def park(
@@ -209,7 +242,8 @@ class RunStore(Protocol):
         waiting_for: str | None,
         extra: Mapping[str, Any],
     ) -> bool:
-        """Record the waiting step, set status waiting, wake_at, waiting_for; drop the lease."""
+        """Record the waiting step, set status waiting, wake_at, waiting_for; drop the lease.
+        False like `record_step`."""
         ...
 
     async def finish(
@@ -223,7 +257,8 @@ class RunStore(Protocol):
         result: StepResult | None,
         extra: Mapping[str, Any],
     ) -> bool:
-        """The final update (with the failing step's result, if any); drops the lease."""
+        """The final update (with the failing step's result, if any); drops the lease.
+        False like `record_step`."""
         ...
 
     async def requeue(self, run_id: str, owner: str) -> None:
@@ -254,8 +289,30 @@ class RunStore(Protocol):
         """The last runs of a flow, newest first (only `started_by`'s if given)."""
         ...
 
+    async def cancel_flow_runs(
+        self, team_id: str, flow_id: str, request: CancelRequest
+    ) -> CancelResult:
+        """Every unfinished run of the flow: queued, waiting, or running under an expired
+        lease → `cancelled` with `request.error` (a compare-and-set on what was read);
+        running under a live lease → flagged `cancel_requested`."""
+        ...
 
-RunEvent = Literal["started", "progress", "waiting", "resumed", "finished"]
+    async def end_cancelled(
+        self,
+        run_id: str,
+        lease: Lease,
+        finished_at: datetime,
+        error_step: str | None,
+        result: StepResult | None,
+        extra: Mapping[str, Any],
+    ) -> CancelRequest | None:
+        """After a refused write: if the run is still ours and flagged, record `result`
+        (the step that just ended, if any) and end it `cancelled`; return the request.
+        None: the lease is lost."""
+        ...
+
+
+RunEvent = Literal["started", "progress", "waiting", "resumed", "finished", "cancelled"]
 
 
 class RunNotifier(Protocol):
@@ -274,6 +331,10 @@ class NullNotifier:
 
 class RunRefused(Exception):
     """The flow can't run (disabled, no steps)."""
+
+
+#: Called with each run once it is cancelled (its approvals are cancelled this way).
+CancelListener = Callable[[RunRecord, CancelRequest], Awaitable[None]]
 
 
 # ------------------------------------------------------------------ templates
@@ -360,6 +421,10 @@ class _Stopping(Exception):
     pass
 
 
+class _Cancelled(Exception):
+    """The run was cancelled at a step boundary (already recorded and told)."""
+
+
 def _default_describe(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -376,6 +441,7 @@ class _Drive:
     run: RunRecord
     lease: Lease
     wake: tuple[str, dict[str, Any]] | None
+    cancel: CancelRequest | None = None
     dirty_vars: bool = False
     dirty_notify: bool = False
     last_progress: float = 0.0
@@ -417,6 +483,7 @@ class Runner:
         self._stopping = False
         self._kick = asyncio.Event()
         self._last_renew = 0.0
+        self.on_cancelled: list[CancelListener] = []
 
     # --- public API
 
@@ -491,6 +558,32 @@ class Runner:
                 return False
             await asyncio.sleep(0.05)
 
+    async def cancel_flow_runs(
+        self, team_id: str, flow_id: str, by: str | None, reason: str
+    ) -> int:
+        """Cancel every run of the flow in progress (a deleted flow): queued and waiting
+        ones at once, those a process drives right now at their next step boundary.
+        The error says `reason` and `by` whom ("the flow was deleted by <@U…>"). The
+        `on_cancelled` listeners (approvals) run before this returns; the run's notify
+        message and its starter are told in the background. Returns how many runs were
+        cancelled or asked to stop."""
+        request = CancelRequest(reason=reason, by=by, at=self.clock.now())
+        result = await self.store.cancel_flow_runs(team_id, flow_id, request)
+        for run in result.cancelled:
+            await self._tell_cancel_listeners(run, request)
+            previous = self._tasks.get(run.id)
+            self._track(run.id, self._after_cancel(previous, run, request))
+        count = len(result.cancelled) + len(result.requested)
+        if count:
+            log.info(
+                "flow %s: %d run(s) cancelled, %d asked to stop (%s)",
+                flow_id,
+                len(result.cancelled),
+                len(result.requested),
+                request.error,
+            )
+        return count
+
     async def get(self, run_id: str) -> RunRecord | None:
         return await self.store.get(run_id)
 
@@ -559,12 +652,15 @@ class Runner:
     # --- internals
 
     def _drive_from_claim(self, claim: Claim) -> _Drive:
-        return _Drive(run=claim.run, lease=self.lease(), wake=claim.resume)
+        return _Drive(run=claim.run, lease=self.lease(), wake=claim.resume, cancel=claim.cancel)
 
     def _spawn(self, drive: _Drive, event: RunEvent) -> None:
-        run_id = drive.run.id
-        previous = self._tasks.get(run_id)
-        task = asyncio.create_task(self._drive_after(previous, drive, event), name=f"run-{run_id}")
+        previous = self._tasks.get(drive.run.id)
+        self._track(drive.run.id, self._drive_after(previous, drive, event))
+
+    def _track(self, run_id: str, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` as the run's task (`wait_for`, `idle` and `stop` see it)."""
+        task = asyncio.create_task(work, name=f"run-{run_id}")
         self._tasks[run_id] = task
 
         def _done(t: asyncio.Task[None]) -> None:
@@ -634,13 +730,18 @@ class Runner:
 
     async def _drive(self, drive: _Drive, event: RunEvent) -> None:
         run = drive.run
+        if drive.cancel is not None:
+            # Claimed while asked to stop (its driver died or was shut down): end it now.
+            if not await self._cancelled_at_boundary(drive, None):
+                log.warning("run %s: lease lost before its cancellation was recorded", run.id)
+            return
         await self._notify(drive, event)
         try:
             await self._run_steps(drive, run.definition.steps)
         except _Parked:
             await self._notify(drive, "waiting")
             return
-        except (_LeaseLost, _Stopping):
+        except (_LeaseLost, _Stopping, _Cancelled):
             return
         except _Failure as failure:
             await self._finish(drive, "failed", failure)
@@ -676,7 +777,8 @@ class Runner:
             self._extra(drive),
         )
         if not ok:
-            log.warning("run %s: lease lost before its end was recorded", run.id)
+            if not await self._cancelled_at_boundary(drive, result):
+                log.warning("run %s: lease lost before its end was recorded", run.id)
             return
         self._clean(drive)
         await self._notify(drive, "finished")
@@ -718,7 +820,7 @@ class Runner:
                 outcome = await executor.resume(step, ctx, payload)
             else:
                 outcome = await executor.execute(step, ctx)
-        except (_Parked, _LeaseLost, asyncio.CancelledError):
+        except (_Parked, _LeaseLost, _Cancelled, asyncio.CancelledError):
             raise
         except StepFailed as exc:
             raise self._failure(step_id, step_type, started_at, exc.message, exc.field) from None
@@ -748,6 +850,8 @@ class Runner:
         run.steps[step_id] = result
         drive.lease = self.lease()
         if not await self.store.record_step(run.id, drive.lease, result, self._extra(drive)):
+            if await self._cancelled_at_boundary(drive, result):
+                raise _Cancelled
             log.warning("run %s: lease lost at step %s; another process drives it", run.id, step_id)
             raise _LeaseLost
         self._clean(drive)
@@ -765,10 +869,59 @@ class Runner:
             run.id, drive.lease, result, park.wake_at, park.waiting_for, self._extra(drive)
         )
         if not ok:
+            if await self._cancelled_at_boundary(drive, result):
+                raise _Cancelled
             raise _LeaseLost
         self._clean(drive)
         if park.wake_at is not None:
             self._schedule_kick(park.wake_at)
+
+    async def _cancelled_at_boundary(self, drive: _Drive, result: StepResult | None) -> bool:
+        """A write at a step boundary was refused: if the run was asked to stop, end it
+        `cancelled` (keeping `result`, the step that just ended) and tell; True. False:
+        the lease is lost (another process drives the run)."""
+        run = drive.run
+        now = self.clock.now()
+        stopped_at = result.step_id if result and result.status != "succeeded" else None
+        request = await self.store.end_cancelled(
+            run.id, drive.lease, now, stopped_at, result, self._extra(drive)
+        )
+        if request is None:
+            return False
+        if result is not None:
+            run.steps[result.step_id] = result
+        run.status = "cancelled"
+        run.finished_at = now
+        run.error = request.error
+        run.error_step = stopped_at
+        run.wake_at = None
+        run.waiting_for = None
+        self._clean(drive)
+        await self._tell_cancel_listeners(run, request)
+        await self._notify_cancelled(drive)
+        return True
+
+    async def _after_cancel(
+        self, previous: asyncio.Task[None] | None, run: RunRecord, request: CancelRequest
+    ) -> None:
+        # A drive of ours still wrapping up (a parked run telling Slack it waits) ends
+        # first, so that "cancelled" is the message's last word.
+        if previous is not None:
+            await asyncio.gather(previous, return_exceptions=True)
+        await self._notify_cancelled(_Drive(run=run, lease=self.lease(), wake=None))
+
+    async def _notify_cancelled(self, drive: _Drive) -> None:
+        await self._notify(drive, "cancelled")
+        if drive.dirty_notify and drive.run.notify_message is not None:
+            await self.store.record_notify(drive.run.id, drive.run.notify_message)
+            drive.dirty_notify = False
+
+    async def _tell_cancel_listeners(self, run: RunRecord, request: CancelRequest) -> None:
+        for listener in list(self.on_cancelled):
+            try:
+                await listener(run, request)
+            except Exception:
+                log.exception("run %s: a cancellation listener failed", run.id)
 
     def _schedule_kick(self, wake_at: datetime) -> None:
         """Wake the waker loop right when a short wait ends (it polls anyway)."""

@@ -71,6 +71,9 @@ class SlackApprovalNotifier:
         await self._update_all(record, cards.request_message(record))
 
     async def show_outcome(self, record: ApprovalRecord) -> None:
+        if record.cancelled:
+            await self._update_all(record, cards.cancelled_message(record))
+            return
         await self._update_all(record, cards.decided_message(record))
 
     async def remind(self, record: ApprovalRecord, users: Sequence[str]) -> None:
@@ -125,6 +128,8 @@ def _answer_card(result: RespondResult, user: str) -> Message | None:
         return cards.not_found()
     if result.kind == "already_decided":
         return cards.already_decided(record)
+    if result.kind == "cancelled":
+        return cards.cancelled(record)
     if result.kind == "already_responded":
         return cards.already_responded(record, user)
     if result.kind == "unknown_option":

@@ -1,9 +1,10 @@
 """Run notifications in Slack: `flows.runner.RunNotifier` implemented with the Web API.
 
 - One message per run in the flow's notify channel: posted when the run starts, updated
-  (chat.update) as it progresses, ending with succeeded or failed (error, failing step).
-- Whoever started an instant run sees its result: ephemeral through the slash command's
-  response_url while it is valid, else a DM.
+  (chat.update) as it progresses, ending with succeeded or failed (error, failing step),
+  or cancelled (why: the flow was deleted, by whom).
+- Whoever started an instant run sees its result (a cancellation too): ephemeral through
+  the slash command's response_url while it is valid, else a DM.
 
 Every call goes through the client's slack_sdk retry handlers (429 with Retry-After,
 server errors): nothing is dropped.
@@ -46,7 +47,7 @@ class SlackRunNotifier:
 
     async def run_event(self, run: RunRecord, event: RunEvent) -> MessageRef | None:
         ref = await self._notify_channel(run)
-        if event == "finished":
+        if event in ("finished", "cancelled"):
             await self._tell_starter(run)
         return ref
 

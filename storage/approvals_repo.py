@@ -11,6 +11,7 @@ from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from flows.approvals import (
+    CANCELLED,
     EXPIRED,
     ApprovalMessage,
     ApprovalRecord,
@@ -114,6 +115,30 @@ class ApprovalsRepo:
             return_document=ReturnDocument.AFTER,
         )
         return _record(document) if document else None
+
+    async def cancel(
+        self, approval_id: str, at: datetime, reason: str, by: str | None
+    ) -> ApprovalRecord | None:
+        document = await self.collection.find_one_and_update(
+            {"_id": approval_id, "status": "pending"},
+            {
+                "$set": {
+                    "status": "cancelled",
+                    "outcome": CANCELLED,
+                    "cancel_reason": reason,
+                    "cancelled_by": by,
+                    "decided_at": at,
+                },
+                "$inc": {"version": 1},
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        return _record(document) if document else None
+
+    async def pending_of_run(self, run_id: str) -> list[ApprovalRecord]:
+        # The (run_id, step_id) index serves this.
+        cursor = self.collection.find({"run_id": run_id, "status": "pending"})
+        return [_record(document) async for document in cursor]
 
     async def set_messages(self, approval_id: str, messages: Sequence[ApprovalMessage]) -> None:
         await self.collection.update_one(

@@ -1,12 +1,14 @@
 """The `runs` collection: MongoDB adapter of `flows.runner.RunStore`.
 
-A run document is the RunRecord (`_id` = run id) plus three fields the engine never sees
-as record fields: `lease_owner` and `lease_until` (which process drives the run, until
-when) and `pending_resume` (the wake-up payload a claimed run has not consumed yet, so a
-crash in between replays it).
+A run document is the RunRecord (`_id` = run id) plus fields the engine never sees as
+record fields: `lease_owner` and `lease_until` (which process drives the run, until
+when), `pending_resume` (the wake-up payload a claimed run has not consumed yet, so a
+crash in between replays it) and `cancel_requested` (a cancel asked of a run a process
+drives right now: its next step-boundary write is refused, and the driver ends it).
 
 Writes per run: one insert, one `$set` per finished step, one final update. Every write
-after the insert is a compare-and-set on the lease owner and status.
+after the insert is a compare-and-set on the lease owner and status (and the absence of
+`cancel_requested`).
 """
 
 from __future__ import annotations
@@ -21,11 +23,15 @@ from pymongo.errors import DuplicateKeyError
 
 from flows.definition import definition_from_dict, to_dict
 from flows.records import MessageRef, RunRecord, StepResult
-from flows.runner import TIMER, Claim, DuplicateRun, Lease
+from flows.runner import TIMER, CancelRequest, CancelResult, Claim, DuplicateRun, Lease
 
 Doc = dict[str, Any]
 
+_UNFINISHED = ["queued", "waiting", "running"]
+
 _UNSET_LEASE = {"lease_owner": "", "lease_until": "", "pending_resume": ""}
+CANCEL_FLAG = "cancel_requested"
+_UNSET_ENDED = {**_UNSET_LEASE, CANCEL_FLAG: ""}
 
 
 def bson_safe(value: Any) -> Any:
@@ -60,7 +66,7 @@ def to_doc(run: RunRecord) -> Doc:
 
 
 def from_doc(doc: Doc) -> RunRecord:
-    data = {k: v for k, v in doc.items() if k not in ("_id", *_UNSET_LEASE)}
+    data = {k: v for k, v in doc.items() if k not in ("_id", *_UNSET_ENDED)}
     data["id"] = doc["_id"]
     data["definition"] = definition_from_dict(doc["definition"])
     data["steps"] = {step_id_of(k): v for k, v in (doc.get("steps") or {}).items()}
@@ -83,6 +89,33 @@ def _pending(doc: Doc) -> tuple[str, dict[str, Any]] | None:
     if isinstance(pending, Mapping) and pending.get("step_id"):
         return str(pending["step_id"]), dict(pending.get("payload") or {})
     return None
+
+
+def _cancel_doc(request: CancelRequest) -> Doc:
+    return {"reason": request.reason, "by": request.by, "at": request.at}
+
+
+def _cancel_request(doc: Doc) -> CancelRequest | None:
+    flag = doc.get(CANCEL_FLAG)
+    if not isinstance(flag, Mapping):
+        return None
+    by = flag.get("by")
+    return CancelRequest(reason=str(flag.get("reason") or "cancelled"), by=by, at=flag["at"])
+
+
+def _claim(doc: Doc, resume: tuple[str, dict[str, Any]] | None) -> Claim:
+    return Claim(from_doc(doc), resume, _cancel_request(doc))
+
+
+def _ended_cancelled(at: datetime, error: str, error_step: str | None) -> Doc:
+    return {
+        "status": "cancelled",
+        "finished_at": at,
+        "error": error,
+        "error_step": error_step,
+        "wake_at": None,
+        "waiting_for": None,
+    }
 
 
 class MongoRunStore:
@@ -125,7 +158,13 @@ class MongoRunStore:
             raise DuplicateRun(run.run_key or run.id) from exc
 
     def _ours(self, run_id: str, lease: Lease) -> Doc:
-        return {"_id": run_id, "status": "running", "lease_owner": lease.owner}
+        # A run asked to stop takes no more writes: its driver ends it (`end_cancelled`).
+        return {
+            "_id": run_id,
+            "status": "running",
+            "lease_owner": lease.owner,
+            CANCEL_FLAG: {"$exists": False},
+        }
 
     async def record_step(
         self, run_id: str, lease: Lease, result: StepResult, extra: Mapping[str, Any]
@@ -229,7 +268,7 @@ class MongoRunStore:
         )
         if doc is None:
             return None
-        return Claim(from_doc(doc), (step_id, dict(payload)))
+        return _claim(doc, (step_id, dict(payload)))
 
     async def claim_due(self, now: datetime, lease: Lease, limit: int) -> list[Claim]:
         # One read finds the candidates (an idle poll writes nothing); each is then claimed
@@ -262,8 +301,101 @@ class MongoRunStore:
                 condition, {"$set": fields}, return_document=ReturnDocument.AFTER
             )
             if doc is not None:
-                claims.append(Claim(from_doc(doc), _pending(doc)))
+                claims.append(_claim(doc, _pending(doc)))
         return claims
+
+    # --- cancelling
+
+    async def cancel_flow_runs(
+        self, team_id: str, flow_id: str, request: CancelRequest
+    ) -> CancelResult:
+        result = CancelResult()
+        # Finished runs are skipped by the filter; the history index narrows to the flow.
+        unfinished = self.collection.find(
+            {"team_id": team_id, "flow_id": flow_id, "status": {"$in": _UNFINISHED}},
+            projection={"_id": 1},
+        )
+        for run_id in [doc["_id"] async for doc in unfinished]:
+            outcome = await self._cancel_one(run_id, request)
+            if isinstance(outcome, RunRecord):
+                result.cancelled.append(outcome)
+            elif outcome:
+                result.requested.append(run_id)
+        return result
+
+    async def _cancel_one(self, run_id: str, request: CancelRequest) -> RunRecord | bool:
+        """The run cancelled (its record), True if asked to stop, False if it finished."""
+        # Each failed compare-and-set means the run moved on (claimed, parked, finished):
+        # look again. A run moves a bounded number of times, so this ends.
+        for _ in range(100):
+            doc = await self.collection.find_one(
+                {"_id": run_id},
+                projection={"status": 1, "lease_owner": 1, "lease_until": 1, "steps": 1},
+            )
+            status = doc.get("status") if doc else None
+            if doc is None or status not in _UNFINISHED:
+                return False
+            lease_until = doc.get("lease_until")
+            abandoned = status == "running" and (
+                not isinstance(lease_until, datetime) or lease_until < request.at
+            )
+            if status == "running" and not abandoned:
+                # Driven right now: its driver stops at the next step boundary.
+                flagged = await self.collection.update_one(
+                    {"_id": run_id, "status": "running", "lease_owner": doc.get("lease_owner")},
+                    {"$set": {CANCEL_FLAG: _cancel_doc(request)}},
+                )
+                if flagged.matched_count == 1:
+                    return True
+                continue
+            condition: Doc = {"_id": run_id, "status": status}
+            if status == "running":
+                condition["lease_until"] = lease_until
+            stopped_at = _waiting_step(doc) if status == "waiting" else None
+            ended = await self.collection.find_one_and_update(
+                condition,
+                {
+                    "$set": _ended_cancelled(request.at, request.error, stopped_at),
+                    "$unset": _UNSET_ENDED,
+                },
+                return_document=ReturnDocument.AFTER,
+            )
+            if ended is not None:
+                return from_doc(ended)
+        return False  # pragma: no cover - a run that never stops moving
+
+    async def end_cancelled(
+        self,
+        run_id: str,
+        lease: Lease,
+        finished_at: datetime,
+        error_step: str | None,
+        result: StepResult | None,
+        extra: Mapping[str, Any],
+    ) -> CancelRequest | None:
+        doc = await self.collection.find_one(
+            {
+                "_id": run_id,
+                "status": "running",
+                "lease_owner": lease.owner,
+                CANCEL_FLAG: {"$exists": True},
+            },
+            projection={CANCEL_FLAG: 1},
+        )
+        request = _cancel_request(doc) if doc is not None else None
+        if request is None:
+            return None
+        fields: Doc = {
+            **_ended_cancelled(finished_at, request.error, error_step),
+            **bson_safe(extra),
+        }
+        if result is not None:
+            fields[f"steps.{step_key(result.step_id)}"] = _step(result)
+        outcome = await self.collection.update_one(
+            {"_id": run_id, "status": "running", "lease_owner": lease.owner},
+            {"$set": fields, "$unset": _UNSET_ENDED},
+        )
+        return request if outcome.matched_count == 1 else None
 
     # --- reads
 
