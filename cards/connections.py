@@ -8,23 +8,27 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from slack_sdk.models.blocks import (
-    ActionsBlock,
-    ButtonElement,
     ConfirmObject,
-    ContextBlock,
     DividerBlock,
-    HeaderBlock,
     InputBlock,
     MarkdownTextObject,
     Option,
     PlainTextInputElement,
-    PlainTextObject,
-    SectionBlock,
     StaticSelectElement,
 )
-from slack_sdk.models.views import View
 
-from cards.common import Message, clip, context, escape, message, section
+from cards.common import (
+    Message,
+    actions,
+    button,
+    context,
+    escape,
+    header,
+    message,
+    modal,
+    plain,
+    section,
+)
 
 # Action ids and callback ids (the handlers listen to these).
 SAVE_CALLBACK = "conn_save"
@@ -56,12 +60,32 @@ MODE_LABELS = {
 }
 
 
-def _plain(text: str, limit: int = 75) -> PlainTextObject:
-    return PlainTextObject(text=clip(text, limit), emoji=True)
-
-
 def _option(text: str, value: str) -> Option:
-    return Option(text=_plain(text), value=value)
+    return Option(text=plain(text), value=value)
+
+
+def _text_input(
+    block_id: str,
+    label: str,
+    max_length: int,
+    *,
+    hint: str | None = None,
+    initial: str = "",
+    placeholder: str | None = None,
+    optional: bool = False,
+) -> InputBlock:
+    return InputBlock(
+        block_id=block_id,
+        label=plain(label),
+        hint=plain(hint, 150) if hint else None,
+        optional=optional or None,
+        element=PlainTextInputElement(
+            action_id="value",
+            initial_value=initial or None,
+            placeholder=plain(placeholder) if placeholder else None,
+            max_length=max_length,
+        ),
+    )
 
 
 def kind_options(kinds: Sequence[tuple[str, str]]) -> list[Option]:
@@ -86,13 +110,13 @@ def connect_modal(
     always empty: a secret never goes back to Slack."""
     blocks: list[Any] = []
     if intro:
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(intro))))
+        blocks.append(section(intro))
     if updating is None:
         current = next((label for k, label in kinds if k == kind), kind)
         blocks.append(
             InputBlock(
                 block_id=KIND_BLOCK,
-                label=_plain("Type"),
+                label=plain("Type"),
                 dispatch_action=True,
                 element=StaticSelectElement(
                     action_id=KIND_ACTION,
@@ -102,70 +126,45 @@ def connect_modal(
             )
         )
     blocks.append(
-        InputBlock(
-            block_id=NAME_BLOCK,
-            label=_plain("Name"),
-            hint=_plain("How you pick it for a flow, e.g. “Ledger API”", 150),
-            element=PlainTextInputElement(
-                action_id="value", initial_value=name or None, max_length=80
-            ),
+        _text_input(
+            NAME_BLOCK,
+            "Name",
+            80,
+            hint="How you pick it for a flow, e.g. “Ledger API”",
+            initial=name,
         )
     )
     blocks.append(
-        InputBlock(
-            block_id=BASE_URL_BLOCK,
-            label=_plain("Base URL"),
-            hint=_plain("Steps add their path to it, e.g. https://api.example.com/v1", 150),
-            element=PlainTextInputElement(
-                action_id="value",
-                initial_value=base_url or None,
-                placeholder=_plain("https://api.example.com"),
-                max_length=2000,
-            ),
+        _text_input(
+            BASE_URL_BLOCK,
+            "Base URL",
+            2000,
+            hint="Steps add their path to it, e.g. https://api.example.com/v1",
+            initial=base_url,
+            placeholder="https://api.example.com",
         )
     )
     if asks_header_name:
         blocks.append(
-            InputBlock(
-                block_id=HEADER_NAME_BLOCK,
-                label=_plain("Header name"),
-                element=PlainTextInputElement(
-                    action_id="value",
-                    initial_value=header_name or None,
-                    placeholder=_plain("X-API-Key"),
-                    max_length=100,
-                ),
+            _text_input(
+                HEADER_NAME_BLOCK, "Header name", 100, initial=header_name, placeholder="X-API-Key"
             )
         )
     for field, label, optional in secret_fields:
-        blocks.append(
-            InputBlock(
-                block_id=SECRET_BLOCK_PREFIX + field,
-                label=_plain(label),
-                optional=optional or None,
-                element=PlainTextInputElement(action_id="value", max_length=4000),
-            )
-        )
+        blocks.append(_text_input(SECRET_BLOCK_PREFIX + field, label, 4000, optional=optional))
     blocks.append(
-        ContextBlock(
-            elements=[
-                MarkdownTextObject(
-                    text=":lock: Stored encrypted. Nobody can read it back — not flow "
-                    "co-owners, not you: Flowbot only ever shows the last characters."
-                )
-            ]
+        context(
+            ":lock: Stored encrypted. Nobody can read it back — not flow "
+            "co-owners, not you: Flowbot only ever shows the last characters."
         )
     )
-    view = View(
-        type="modal",
-        callback_id=SAVE_CALLBACK,
-        title=_plain("Update credentials" if updating else "New connection", 24),
-        submit=_plain("Save", 24),
-        close=_plain("Cancel", 24),
-        private_metadata=json.dumps(dict(metadata), separators=(",", ":")),
-        blocks=blocks,
+    return modal(
+        "Update credentials" if updating else "New connection",
+        blocks,
+        SAVE_CALLBACK,
+        submit="Save",
+        metadata=json.dumps(dict(metadata), separators=(",", ":")),
     )
-    return view.to_dict()
 
 
 def connection_line(
@@ -182,7 +181,7 @@ def my_connections_message(
     blocks: list[dict[str, Any]] = []
     if notice:
         blocks.append(section(notice))
-    blocks.append(HeaderBlock(text=_plain("My connections", 150)).to_dict())
+    blocks.append(header("My connections"))
     if not connections:
         blocks.append(section("You have no connections yet. Create one with `/flow connect`."))
     for item in connections[:14]:
@@ -193,35 +192,17 @@ def my_connections_message(
         if used_by:
             text += "\nUsed by " + ", ".join(f"“{escape(n)}”" for n in used_by[:10])
         blocks.append(section(text))
+        # A connection no flow uses: Slack's own dialog confirms. One in use: Flowbot
+        # answers with the flows it would break and asks again.
+        confirm = None if used_by else _confirm_delete(item["name"])
         blocks.append(
-            ActionsBlock(
+            actions(
+                button("Update credentials", UPDATE_ACTION, item["id"]),
+                button("Delete", DELETE_ACTION, item["id"], "danger", confirm),
                 block_id=f"conn:{item['id']}",
-                elements=[
-                    ButtonElement(
-                        text=_plain("Update credentials"),
-                        action_id=UPDATE_ACTION,
-                        value=item["id"],
-                    ),
-                    ButtonElement(
-                        text=_plain("Delete"),
-                        action_id=DELETE_ACTION,
-                        value=item["id"],
-                        style="danger",
-                        # A connection no flow uses: Slack's own dialog confirms. One in use:
-                        # Flowbot answers with the flows it would break and asks again.
-                        confirm=None if used_by else _confirm_delete(item["name"]),
-                    ),
-                ],
-            ).to_dict()
+            )
         )
-    blocks.append(
-        ActionsBlock(
-            block_id="conn:new",
-            elements=[
-                ButtonElement(text=_plain("New connection"), action_id=NEW_ACTION, value="new")
-            ],
-        ).to_dict()
-    )
+    blocks.append(actions(button("New connection", NEW_ACTION, "new"), block_id="conn:new"))
     blocks.append(
         context(
             "Attach one to a flow with `/flow connections <flow>` "
@@ -243,29 +224,27 @@ def delete_confirm_message(connection_id: str, name: str, flow_names: Sequence[s
     return message(
         f"Deleting {name} breaks {len(flow_names)} flow(s). Delete anyway?",
         section(text),
-        ActionsBlock(
+        actions(
+            button("Delete anyway", DELETE_CONFIRM_ACTION, connection_id, "danger"),
+            button("Cancel", LIST_ACTION, "cancel"),
             block_id=f"conn_confirm:{connection_id}",
-            elements=[
-                ButtonElement(
-                    text=_plain("Delete anyway"),
-                    action_id=DELETE_CONFIRM_ACTION,
-                    value=connection_id,
-                    style="danger",
-                ),
-                ButtonElement(text=_plain("Cancel"), action_id=LIST_ACTION, value="cancel"),
-            ],
-        ).to_dict(),
+        ),
+    )
+
+
+def _confirm(title: str, text: str, confirm: str, style: str | None = None) -> ConfirmObject:
+    return ConfirmObject(
+        title=plain(title, 100),
+        text=MarkdownTextObject(text=text),
+        confirm=plain(confirm, 30),
+        deny=plain("Cancel", 30),
+        style=style,
     )
 
 
 def _confirm_delete(name: str) -> ConfirmObject:
-    return ConfirmObject(
-        title=_plain("Delete connection?", 100),
-        text=MarkdownTextObject(text=f"Delete *{escape(name)}*? This cannot be undone."),
-        confirm=_plain("Delete", 30),
-        deny=_plain("Cancel", 30),
-        style="danger",
-    )
+    text = f"Delete *{escape(name)}*? This cannot be undone."
+    return _confirm("Delete connection?", text, "Delete", "danger")
 
 
 def flow_connections_modal(
@@ -285,14 +264,12 @@ def flow_connections_modal(
     run-only viewer is told)."""
     blocks: list[Any] = []
     if notice:
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(notice))))
+        blocks.append(section(notice))
     if not slots:
         blocks.append(
-            SectionBlock(
-                text=MarkdownTextObject(
-                    text=f"“{escape(flow_name)}” declares no connection slots "
-                    "(`connections:` in its definition)."
-                )
+            section(
+                f"“{escape(flow_name)}” declares no connection slots "
+                "(`connections:` in its definition)."
             )
         )
     for item in slots:
@@ -302,7 +279,7 @@ def flow_connections_modal(
             head += f"\n{escape(item['description'])}"
         head += f"\n{item['filled_text']}"
         blocks.append(DividerBlock())
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(head))))
+        blocks.append(section(head))
         if is_owner:
             elements: list[Any] = []
             mine = item.get("mine") or []
@@ -314,7 +291,7 @@ def flow_connections_modal(
                 elements.append(
                     StaticSelectElement(
                         action_id=SLOT_ATTACH_ACTION,
-                        placeholder=_plain("Attach one of my connections"),
+                        placeholder=plain("Attach one of my connections"),
                         options=options,
                         initial_option=initial,
                     )
@@ -331,51 +308,24 @@ def flow_connections_modal(
                     )
                 )
             if item.get("filled"):
-                elements.append(
-                    ButtonElement(
-                        text=_plain("Remove"),
-                        action_id=SLOT_DETACH_ACTION,
-                        value=slot,
-                        confirm=ConfirmObject(
-                            title=_plain("Empty this slot?", 100),
-                            text=MarkdownTextObject(
-                                text=f"Steps using `{escape(slot)}` fail until an owner "
-                                "attaches a connection again."
-                            ),
-                            confirm=_plain("Remove", 30),
-                            deny=_plain("Cancel", 30),
-                        ),
-                    )
+                text = (
+                    f"Steps using `{escape(slot)}` fail until an owner attaches a connection again."
                 )
-            elements.append(
-                ButtonElement(text=_plain("New connection"), action_id=NEW_ACTION, value=slot)
-            )
-            blocks.append(ActionsBlock(block_id=f"conn_slot_actions:{slot}", elements=elements))
+                confirm = _confirm("Empty this slot?", text, "Remove")
+                elements.append(button("Remove", SLOT_DETACH_ACTION, slot, confirm=confirm))
+            elements.append(button("New connection", NEW_ACTION, slot))
+            blocks.append(actions(*elements, block_id=f"conn_slot_actions:{slot}"))
         elif item.get("runner_text"):
-            blocks.append(
-                ContextBlock(elements=[MarkdownTextObject(text=clip(item["runner_text"]))])
-            )
+            blocks.append(context(item["runner_text"]))
     if is_owner:
         blocks.append(
-            ContextBlock(
-                elements=[
-                    MarkdownTextObject(
-                        text="You can attach only your own connections; steps using a slot "
-                        "act as the person whose connection fills it. Co-owners use it in "
-                        "this flow only and never see its secret."
-                    )
-                ]
+            context(
+                "You can attach only your own connections; steps using a slot act as the "
+                "person whose connection fills it. Co-owners use it in this flow only and "
+                "never see its secret."
             )
         )
-    view = View(
-        type="modal",
-        callback_id=FLOW_CALLBACK,
-        title=_plain("Connections", 24),
-        close=_plain("Done", 24),
-        private_metadata=flow_id,
-        blocks=blocks[:100],
-    )
-    return view.to_dict()
+    return modal("Connections", blocks[:100], FLOW_CALLBACK, close="Done", metadata=flow_id)
 
 
 def runner_slot_blocks(slots: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -391,15 +341,15 @@ def runner_slot_blocks(slots: Sequence[Mapping[str, Any]]) -> list[dict[str, Any
             blocks.append(
                 InputBlock(
                     block_id=RUNNER_BLOCK_PREFIX + slot,
-                    label=_plain(label, 2000),
-                    hint=_plain(
+                    label=plain(label, 2000),
+                    hint=plain(
                         f"{item['kind_label']}. "
                         + (item.get("description") or "The flow acts with your credentials."),
                         2000,
                     ),
                     element=StaticSelectElement(
                         action_id=RUNNER_PICK_ACTION,
-                        placeholder=_plain("Choose one of your connections"),
+                        placeholder=plain("Choose one of your connections"),
                         options=[_option(text, cid) for cid, text in options[:100]],
                         initial_option=_option(options[0][1], options[0][0])
                         if len(options) == 1

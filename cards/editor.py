@@ -7,16 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from slack_sdk.models.blocks import (
-    InputBlock,
-    Option,
-    PlainTextInputElement,
-    PlainTextObject,
-    StaticSelectElement,
-)
-from slack_sdk.models.views import View
+from slack_sdk.models.blocks import InputBlock, Option, PlainTextInputElement, StaticSelectElement
 
-from cards.common import VIEW_BLOCK_LIMIT, clip, context, escape, section
+from cards.common import VIEW_BLOCK_LIMIT, clip, context, escape, modal, section
 
 View_ = dict[str, Any]
 
@@ -92,7 +85,7 @@ def gallery_modal(templates: Sequence[TemplateChoice], channel_id: str | None) -
     ]
     if lines:
         blocks.append(context(lines))
-    return _modal(
+    return modal(
         "New flow",
         blocks,
         callback_id=GALLERY_CALLBACK,
@@ -117,7 +110,7 @@ def editor_modal(
         ),
     )
     blocks = [section(intro), editor.to_dict()]
-    return _modal(title, blocks, EDITOR_CALLBACK, submit=submit, metadata=state.dump())
+    return modal(title, blocks, EDITOR_CALLBACK, submit=submit, metadata=state.dump())
 
 
 def saved_modal(flow_name: str, flow_id: str, version: int, webhook_token: str | None) -> View_:
@@ -131,7 +124,7 @@ def saved_modal(flow_name: str, flow_id: str, version: int, webhook_token: str |
                 f"Send `POST /hooks/{flow_id}` with this token to start the flow."
             )
         )
-    return _modal("Flow saved", blocks, callback_id="flow_saved", close="Done")
+    return modal("Flow saved", blocks, callback_id="flow_saved", close="Done")
 
 
 def format_field_errors(lines: Sequence[str], limit: int = FIELD_ERROR_LIMIT) -> str:
@@ -147,27 +140,6 @@ def format_field_errors(lines: Sequence[str], limit: int = FIELD_ERROR_LIMIT) ->
     return clip("\n".join(out), limit)
 
 
-def _modal(
-    title: str,
-    blocks: list[dict[str, Any]],
-    callback_id: str,
-    *,
-    submit: str | None = None,
-    close: str = "Cancel",
-    metadata: str = "",
-) -> View_:
-    view = View(
-        type="modal",
-        callback_id=callback_id,
-        title=PlainTextObject(text=clip(title, 24)),
-        submit=PlainTextObject(text=submit) if submit else None,
-        close=PlainTextObject(text=close),
-        private_metadata=metadata or None,
-        blocks=blocks,
-    )
-    return view.to_dict()
-
-
 def message_modal(title: str, blocks: list[dict[str, Any]]) -> View_:
     """A read-only modal (a flow card opened from App Home, a refusal)."""
-    return _modal(title, blocks[:VIEW_BLOCK_LIMIT], callback_id="flow_info", close="Close")
+    return modal(title, blocks[:VIEW_BLOCK_LIMIT], callback_id="flow_info", close="Close")

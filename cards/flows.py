@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from slack_sdk.models.blocks import ActionsBlock, ButtonElement
-
 from cards.common import (
     MESSAGE_BLOCK_LIMIT,
     SECTION_TEXT_LIMIT,
     Message,
+    actions,
+    button,
     clip,
     context,
     escape,
@@ -36,6 +36,7 @@ from flows.definition import (
     WebhookTrigger,
 )
 from flows.records import FlowRecord
+from flows.sharing import mention
 
 DELETE_CONFIRM_ACTION = "flow_delete_confirm"
 DELETE_CANCEL_ACTION = "flow_delete_cancel"
@@ -51,14 +52,6 @@ _KIND_LABELS = {
     "scheduled": "Scheduled",
     "automated": "Automated",
 }
-
-
-def mention(principal: str) -> str:
-    if principal.startswith("S"):
-        return f"<!subteam^{principal}>"
-    if principal.startswith(("C", "G")):
-        return f"<#{principal}>"
-    return f"<@{principal}>"
 
 
 def describe_trigger(flow: FlowRecord) -> str:
@@ -233,14 +226,10 @@ def export_messages(flow: FlowRecord, yaml_text: str) -> list[Message] | None:
 
 
 def delete_confirm(flow: FlowRecord) -> Message:
-    buttons = ActionsBlock(
+    buttons = actions(
+        button("Delete", DELETE_CONFIRM_ACTION, flow.id, "danger"),
+        button("Cancel", DELETE_CANCEL_ACTION, flow.id),
         block_id="flow_delete",
-        elements=[
-            ButtonElement(
-                action_id=DELETE_CONFIRM_ACTION, text="Delete", value=flow.id, style="danger"
-            ),
-            ButtonElement(action_id=DELETE_CANCEL_ACTION, text="Cancel", value=flow.id),
-        ],
     )
     return message(
         f"Delete flow {flow.name}?",
@@ -248,7 +237,7 @@ def delete_confirm(flow: FlowRecord) -> Message:
             f"Delete *{escape(flow.name)}* (version {flow.version})? Its definition and earlier "
             "versions are removed; this cannot be undone."
         ),
-        buttons.to_dict(),
+        buttons,
     )
 
 

@@ -5,19 +5,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from slack_sdk.models.blocks import (
-    ActionsBlock,
-    ButtonElement,
-    DividerBlock,
-    HeaderBlock,
-    Option,
-    OverflowMenuElement,
-    SectionBlock,
-)
+from slack_sdk.models.blocks import DividerBlock, Option, OverflowMenuElement, SectionBlock
 from slack_sdk.models.blocks.basic_components import MarkdownTextObject
 from slack_sdk.models.views import View
 
-from cards.common import VIEW_BLOCK_LIMIT, clip, context, escape, section
+from cards.common import (
+    VIEW_BLOCK_LIMIT,
+    actions,
+    button,
+    clip,
+    context,
+    escape,
+    header,
+    section,
+)
 from flows.records import FlowRecord
 
 GET_STARTED_ACTION = "home_get_started"
@@ -65,8 +66,8 @@ def _flow_blocks(flow: FlowRecord, can_run: bool) -> list[dict[str, Any]]:
         ).to_dict()
     ]
     if can_run:
-        run = ButtonElement(action_id=RUN_FLOW_ACTION, text="Run", value=flow.id, style="primary")
-        blocks.append(ActionsBlock(block_id=f"run_{flow.id}", elements=[run]).to_dict())
+        run = button("Run", RUN_FLOW_ACTION, flow.id, "primary")
+        blocks.append(actions(run, block_id=f"run_{flow.id}"))
     return blocks
 
 
@@ -84,11 +85,11 @@ def home_view(
     sections = sections or {}
     blocks: list[dict[str, Any]] = []
     if welcome:
-        start = ButtonElement(action_id=GET_STARTED_ACTION, text="Get started", style="primary")
+        start = button("Get started", GET_STARTED_ACTION, style="primary")
         blocks.append(section(WELCOME))
-        blocks.append(ActionsBlock(block_id="welcome", elements=[start]).to_dict())
+        blocks.append(actions(start, block_id="welcome"))
         blocks.append(DividerBlock().to_dict())
-    blocks.append(HeaderBlock(text="My flows").to_dict())
+    blocks.append(header("My flows"))
     if flows:
         for flow in flows[:HOME_FLOW_LIMIT]:
             blocks += _flow_blocks(flow, flow.id in runnable)
@@ -99,10 +100,9 @@ def home_view(
         blocks.append(
             section("No flows yet. Start from a template with *New flow* or `/flow new`.")
         )
-    new = ButtonElement(action_id=NEW_FLOW_ACTION, text="New flow")
-    blocks.append(ActionsBlock(block_id="home_new", elements=[new]).to_dict())
+    blocks.append(actions(button("New flow", NEW_FLOW_ACTION), block_id="home_new"))
     blocks.append(DividerBlock().to_dict())
-    blocks.append(HeaderBlock(block_id=MY_BUTTONS_BLOCK, text="My buttons").to_dict())
+    blocks.append(header("My buttons", MY_BUTTONS_BLOCK))
     my_buttons = sections.get(MY_BUTTONS_BLOCK)
     if my_buttons:
         blocks += my_buttons

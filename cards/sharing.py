@@ -8,20 +8,24 @@ Buttons carry the flow id (or the access request id) as `value`; a Remove button
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
-from slack_sdk.models.blocks import (
-    ActionsBlock,
-    ButtonElement,
-    DividerBlock,
-    HeaderBlock,
-    MarkdownTextObject,
-    PlainTextObject,
-    SectionBlock,
-)
+from slack_sdk.models.blocks import DividerBlock, MarkdownTextObject, SectionBlock
 
-from cards.common import Message, clip, context, escape, message, section
+from cards.common import (
+    Message,
+    actions,
+    button,
+    clip,
+    context,
+    escape,
+    message,
+    section,
+    slack_date,
+)
+from cards.common import (
+    header as header_block,
+)
 from cards.home import RUN_FLOW_ACTION
 from flows.records import FlowRecord, Role
 from flows.sharing import (
@@ -56,23 +60,8 @@ ADDED_LIMIT = 10
 OTHERS_LIMIT = 5
 
 
-def _date(at: datetime) -> str:
-    fallback = at.strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"
-
-
 def _name(flow: FlowRecord) -> str:
     return f"*{escape(flow.name)}*"
-
-
-def _button(text: str, action_id: str, value: str, style: str | None = None) -> ButtonElement:
-    return ButtonElement(
-        text=PlainTextObject(text=clip(text, 75)), action_id=action_id, value=value, style=style
-    )
-
-
-def _actions(*elements: ButtonElement, block_id: str | None = None) -> dict[str, Any]:
-    return ActionsBlock(elements=list(elements), block_id=block_id).to_dict()
 
 
 def role_label(role: str) -> str:
@@ -147,7 +136,7 @@ def _line_text(line: ShareLine) -> str:
     elif line.added_by:
         text += f" · added by <@{line.added_by}>"
         if line.added_at:
-            text += f" {_date(line.added_at)}"
+            text += f" {slack_date(line.added_at)}"
     if line.members is not None:
         shown = ", ".join(f"<@{u}>" for u in line.members[:MEMBERS_SHOWN])
         more = len(line.members) - MEMBERS_SHOWN
@@ -160,7 +149,7 @@ def _line_text(line: ShareLine) -> str:
 def users_list(view: UsersView) -> Message:
     flow = view.flow
     blocks: list[dict[str, Any]] = [
-        HeaderBlock(text=PlainTextObject(text=clip(f"Who can use {flow.name}", 150))).to_dict(),
+        header_block(f"Who can use {flow.name}"),
         context(
             f"{flow.kind.capitalize()} flow · co-owners can edit, share and delete it"
             + (" · run-only users can run it" if flow.kind == "instant" else "")
@@ -172,7 +161,7 @@ def users_list(view: UsersView) -> Message:
     for line in view.lines[:USERS_LIMIT]:
         block = SectionBlock(text=MarkdownTextObject(text=clip(_line_text(line))))
         if line.removable:
-            block.accessory = _button(
+            block.accessory = button(
                 "Remove", REMOVE_SHARE_ACTION, remove_value(flow.id, line.principal), "danger"
             )
         blocks.append(block.to_dict())
@@ -205,15 +194,11 @@ def audit_line(entry: AuditEntry) -> str:
         what = f"denied access to {target}"
     else:
         what = f"changed who may create flows: {escape(entry.detail or '')}"
-    return f"{_date(entry.at)} {who} {what}"
+    return f"{slack_date(entry.at)} {who} {what}"
 
 
 def audit_list(flow: FlowRecord, entries: Sequence[AuditEntry]) -> Message:
-    blocks: list[dict[str, Any]] = [
-        HeaderBlock(
-            text=PlainTextObject(text=clip(f"Sharing history of {flow.name}", 150))
-        ).to_dict()
-    ]
+    blocks: list[dict[str, Any]] = [header_block(f"Sharing history of {flow.name}")]
     if not entries:
         blocks.append(section("No sharing changes yet."))
     else:
@@ -252,7 +237,7 @@ def shared_with_you(flow: FlowRecord, actor: str, role: Role, via: str | None) -
     if flow.definition.description:
         blocks.append(context(escape(clip(flow.definition.description, 500))))
     if is_button:
-        blocks.append(_actions(_button("Add to my buttons", ADD_BUTTON_ACTION, flow.id, "primary")))
+        blocks.append(actions(button("Add to my buttons", ADD_BUTTON_ACTION, flow.id, "primary")))
     plain = f"<@{actor}> shared {thing} {flow.name} with {whom}"
     return message(plain, *blocks)
 
@@ -274,7 +259,7 @@ def button_removed(flow: FlowRecord) -> Message:
             f"{_name(flow)} was removed from *My buttons*. It stays shared with you: add it "
             "back from the Home tab or `/flow buttons`."
         ),
-        _actions(_button("Add it back", ADD_BUTTON_ACTION, flow.id)),
+        actions(button("Add it back", ADD_BUTTON_ACTION, flow.id)),
     )
 
 
@@ -285,7 +270,7 @@ def link_message(flow: FlowRecord, actor: str, run_action: str = LINK_RUN_ACTION
     blocks = [section(f":zap: <@{actor}> shared a link to the button {_name(flow)}.")]
     if flow.definition.description:
         blocks.append(context(escape(clip(flow.definition.description, 500))))
-    blocks.append(_actions(_button(f"Run {flow.name}", run_action, flow.id, "primary")))
+    blocks.append(actions(button(f"Run {flow.name}", run_action, flow.id, "primary")))
     blocks.append(context("Only people it is shared with can run it; others can ask for access."))
     return message(f"{flow.name}: a button shared by <@{actor}>", *blocks)
 
@@ -305,7 +290,7 @@ def request_offer(flow: FlowRecord) -> Message:
     return message(
         f"You can't run {flow.name}",
         section(text),
-        _actions(_button("Request access", REQUEST_ACCESS_ACTION, flow.id, "primary")),
+        actions(button("Request access", REQUEST_ACCESS_ACTION, flow.id, "primary")),
     )
 
 
@@ -337,9 +322,9 @@ def access_request(request: AccessRequest, flow: FlowRecord) -> Message:
     return message(
         f"<@{request.requester}> asks to run {flow.name}",
         section(text),
-        _actions(
-            _button("Approve", APPROVE_ACTION, request.id, "primary"),
-            _button("Deny", DENY_ACTION, request.id, "danger"),
+        actions(
+            button("Approve", APPROVE_ACTION, request.id, "primary"),
+            button("Deny", DENY_ACTION, request.id, "danger"),
             block_id=f"access:{request.id}",
         ),
     )
@@ -371,7 +356,7 @@ def access_answer(request: AccessRequest, flow: FlowRecord) -> Message:
                 f":white_check_mark: <@{request.decided_by}> approved your request: you can "
                 f"now run the button {_name(flow)}."
             ),
-            _actions(_button("Add to my buttons", ADD_BUTTON_ACTION, flow.id, "primary")),
+            actions(button("Add to my buttons", ADD_BUTTON_ACTION, flow.id, "primary")),
         )
     return message(
         f"Your request to run {flow.name} was denied",
@@ -400,14 +385,14 @@ def _button_row(item: ButtonItem, run_action: str) -> list[dict[str, Any]]:
         text += f"\n{escape(clip(flow.definition.description, 200))}"
     if item.status == "added":
         elements = [
-            _button("Run", run_action, flow.id, "primary"),
-            _button("Remove", REMOVE_BUTTON_ACTION, flow.id),
+            button("Run", run_action, flow.id, "primary"),
+            button("Remove", REMOVE_BUTTON_ACTION, flow.id),
         ]
     else:
-        elements = [_button("Add to my buttons", ADD_BUTTON_ACTION, flow.id, "primary")]
+        elements = [button("Add to my buttons", ADD_BUTTON_ACTION, flow.id, "primary")]
     return [
         section(text),
-        _actions(*elements, block_id=f"mybuttons:{item.status}:{flow.id}"),
+        actions(*elements, block_id=f"mybuttons:{item.status}:{flow.id}"),
     ]
 
 
@@ -427,7 +412,7 @@ def my_buttons_blocks(
     The App Home has its own header (`header=False`). At most 46 blocks."""
     blocks: list[dict[str, Any]] = []
     if header:
-        blocks.append(HeaderBlock(text=PlainTextObject(text="My buttons")).to_dict())
+        blocks.append(header_block("My buttons"))
     if buttons.banner:
         count = len(buttons.new)
         noun = "button is" if count == 1 else "buttons are"
@@ -459,5 +444,5 @@ def policy_message(policy: WorkspacePolicy) -> Message:
     else:
         text = f"Only {_list(policy.creators)} (and workspace admins) may create flows."
     if policy.updated_by and policy.updated_at:
-        text += f"\n_Set by <@{policy.updated_by}> {_date(policy.updated_at)}._"
+        text += f"\n_Set by <@{policy.updated_by}> {slack_date(policy.updated_at)}._"
     return message("Who may create flows", section(text))

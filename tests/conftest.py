@@ -1,25 +1,30 @@
-"""Real parts for every test: the embedded database, the Slack emulator, the bot over HTTP."""
+"""Real parts for every test: the embedded database, the Slack emulator, the bot over HTTP.
+The helpers the tests share are in tests/support.py."""
 
 from __future__ import annotations
 
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 
 import pytest
+from aiohttp import web
 
-from bot.app import Flowbot, build
-from bot.server import Server
-from bot.settings import Settings
-from emulator.driver import SlackDriver
 from emulator.server import SlackEmulator
 from storage.embedded import EmbeddedMongo
-
-SIGNING_SECRET = "test-signing-secret"
-BOT_TOKEN = "xoxb-test"
-TEAM = "T0TEAM"
-ALICE, BOB, CAROL, DAVE, ADMIN = "U0ALICE", "U0BOB", "U0CAROL", "U0DAVE", "U0ADMIN"
+from tests.support import (
+    ADMIN,
+    ALICE,
+    BOB,
+    BOT_TOKEN,
+    CAROL,
+    DAVE,
+    JSON,
+    TEAM,
+    BotHarness,
+    local_http_server,
+    running_bot,
+)
 
 
 @pytest.fixture(scope="session")
@@ -61,48 +66,38 @@ async def emulator() -> AsyncIterator[SlackEmulator]:
     await slack.stop()
 
 
-def make_settings(
-    emulator: SlackEmulator, mongo_uri: str, db_name: str, **extra: object
-) -> Settings:
-    values: dict[str, object] = {
-        "slack_bot_token": BOT_TOKEN,
-        "slack_signing_secret": SIGNING_SECRET,
-        "slack_api_url": emulator.api_url,
-        "mongodb_uri": mongo_uri,
-        "mongodb_db": db_name,
-        "port": 0,
-        "flowbot_secret_key": "Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmE=",
-    }
-    values.update(extra)
-    return Settings.model_validate(values)
-
-
-@dataclass
-class BotHarness:
-    emulator: SlackEmulator
-    driver: SlackDriver
-    flowbot: Flowbot
-    server: Server
-    settings: Settings
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
-    def db(self):  # type: ignore[no-untyped-def]
-        return self.flowbot.storage.db
+@pytest.fixture
+async def bot(emulator: SlackEmulator, mongo_uri: str, db_name: str) -> AsyncIterator[BotHarness]:
+    async with running_bot(emulator, mongo_uri, db_name) as harness:
+        yield harness
 
 
 @pytest.fixture
-async def bot(emulator: SlackEmulator, mongo_uri: str, db_name: str) -> AsyncIterator[BotHarness]:
-    settings = make_settings(emulator, mongo_uri, db_name)
-    flowbot = build(settings, mongo_uri)
-    server = Server(flowbot, host="127.0.0.1", port=0)
-    await server.start()
-    driver = SlackDriver(server.url + "/slack/events", SIGNING_SECRET, emulator)
-    try:
-        yield BotHarness(emulator, driver, flowbot, server, settings)
-    finally:
-        await driver.close()
-        await server.stop()
+async def http_bot(
+    emulator: SlackEmulator, mongo_uri: str, db_name: str
+) -> AsyncIterator[BotHarness]:
+    """The bot, allowed to reach servers on 127.0.0.1 (FLOWBOT_ALLOWED_HTTP_HOSTS)."""
+    async with running_bot(
+        emulator, mongo_uri, db_name, flowbot_allowed_http_hosts="127.0.0.1"
+    ) as harness:
+        yield harness
+
+
+@pytest.fixture
+async def ledger() -> AsyncIterator[tuple[str, list[JSON]]]:
+    """A stand-in for the ledger API the expense template posts approved expenses to: its
+    base URL, and what it was sent."""
+    seen: list[JSON] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        seen.append(
+            {
+                "path": request.path,
+                "auth": request.headers.get("Authorization"),
+                "json": await request.json(),
+            }
+        )
+        return web.json_response({"id": f"EXP-{len(seen)}"}, status=201)
+
+    async with local_http_server(handle, "POST", "/api/expenses") as url:
+        yield f"{url}/api", seen

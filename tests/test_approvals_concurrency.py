@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from typing import Any
 
-from tests.conftest import ALICE, BOB, CAROL, DAVE, BotHarness
-from tests.runs_helpers import create_flow, finished_run, runs_of, texts_in, wait_for
-from tests.test_approvals_flow import (
+from tests.support import (
+    ALICE,
+    BOB,
+    CAROL,
+    DAVE,
+    JSON,
+    BotHarness,
     approval_dm,
     approval_of,
     blocks_text,
-    ephemerals_of,
+    create_flow,
+    eventually,
+    finished_run,
     has_buttons,
+    response_texts,
+    runs_of,
+    texts_in,
     waiting_run,
 )
 
@@ -31,7 +39,7 @@ steps:
 APPROVERS = (ALICE, BOB, CAROL, DAVE)
 
 
-async def dms(bot: BotHarness) -> dict[str, dict[str, Any]]:
+async def dms(bot: BotHarness) -> dict[str, JSON]:
     return {u: copy.deepcopy(await approval_dm(bot, u, "Race ")) for u in APPROVERS}
 
 
@@ -73,7 +81,9 @@ async def test_fifty_concurrent_clicks_make_one_decision_and_one_resume(bot: Bot
         assert not has_buttons(message) and f"<@{winner.user}>" in blocks_text(message)
     losers = [u for u in APPROVERS if u != winner.user]
     for user in losers:
-        await wait_for(lambda u=user: [t for t in ephemerals_of(bot, u) if "already decided" in t])
+        await eventually(
+            lambda u=user: [t for t in response_texts(bot, u) if "already decided" in t]
+        )
     assert bot.emulator.ephemerals and not [
         e for e in bot.emulator.ephemerals if "recorded" in e["text"]
     ]

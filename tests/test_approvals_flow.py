@@ -3,14 +3,30 @@
 from __future__ import annotations
 
 import copy
-import json
-from typing import Any
 
-from flows.approvals import ApprovalRecord
-from flows.records import RunRecord
-from storage.approvals_repo import ApprovalsRepo
-from tests.conftest import ALICE, BOB, CAROL, DAVE, BotHarness
-from tests.runs_helpers import create_flow, finished_run, runs_of, texts_in, wait_for
+from flows.records import FlowRecord
+from tests.support import (
+    ALICE,
+    BOB,
+    CAROL,
+    DAVE,
+    JSON,
+    TEAM,
+    BotHarness,
+    approval_dm,
+    approval_of,
+    blocks_text,
+    buttons_of,
+    comment_on,
+    create_flow,
+    eventually,
+    finished_run,
+    has_buttons,
+    response_texts,
+    runs_of,
+    texts_in,
+    waiting_run,
+)
 
 FIRST = """
 name: Laptop
@@ -26,46 +42,6 @@ steps:
   - {id: after, type: post_message, channel: "#general",
      text: "{{ steps.ask.outcome }} by {{ steps.ask.responder }}: {{ steps.ask.comment }}"}
 """
-
-
-def blocks_text(message: dict[str, Any]) -> str:
-    return json.dumps(message.get("blocks") or []) + message.get("text", "")
-
-
-def has_buttons(message: dict[str, Any]) -> bool:
-    return any(b.get("type") == "actions" for b in message.get("blocks") or [])
-
-
-async def approval_dm(bot: BotHarness, user: str, title: str) -> dict[str, Any]:
-    """The DM carrying the buttons of the approval titled `title`."""
-
-    def find() -> dict[str, Any] | None:
-        for message in bot.emulator.messages_in(user):
-            if title in message["text"] and has_buttons(message):
-                return message
-        return None
-
-    found: dict[str, Any] = await wait_for(find)
-    return found
-
-
-async def approval_of(bot: BotHarness, run_id: str, step_id: str = "ask") -> ApprovalRecord:
-    record = await ApprovalsRepo(bot.db).get_for_step(run_id, step_id)
-    assert record is not None
-    return record
-
-
-async def waiting_run(bot: BotHarness, flow_id: str) -> RunRecord:
-    async def parked() -> RunRecord | None:
-        runs = await runs_of(bot, flow_id)
-        return runs[-1] if runs and runs[-1].status == "waiting" else None
-
-    run: RunRecord = await wait_for(parked)
-    return run
-
-
-def ephemerals_of(bot: BotHarness, user: str) -> list[str]:
-    return [p.get("text", "") for p in bot.emulator.response_url_posts if p.get("user") == user]
 
 
 async def test_first_response_approves_updates_every_message_and_resumes(bot: BotHarness) -> None:
@@ -100,7 +76,7 @@ async def test_first_response_approves_updates_every_message_and_resumes(bot: Bo
     # A later click is told it is decided, by whom; nothing changes.
     late = await bot.driver.click(CAROL, to_carol, "approval:Reject")
     assert late.ok
-    answer = await wait_for(lambda: [t for t in ephemerals_of(bot, CAROL) if "already" in t])
+    answer = await eventually(lambda: [t for t in response_texts(bot, CAROL) if "already" in t])
     assert "Approved" in answer[0] or "approved" in answer[0].lower()
     record = await approval_of(bot, run.id)
     assert record.outcome == "approved" and len(record.responses) == 1
@@ -108,28 +84,21 @@ async def test_first_response_approves_updates_every_message_and_resumes(bot: Bo
     assert not [m for m in bot.emulator.messages_in(ALICE) if "Your request" in m["text"]]
 
 
-async def open_view(bot: BotHarness, user: str, callback_id: str) -> dict[str, Any]:
-    def find() -> dict[str, Any] | None:
-        views = bot.emulator.views.values()
-        return next(
-            (v for v in views if v["user"] == user and v["callback_id"] == callback_id), None
-        )
-
-    view: dict[str, Any] = await wait_for(find)
-    return view
+async def ask_for_laptop(
+    bot: BotHarness, command: str, approver: str, title: str
+) -> tuple[FlowRecord, JSON]:
+    """Alice makes the Laptop flow and types `/flow command`: the approval DM titled `title`
+    to `approver`, once the run waits for the decision."""
+    flow = await create_flow(bot, FIRST)
+    await bot.driver.slash(ALICE, command)
+    message = await approval_dm(bot, approver, title)
+    await waiting_run(bot, flow.id)
+    return flow, message
 
 
 async def test_reject_with_a_comment_from_the_modal_tells_the_requester(bot: BotHarness) -> None:
-    flow = await create_flow(bot, FIRST)
-    await bot.driver.slash(ALICE, "run Laptop")
-    to_carol = await approval_dm(bot, CAROL, "Laptop X1")
-    await waiting_run(bot, flow.id)
-
-    assert (await bot.driver.click(CAROL, to_carol, "approval_comment")).ok
-    view = await open_view(bot, CAROL, "approval_comment")
-    submitted = await bot.driver.fill_and_submit(
-        CAROL, view["id"], {"option": "Reject", "comment": "Too expensive <!channel>"}
-    )
+    flow, to_carol = await ask_for_laptop(bot, "run Laptop", CAROL, "Laptop X1")
+    view, submitted = await comment_on(bot, CAROL, to_carol, "Reject", "Too expensive <!channel>")
     assert submitted.ok and view["id"] not in bot.emulator.views
     [run] = await finished_run(bot, flow.id)
     out = run.steps["ask"].output
@@ -145,7 +114,7 @@ async def test_reject_with_a_comment_from_the_modal_tells_the_requester(bot: Bot
         assert not has_buttons(message) and "Rejected" in shown
         assert "Too expensive &lt;!channel&gt;" in shown and "<!channel>" not in shown
     # The requester hears of the rejection, with the comment.
-    told = await wait_for(
+    told = await eventually(
         lambda: [m for m in bot.emulator.messages_in(ALICE) if "Your request" in m["text"]]
     )
     assert "Too expensive" in blocks_text(told[0]) and f"<@{CAROL}>" in blocks_text(told[0])
@@ -154,13 +123,10 @@ async def test_reject_with_a_comment_from_the_modal_tells_the_requester(bot: Bot
 
 
 async def test_the_comment_button_refuses_non_approvers_without_a_modal(bot: BotHarness) -> None:
-    flow = await create_flow(bot, FIRST)
-    await bot.driver.slash(ALICE, "run Laptop")
-    to_bob = await approval_dm(bot, BOB, "Laptop X1")
-    await waiting_run(bot, flow.id)
+    _, to_bob = await ask_for_laptop(bot, "run Laptop", BOB, "Laptop X1")
     # Dave clicks a copy of Bob's message (a forwarded or shared view of it).
     assert (await bot.driver.click(DAVE, to_bob, "approval_comment")).ok
-    await wait_for(lambda: [t for t in ephemerals_of(bot, DAVE) if "not an approver" in t])
+    await eventually(lambda: [t for t in response_texts(bot, DAVE) if "not an approver" in t])
     assert not [v for v in bot.emulator.views.values() if v["user"] == DAVE]
 
 
@@ -184,25 +150,22 @@ async def test_custom_options_in_a_channel_only_approvers_count(bot: BotHarness)
     flow = await create_flow(bot, CUSTOM_IN_CHANNEL)
     await bot.driver.slash(ALICE, "run Venue")
 
-    def posted() -> dict[str, Any] | None:
+    def posted() -> JSON | None:
         found = [m for m in bot.emulator.messages_in("C0FINANCE") if has_buttons(m)]
         return found[0] if found else None
 
-    post = copy.deepcopy(await wait_for(posted))
+    post = copy.deepcopy(await eventually(posted))
     run = await waiting_run(bot, flow.id)
     # One post in the channel, no DMs; the approvers are the channel's members.
     assert not [m for m in bot.emulator.messages_in(BOB) if "venue" in m["text"]]
     assert "approval_comment" not in blocks_text(post)
-    labels = [
-        e["text"]["text"] for b in post["blocks"] if b["type"] == "actions" for e in b["elements"]
-    ]
-    assert labels == ["Paris", "Rome", "Not this year"]
+    assert [b["text"]["text"] for b in buttons_of(post)] == ["Paris", "Rome", "Not this year"]
     record = await approval_of(bot, run.id)
     assert sorted(record.approvers) == sorted([ALICE, BOB])
 
     # Carol is not in #finance: her click is refused and changes nothing.
     assert (await bot.driver.click(CAROL, post, "approval:Rome")).ok
-    await wait_for(lambda: [t for t in ephemerals_of(bot, CAROL) if "not an approver" in t])
+    await eventually(lambda: [t for t in response_texts(bot, CAROL) if "not an approver" in t])
     record = await approval_of(bot, run.id)
     assert record.pending and record.responses == [] and record.version == 0
     assert (await runs_of(bot, flow.id))[0].status == "waiting"
@@ -214,16 +177,24 @@ async def test_custom_options_in_a_channel_only_approvers_count(bot: BotHarness)
     assert not has_buttons(message) and "(Paris)" in blocks_text(message)
 
 
+async def _count_pending(bot: BotHarness, user: str, count: int) -> bool:
+    return len(await bot.flowbot.deps.approvals.pending_for(TEAM, user)) == count
+
+
 async def test_flow_approvals_lists_mine_with_buttons_that_work(bot: BotHarness) -> None:
     flow = await create_flow(bot, FIRST)
     await bot.driver.slash(ALICE, "run Laptop model=A")
     await bot.driver.slash(ALICE, "run Laptop model=B")
     await approval_dm(bot, BOB, "Laptop A")
     await approval_dm(bot, BOB, "Laptop B")
+    # A request is listed once every approver's DM has gone out.
+    await eventually(
+        lambda: _count_pending(bot, BOB, 2),
+    )
 
     response = await bot.driver.slash(BOB, "approvals")
     assert response.ok
-    listing = await wait_for(lambda: bot.emulator.last_ephemeral(BOB))
+    listing = await eventually(lambda: bot.emulator.last_ephemeral(BOB))
     shown = blocks_text(listing)
     assert "Laptop A" in shown and "Laptop B" in shown and "2 approvals" in shown
 
@@ -231,14 +202,14 @@ async def test_flow_approvals_lists_mine_with_buttons_that_work(bot: BotHarness)
     records = [await approval_of(bot, r.id) for r in await runs_of(bot, flow.id)]
     b = next(r for r in records if r.title == "Laptop B")
     assert (await bot.driver.click(BOB, listing, "approval:Approve", value=b.id)).ok
-    await wait_for(lambda: [t for t in texts_in(bot, "#general") if t == f"approved by {BOB}: "])
+    await eventually(lambda: [t for t in texts_in(bot, "#general") if t == f"approved by {BOB}: "])
 
     await bot.driver.slash(DAVE, "approvals")
-    nothing = await wait_for(lambda: bot.emulator.last_ephemeral(DAVE))
+    nothing = await eventually(lambda: bot.emulator.last_ephemeral(DAVE))
     assert "No approvals are waiting for you" in nothing["text"]
     before = len(bot.emulator.ephemerals)
     await bot.driver.slash(BOB, "approvals")
-    again = await wait_for(
+    again = await eventually(
         lambda: [
             e
             for e in bot.emulator.ephemerals[before:]
@@ -250,15 +221,12 @@ async def test_flow_approvals_lists_mine_with_buttons_that_work(bot: BotHarness)
 
 
 async def test_app_home_shows_my_pending_approvals(bot: BotHarness) -> None:
-    flow = await create_flow(bot, FIRST)
-    await bot.driver.slash(ALICE, "run Laptop model=Z")
-    await approval_dm(bot, CAROL, "Laptop Z")
-    await waiting_run(bot, flow.id)
+    flow, _ = await ask_for_laptop(bot, "run Laptop model=Z", CAROL, "Laptop Z")
     await bot.driver.event(bot.driver.app_home_opened(CAROL))
-    home = await wait_for(lambda: bot.emulator.home_views.get(CAROL))
+    home = await eventually(lambda: bot.emulator.home_views.get(CAROL))
     assert "Pending approvals" in blocks_text(home) and "Laptop Z" in blocks_text(home)
     assert (await bot.driver.click_home(CAROL, "approval:Approve")).ok
     await finished_run(bot, flow.id)
 
     # Decided: the home tab is refreshed without it.
-    await wait_for(lambda: "Laptop Z" not in blocks_text(bot.emulator.home_views[CAROL]))
+    await eventually(lambda: "Laptop Z" not in blocks_text(bot.emulator.home_views[CAROL]))

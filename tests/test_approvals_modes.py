@@ -8,9 +8,23 @@ from datetime import datetime, timezone
 import pytest
 
 from flows.approvals import ApprovalRecord, ApprovalResponse, evaluate
-from tests.conftest import ALICE, BOB, CAROL, DAVE, BotHarness
-from tests.runs_helpers import create_flow, finished_run, runs_of, texts_in, wait_for
-from tests.test_approvals_flow import approval_dm, approval_of, ephemerals_of, waiting_run
+from tests.support import (
+    ALICE,
+    BOB,
+    CAROL,
+    DAVE,
+    JSON,
+    BotHarness,
+    approval_dm,
+    approval_of,
+    create_flow,
+    eventually,
+    finished_run,
+    response_texts,
+    runs_of,
+    texts_in,
+    waiting_run,
+)
 
 MODES = """
 name: Offsite
@@ -27,8 +41,11 @@ inputs:
 """
 
 
-async def start(bot: BotHarness, mode: str, n: str) -> tuple[str, dict[str, dict]]:
-    flow = await create_flow(bot, MODES.format(mode=mode).replace("Offsite\n", f"Offsite{n}\n"))
+async def start(bot: BotHarness, mode: str, n: str) -> tuple[str, dict[str, JSON]]:
+    """Alice runs flow Offsite<n> asking for approvals in `mode` (quorum: 2 of 3); each
+    approver's message, as their client shows it."""
+    text = QUORUM.format() if mode == "quorum" else MODES.format(mode=mode)
+    flow = await create_flow(bot, text.replace("Offsite\n", f"Offsite{n}\n"))
     await bot.driver.slash(ALICE, f"run Offsite{n} n={n}")
     messages = {
         u: copy.deepcopy(await approval_dm(bot, u, f"Offsite {n}")) for u in (BOB, CAROL, DAVE)
@@ -38,11 +55,11 @@ async def start(bot: BotHarness, mode: str, n: str) -> tuple[str, dict[str, dict
 
 
 async def click_and_settle(
-    bot: BotHarness, flow_id: str, user: str, message: dict, option: str
+    bot: BotHarness, flow_id: str, user: str, message: JSON, option: str
 ) -> ApprovalRecord:
     assert (await bot.driver.click(user, message, f"approval:{option}")).ok
     [run] = await runs_of(bot, flow_id)
-    return await wait_for(lambda: _answered(bot, run.id, user))
+    return await eventually(lambda: _answered(bot, run.id, user))
 
 
 async def _answered(bot: BotHarness, run_id: str, user: str) -> ApprovalRecord | None:
@@ -55,11 +72,11 @@ async def test_everyone_must_approve_decides_at_the_last_approval(bot: BotHarnes
     first = await click_and_settle(bot, flow_id, BOB, dms[BOB], "Approve")
     assert first.pending
     # Bob's answer counts once; he is told, and the messages show who answered.
-    await wait_for(lambda: [t for t in ephemerals_of(bot, BOB) if "recorded" in t])
+    await eventually(lambda: [t for t in response_texts(bot, BOB) if "recorded" in t])
     assert "U0BOB" in str(bot.emulator.messages_in(CAROL)[-1]["blocks"])
     again = await bot.driver.click(BOB, dms[BOB], "approval:Reject")
     assert again.ok
-    await wait_for(lambda: [t for t in ephemerals_of(bot, BOB) if "already responded" in t])
+    await eventually(lambda: [t for t in response_texts(bot, BOB) if "already responded" in t])
     second = await click_and_settle(bot, flow_id, DAVE, dms[DAVE], "Approve")
     assert second.pending and len(second.responses) == 2
     last = await click_and_settle(bot, flow_id, CAROL, dms[CAROL], "Approve")
@@ -81,18 +98,8 @@ async def test_everyone_is_rejected_by_the_first_rejection(bot: BotHarness) -> N
 QUORUM = MODES.replace("mode: {mode}", "mode: quorum\n    min: 2")
 
 
-async def start_quorum(bot: BotHarness, n: str) -> tuple[str, dict[str, dict]]:
-    flow = await create_flow(bot, QUORUM.format().replace("Offsite\n", f"Offsite{n}\n"))
-    await bot.driver.slash(ALICE, f"run Offsite{n} n={n}")
-    messages = {
-        u: copy.deepcopy(await approval_dm(bot, u, f"Offsite {n}")) for u in (BOB, CAROL, DAVE)
-    }
-    await waiting_run(bot, flow.id)
-    return flow.id, messages
-
-
 async def test_quorum_two_of_three_approves_at_the_second_approval(bot: BotHarness) -> None:
-    flow_id, dms = await start_quorum(bot, "3")
+    flow_id, dms = await start(bot, "quorum", "3")
     assert (await click_and_settle(bot, flow_id, BOB, dms[BOB], "Approve")).pending
     # A rejection while two approvals are still possible does not decide.
     assert (await click_and_settle(bot, flow_id, CAROL, dms[CAROL], "Reject")).pending
@@ -103,14 +110,14 @@ async def test_quorum_two_of_three_approves_at_the_second_approval(bot: BotHarne
 
 
 async def test_quorum_is_rejected_once_it_cannot_be_reached(bot: BotHarness) -> None:
-    flow_id, dms = await start_quorum(bot, "4")
+    flow_id, dms = await start(bot, "quorum", "4")
     assert (await click_and_settle(bot, flow_id, BOB, dms[BOB], "Reject")).pending
     record = await click_and_settle(bot, flow_id, DAVE, dms[DAVE], "Reject")
     assert (record.outcome, record.responder) == ("rejected", DAVE)
     await finished_run(bot, flow_id)
     late = await bot.driver.click(CAROL, dms[CAROL], "approval:Approve")
     assert late.ok
-    await wait_for(lambda: [t for t in ephemerals_of(bot, CAROL) if "already decided" in t])
+    await eventually(lambda: [t for t in response_texts(bot, CAROL) if "already decided" in t])
 
 
 async def test_a_quorum_larger_than_the_expanded_approvers_fails_the_step(bot: BotHarness) -> None:

@@ -5,28 +5,32 @@ from __future__ import annotations
 
 import copy
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from motor.motor_asyncio import AsyncIOMotorClient
 
-from bot.app import Flowbot, build
-from bot.server import Server
-from emulator.driver import SlackDriver
 from emulator.server import SlackEmulator
-from flows.approvals import ApprovalRecord, ApprovalResponse, Decision
+from flows.approvals import ApprovalResponse, Decision
 from storage.approvals_repo import ApprovalsRepo
-from tests.conftest import ALICE, BOB, CAROL, SIGNING_SECRET, BotHarness, make_settings
 from tests.fakes import FakeClock
-from tests.runs_helpers import create_flow, finished_run, runs_of, texts_in, wait_for
-from tests.test_approvals_flow import (
+from tests.support import (
+    ALICE,
+    BOB,
+    CAROL,
+    BotHarness,
+    RestartableBot,
     approval_dm,
     approval_of,
     blocks_text,
-    ephemerals_of,
+    create_flow,
+    eventually,
+    finished_run,
     has_buttons,
+    response_texts,
+    runs_of,
+    texts_in,
     waiting_run,
 )
 
@@ -46,41 +50,12 @@ steps:
 """
 
 
-@dataclass
-class Restartable:
-    """The bot on a fake clock, restartable in-process on the same database."""
-
-    emulator: SlackEmulator
-    mongo_uri: str
-    db_name: str
-    clock: FakeClock
-    harness: BotHarness | None = None
-
-    async def start(self) -> BotHarness:
-        settings = make_settings(self.emulator, self.mongo_uri, self.db_name)
-        flowbot: Flowbot = build(settings, self.mongo_uri, clock=self.clock)
-        server = Server(flowbot, host="127.0.0.1", port=0)
-        await server.start()
-        driver = SlackDriver(server.url + "/slack/events", SIGNING_SECRET, self.emulator)
-        self.harness = BotHarness(self.emulator, driver, flowbot, server, settings)
-        return self.harness
-
-    async def stop(self) -> None:
-        if self.harness is not None:
-            await self.harness.driver.close()
-            await self.harness.server.stop()
-            self.harness = None
-
-    async def restart(self) -> BotHarness:
-        await self.stop()
-        return await self.start()
-
-
 @pytest.fixture
 async def restartable(
     emulator: SlackEmulator, mongo_uri: str, db_name: str
-) -> AsyncIterator[Restartable]:
-    bot = Restartable(emulator, mongo_uri, db_name, FakeClock())
+) -> AsyncIterator[RestartableBot]:
+    """The bot on a fake clock, restartable in-process on the same database."""
+    bot = RestartableBot(emulator, mongo_uri, db_name, FakeClock())
     try:
         yield bot
     finally:
@@ -88,7 +63,7 @@ async def restartable(
 
 
 async def test_reminder_then_timeout_expire_the_approval_across_restarts(
-    restartable: Restartable,
+    restartable: RestartableBot,
 ) -> None:
     clock = restartable.clock
     bot = await restartable.start()
@@ -100,12 +75,12 @@ async def test_reminder_then_timeout_expire_the_approval_across_restarts(
     requested_at = clock.now()
     assert run.wake_at == requested_at + timedelta(minutes=40)  # the reminder, 20m before
     assert (await bot.driver.click(BOB, to_bob, "approval:Approve")).ok
-    await wait_for(lambda: _answered(bot, run.id))
+    await eventually(lambda: _answered(bot, run.id))
 
     # Restart before the reminder is due; the new process reminds those still waiting.
     bot = await restartable.restart()
     clock.advance(timedelta(minutes=41))
-    reminders = await wait_for(
+    reminders = await eventually(
         lambda: [m for m in bot.emulator.messages_in(CAROL) if "Reminder" in m["text"]]
     )
     assert len(reminders) == 1
@@ -137,7 +112,7 @@ async def test_reminder_then_timeout_expire_the_approval_across_restarts(
 
     # Too late: Carol is told it expired; nothing changes.
     assert (await bot.driver.click(CAROL, to_carol, "approval:Approve")).ok
-    await wait_for(lambda: [t for t in ephemerals_of(bot, CAROL) if "Expired" in t])
+    await eventually(lambda: [t for t in response_texts(bot, CAROL) if "Expired" in t])
     assert len((await approval_of(bot, run.id)).responses) == 1
 
 
@@ -146,7 +121,7 @@ async def _answered(bot: BotHarness, run_id: str) -> bool:
 
 
 async def test_a_decision_recorded_before_a_crash_resumes_the_run_at_start(
-    restartable: Restartable,
+    restartable: RestartableBot,
 ) -> None:
     bot = await restartable.start()
     flow = await create_flow(bot, TIMED.replace("mode: everyone", "mode: first_response"))
@@ -161,7 +136,8 @@ async def test_a_decision_recorded_before_a_crash_resumes_the_run_at_start(
     )
     try:
         repo = ApprovalsRepo(client[restartable.db_name])
-        record = await approval_of_db(repo, run.id)
+        record = await repo.get_for_step(run.id, "ask")
+        assert record is not None
         response = ApprovalResponse(user=CAROL, response="Approve", at=restartable.clock.now())
         decided = await repo.add_response(
             record.id, record.version, response, Decision.by(record, response)
@@ -176,9 +152,3 @@ async def test_a_decision_recorded_before_a_crash_resumes_the_run_at_start(
     assert texts_in(bot, "#general")[-1] == "budget approved (1 answers)"
     assert (await approval_of(bot, run.id)).resumed
     assert len(await runs_of(bot, flow.id)) == 1
-
-
-async def approval_of_db(repo: ApprovalsRepo, run_id: str) -> ApprovalRecord:
-    record = await repo.get_for_step(run_id, "ask")
-    assert record is not None
-    return record

@@ -8,7 +8,6 @@ import base64
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,15 +15,34 @@ import pytest
 from aiohttp import web
 from cryptography.fernet import Fernet
 
-from bot.app import build
-from bot.server import Server
 from cards import connections as cards
-from emulator import SlackDriver, SlackEmulator, state_values
-from flows.connections import ConnectionRecord, ConnectionService
-from flows.records import Share
+from emulator import SlackEmulator, state_values
+from flows.connections import ConnectionRecord
+from flows.permissions import resolve_access
 from flows.secrets import SecretBox, key_id
-from tests.conftest import ALICE, BOB, CAROL, SIGNING_SECRET, TEAM, BotHarness, make_settings
-from tests.runs_helpers import create_flow, finished_run, runs_of, wait_for
+from tests.support import (
+    ALICE,
+    BOB,
+    CAROL,
+    JSON,
+    TEAM,
+    BotHarness,
+    attach,
+    command,
+    create_connection,
+    create_flow,
+    deps,
+    documents,
+    eventually,
+    finished_run,
+    local_http_server,
+    plant_share,
+    recorded,
+    running_bot,
+    runs_of,
+    wait_ephemeral,
+    wait_view,
+)
 
 ALICE_TOKEN = "alice-ledger-token-7f3a9c2e41"
 BOB_TOKEN = "bob-own-token-55d0e81b2c"
@@ -33,6 +51,9 @@ HEADER_SECRET = "hdr-value-a1b2c3d4e5f6"
 BASIC_USER = "svc-user-9911"
 BASIC_PASSWORD = "basic-pass-q8w7e6r5t4"
 SECRETS = [ALICE_TOKEN, BOB_TOKEN, ALICE_NEW_TOKEN, HEADER_SECRET, BASIC_USER, BASIC_PASSWORD]
+# What the connect modal asks for a header and a basic-auth connection.
+HEADER_FIELDS = {"header_name": "X-API-Key", "value": HEADER_SECRET}
+BASIC_FIELDS = {"username": BASIC_USER, "password": BASIC_PASSWORD}
 
 
 def dump(value: Any, default: Any = str) -> str:
@@ -45,7 +66,7 @@ def dump(value: Any, default: Any = str) -> str:
 @dataclass
 class Api:
     url: str = ""
-    seen: list[dict[str, Any]] = field(default_factory=list)
+    seen: list[JSON] = field(default_factory=list)
 
     def auth(self) -> list[str | None]:
         return [s["headers"].get("Authorization") for s in self.seen]
@@ -56,16 +77,9 @@ async def api() -> AsyncIterator[Api]:
     server = Api()
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
-        server.seen.append(
-            {
-                "method": request.method,
-                "path": request.path,
-                "query": dict(request.query),
-                "headers": dict(request.headers),
-                "json": json.loads(raw) if raw else None,
-            }
-        )
+        seen = await recorded(request)
+        seen["json"] = json.loads(seen.pop("body") or "null")
+        server.seen.append(seen)
         if request.path.endswith("/missing"):
             return web.json_response({"error": "no such thing"}, status=404)
         if request.path.endswith("/text"):
@@ -73,107 +87,68 @@ async def api() -> AsyncIterator[Api]:
         if request.path.endswith("/echo"):
             # A careless API that echoes the credential back.
             return web.json_response({"you_sent": dict(request.headers)})
-        return web.json_response({"ok": True, "got": json.loads(raw) if raw else None})
+        return web.json_response({"ok": True, "got": seen["json"]})
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server.url = f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
-    yield server
-    await runner.cleanup()
-
-
-@asynccontextmanager
-async def running_bot(
-    emulator: SlackEmulator, mongo_uri: str, db_name: str, **extra: object
-) -> AsyncIterator[BotHarness]:
-    settings = make_settings(emulator, mongo_uri, db_name, **extra)
-    flowbot = build(settings, mongo_uri)
-    server = Server(flowbot, host="127.0.0.1", port=0)
-    await server.start()
-    driver = SlackDriver(server.url + "/slack/events", SIGNING_SECRET, emulator)
-    try:
-        yield BotHarness(emulator, driver, flowbot, server, settings)
-    finally:
-        await driver.close()
-        await server.stop()
-
-
-@pytest.fixture
-async def cbot(emulator: SlackEmulator, mongo_uri: str, db_name: str) -> AsyncIterator[BotHarness]:
-    async with running_bot(
-        emulator, mongo_uri, db_name, flowbot_allowed_http_hosts="127.0.0.1"
-    ) as harness:
-        yield harness
+    async with local_http_server(handle) as url:
+        server.url = url + "/v1"
+        yield server
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def service(bot: BotHarness) -> ConnectionService:
-    assert bot.flowbot.deps.connections is not None
-    return bot.flowbot.deps.connections
+async def said(bot: BotHarness, user: str, text: str, answer: str) -> JSON:
+    """`/flow text` by `user`: the new ephemeral answer containing `answer` (anywhere in it),
+    as it is now."""
+    return dict(await command(bot, user, text, answer, text_of=dump))
 
 
-async def open_view(bot: BotHarness, user: str, callback_id: str) -> dict[str, Any]:
-    def find() -> dict[str, Any] | None:
-        views = [
-            v
-            for v in bot.emulator.views.values()
-            if v["user"] == user and v["callback_id"] == callback_id
-        ]
-        return views[-1] if views else None
-
-    view: dict[str, Any] = await wait_for(find)
-    return view
+async def ephemeral_with(bot: BotHarness, user: str, text: str) -> JSON:
+    """The latest ephemeral message to `user` containing `text` (anywhere in it), as it is
+    now."""
+    return dict(await wait_ephemeral(bot, user, text, text_of=dump))
 
 
-async def ephemeral_with(bot: BotHarness, user: str, text: str) -> dict[str, Any]:
-    """The latest ephemeral message to `user` containing `text`."""
-
-    def find() -> dict[str, Any] | None:
-        for eph in reversed(bot.emulator.ephemerals):
-            if eph["user"] == user and text in dump(eph):
-                return dict(eph)
-        return None
-
-    found: dict[str, Any] = await wait_for(find)
-    return found
+def connect_form(name: str | None = None, base_url: str | None = None, **fields: str) -> JSON:
+    """The connect modal's inputs by block id: the name, the base URL, the header name and
+    the secret fields (by field name)."""
+    inputs: JSON = {}
+    if name is not None:
+        inputs[cards.NAME_BLOCK] = name
+    if base_url is not None:
+        inputs[cards.BASE_URL_BLOCK] = base_url
+    for field_name, value in fields.items():
+        if field_name == "header_name":
+            inputs[cards.HEADER_NAME_BLOCK] = value
+        else:
+            inputs[cards.SECRET_BLOCK_PREFIX + field_name] = value
+    return inputs
 
 
 async def connect_via_modal(
     bot: BotHarness, user: str, name: str, base_url: str, secrets: dict[str, str], kind: str = ""
 ) -> ConnectionRecord:
     await bot.driver.slash(user, "connect")
-    view = await open_view(bot, user, cards.SAVE_CALLBACK)
+    view = await wait_view(bot, user, cards.SAVE_CALLBACK)
     if kind:
         await select_in_view(bot, user, view, cards.KIND_ACTION, kind, with_state=True)
         wanted = cards.SECRET_BLOCK_PREFIX + next(f for f in secrets if f != "header_name")
 
-        def updated() -> dict[str, Any] | None:
+        def updated() -> JSON | None:
             current = bot.emulator.views[view["id"]]
             return current if any(b.get("block_id") == wanted for b in current["blocks"]) else None
 
-        view = await wait_for(updated)
-    inputs = {cards.NAME_BLOCK: name, cards.BASE_URL_BLOCK: base_url}
-    for field_name, value in secrets.items():
-        block = (
-            cards.HEADER_NAME_BLOCK
-            if field_name == "header_name"
-            else cards.SECRET_BLOCK_PREFIX + field_name
-        )
-        inputs[block] = value
-    answer = await bot.driver.fill_and_submit(user, view["id"], inputs)
+        view = await eventually(updated)
+    answer = await bot.driver.fill_and_submit(
+        user, view["id"], connect_form(name, base_url, **secrets)
+    )
     assert answer.ok, answer.error or answer.text
     assert answer.json is None or "errors" not in answer.json, answer.json
-    return await wait_for(lambda: _find_connection(bot, user, name))
+    return await eventually(lambda: _find_connection(bot, user, name))
 
 
 async def _find_connection(bot: BotHarness, user: str, name: str) -> ConnectionRecord | None:
-    for record in await service(bot).mine(TEAM, user):
+    for record in await deps(bot).connections.mine(TEAM, user):
         if record.name == name:
             return record
     return None
@@ -182,7 +157,7 @@ async def _find_connection(bot: BotHarness, user: str, name: str) -> ConnectionR
 async def select_in_view(
     bot: BotHarness,
     user: str,
-    view: dict[str, Any],
+    view: JSON,
     action_id: str,
     value: str,
     *,
@@ -207,23 +182,7 @@ async def select_in_view(
     raise LookupError(f"no {action_id} in the view")
 
 
-async def share(bot: BotHarness, flow_id: str, principal: str, role: str) -> None:
-    await bot.db["flows"].update_one(
-        {"_id": flow_id},
-        {
-            "$push": {
-                "shares": Share(
-                    principal=principal,
-                    role=role,  # type: ignore[arg-type]
-                    added_by=ALICE,
-                    added_at=bot.flowbot.deps.clock.now(),
-                ).model_dump()
-            }
-        },
-    )
-
-
-async def bindings(bot: BotHarness, flow_id: str) -> dict[str, dict[str, Any]]:
+async def bindings(bot: BotHarness, flow_id: str) -> dict[str, JSON]:
     doc = await bot.db["flows"].find_one({"_id": flow_id})
     assert doc is not None
     return {b["slot"]: b for b in doc.get("bindings") or []}
@@ -247,14 +206,6 @@ steps:
 """
 
 
-async def create_connection(
-    bot: BotHarness, user: str, name: str, base_url: str, token: str
-) -> ConnectionRecord:
-    return await service(bot).create(
-        TEAM, user, name=name, kind="http_bearer", base_url=base_url, secrets={"token": token}
-    )
-
-
 async def run_and_wait(bot: BotHarness, user: str, text: str, flow_id: str, count: int) -> Any:
     await bot.driver.slash(user, text)
     runs = await finished_run(bot, flow_id, count)
@@ -265,91 +216,72 @@ async def run_and_wait(bot: BotHarness, user: str, text: str, flow_id: str, coun
 
 
 async def test_connect_modal_stores_ciphertext_and_lists_it_masked(
-    cbot: BotHarness, api: Api
+    http_bot: BotHarness, api: Api
 ) -> None:
-    record = await connect_via_modal(cbot, ALICE, "Ledger", api.url, {"token": ALICE_TOKEN})
+    record = await connect_via_modal(http_bot, ALICE, "Ledger", api.url, {"token": ALICE_TOKEN})
     assert record.kind == "http_bearer" and record.base_url == api.url
     assert record.hint == "••••" + ALICE_TOKEN[-4:]
-    doc = await cbot.db["connections"].find_one({"_id": record.id})
+    doc = await http_bot.db["connections"].find_one({"_id": record.id})
     assert doc is not None
     assert ALICE_TOKEN not in dump(doc, default=str)
-    assert SecretBox([cbot.settings.flowbot_secret_key.get_secret_value()]).decrypt(  # type: ignore[union-attr]
+    assert SecretBox([http_bot.settings.flowbot_secret_key.get_secret_value()]).decrypt(  # type: ignore[union-attr]
         doc["ciphertext"]
     ) == {"token": ALICE_TOKEN}
     # The saved notice and `/flow connections` show the masked hint, with both buttons.
-    await cbot.driver.slash(ALICE, "connections")
-    listing = await ephemeral_with(cbot, ALICE, "My connections")
+    listing = await said(http_bot, ALICE, "connections", "My connections")
     text = dump(listing)
     assert "Ledger" in text and "••••" + ALICE_TOKEN[-4:] in text and ALICE_TOKEN not in text
     assert "Update credentials" in text and cards.DELETE_ACTION in text
     # Nobody else sees it.
-    await cbot.driver.slash(BOB, "connections")
-    assert "Ledger" not in dump(await ephemeral_with(cbot, BOB, "My connections"))
+    assert "Ledger" not in dump(await said(http_bot, BOB, "connections", "My connections"))
 
 
-async def test_kinds_header_and_basic_and_form_errors(cbot: BotHarness, api: Api) -> None:
+async def test_kinds_header_and_basic_and_form_errors(http_bot: BotHarness, api: Api) -> None:
     header = await connect_via_modal(
-        cbot,
-        ALICE,
-        "Keyed",
-        api.url,
-        {"header_name": "X-API-Key", "value": HEADER_SECRET},
-        kind="http_header",
+        http_bot, ALICE, "Keyed", api.url, HEADER_FIELDS, kind="http_header"
     )
     assert header.kind == "http_header" and header.header_name == "X-API-Key"
     basic = await connect_via_modal(
-        cbot,
-        ALICE,
-        "Basic one",
-        api.url,
-        {"username": BASIC_USER, "password": BASIC_PASSWORD},
-        kind="http_basic",
+        http_bot, ALICE, "Basic one", api.url, BASIC_FIELDS, kind="http_basic"
     )
     assert basic.kind == "http_basic" and basic.hint == "••••" + BASIC_PASSWORD[-4:]
     # Switching the type re-rendered the modal without ever sending a secret to Slack.
-    assert not any(s in dump(cbot.emulator.calls) for s in SECRETS)
+    assert not any(s in dump(http_bot.emulator.calls) for s in SECRETS)
     # Wrong values are refused on their field and nothing is stored.
-    await cbot.driver.slash(ALICE, "connect")
-    view = await open_view(cbot, ALICE, cards.SAVE_CALLBACK)
-    answer = await cbot.driver.fill_and_submit(
+    await http_bot.driver.slash(ALICE, "connect")
+    view = await wait_view(http_bot, ALICE, cards.SAVE_CALLBACK)
+    answer = await http_bot.driver.fill_and_submit(
         ALICE,
         view["id"],
-        {
-            cards.NAME_BLOCK: "Bad",
-            cards.BASE_URL_BLOCK: "https://user:pw@api.example.com",
-            cards.SECRET_BLOCK_PREFIX + "token": "x" * 20,
-        },
+        connect_form("Bad", "https://user:pw@api.example.com", token="x" * 20),
     )
     assert answer.json is not None and answer.json["response_action"] == "errors"
     assert cards.BASE_URL_BLOCK in answer.json["errors"]
-    duplicate = await cbot.driver.fill_and_submit(
+    duplicate = await http_bot.driver.fill_and_submit(
         ALICE,
         view["id"],
-        {
-            cards.NAME_BLOCK: "keyed",
-            cards.BASE_URL_BLOCK: api.url,
-            cards.SECRET_BLOCK_PREFIX + "token": "y" * 20,
-        },
+        connect_form("keyed", api.url, token="y" * 20),
     )
     assert duplicate.json is not None and cards.NAME_BLOCK in duplicate.json["errors"]
-    assert len(await service(cbot).mine(TEAM, ALICE)) == 2
+    assert len(await deps(http_bot).connections.mine(TEAM, ALICE)) == 2
 
 
 # --------------------------------------------------------------------------- slots and runs
 
 
-async def test_owner_attaches_and_steps_act_as_that_connection(cbot: BotHarness, api: Api) -> None:
-    flow = await create_flow(cbot, ledger_flow())
-    record = await create_connection(cbot, ALICE, "Ledger", api.url, ALICE_TOKEN)
+async def test_owner_attaches_and_steps_act_as_that_connection(
+    http_bot: BotHarness, api: Api
+) -> None:
+    flow = await create_flow(http_bot, ledger_flow())
+    record = await create_connection(http_bot, ALICE, "Ledger", api.url, ALICE_TOKEN)
     # Before attaching, the step fails saying what to do.
-    run = await run_and_wait(cbot, ALICE, "run Expenses amount=3", flow.id, 1)
+    run = await run_and_wait(http_bot, ALICE, "run Expenses amount=3", flow.id, 1)
     assert run.status == "failed" and "has no connection" in (run.error or "")
     assert api.seen == []
-    await cbot.driver.slash(ALICE, "connect Expenses ledger Ledger")
-    await ephemeral_with(cbot, ALICE, "now uses your connection")
-    slot = (await bindings(cbot, flow.id))["ledger"]
+    await said(http_bot, ALICE, "connect Expenses ledger Ledger", "now uses your connection")
+    slot = (await bindings(http_bot, flow.id))["ledger"]
     assert slot["connection_id"] == record.id and slot["added_by"] == ALICE
-    run = await run_and_wait(cbot, ALICE, "run Expenses amount=3", flow.id, 2)
+    run = await run_and_wait(http_bot, ALICE, "run Expenses amount=3", flow.id, 2)
     assert run.status == "succeeded", run.error
     assert run.steps["call"].output["status"] == 200
     assert run.steps["call"].output["body"] == {"ok": True, "got": {"amount": 3}}
@@ -357,156 +289,147 @@ async def test_owner_attaches_and_steps_act_as_that_connection(cbot: BotHarness,
     assert api.auth() == [f"Bearer {ALICE_TOKEN}"]
 
 
-async def test_create_a_connection_right_into_a_slot(cbot: BotHarness, api: Api) -> None:
-    flow = await create_flow(cbot, ledger_flow())
+async def test_create_a_connection_right_into_a_slot(http_bot: BotHarness, api: Api) -> None:
+    flow = await create_flow(http_bot, ledger_flow())
     # `/flow connect <flow> <slot>`: the modal creates the connection and attaches it.
-    await cbot.driver.slash(ALICE, "connect Expenses ledger")
-    view = await open_view(cbot, ALICE, cards.SAVE_CALLBACK)
+    await http_bot.driver.slash(ALICE, "connect Expenses ledger")
+    view = await wait_view(http_bot, ALICE, cards.SAVE_CALLBACK)
     assert "slot `ledger`" in dump(view)
-    answer = await cbot.driver.fill_and_submit(
+    answer = await http_bot.driver.fill_and_submit(
         ALICE,
         view["id"],
-        {
-            cards.NAME_BLOCK: "Ledger",
-            cards.BASE_URL_BLOCK: api.url,
-            cards.SECRET_BLOCK_PREFIX + "token": ALICE_TOKEN,
-        },
+        connect_form("Ledger", api.url, token=ALICE_TOKEN),
     )
     assert answer.ok, answer.error
-    await ephemeral_with(cbot, ALICE, "now uses it")
-    record = await _find_connection(cbot, ALICE, "Ledger")
+    await ephemeral_with(http_bot, ALICE, "now uses it")
+    record = await _find_connection(http_bot, ALICE, "Ledger")
     assert record is not None
-    slot = (await bindings(cbot, flow.id))["ledger"]
+    slot = (await bindings(http_bot, flow.id))["ledger"]
     assert slot["connection_id"] == record.id and slot["added_by"] == ALICE
 
     # From a flow's Connections modal, "New connection" stacks the form on top of it and
     # the panel shows the new connection in the slot afterwards.
-    await cbot.driver.slash(BOB, "connections Expenses")
-    await ephemeral_with(cbot, BOB, "don't have access")
-    await share(cbot, flow.id, BOB, "owner")
-    panel = await _reopen_panel(cbot, BOB, "Expenses")
-    await cbot.driver.click_in_view(BOB, panel["id"], cards.NEW_ACTION, "ledger")
-    pushed = await wait_for(
+    await said(http_bot, BOB, "connections Expenses", "don't have access")
+    await plant_share(http_bot, flow.id, BOB, "owner")
+    panel = await _reopen_panel(http_bot, BOB, "Expenses")
+    await http_bot.driver.click_in_view(BOB, panel["id"], cards.NEW_ACTION, "ledger")
+    pushed = await eventually(
         lambda: next(
-            (v for v in cbot.emulator.views.values() if v.get("previous_view_id") == panel["id"]),
+            (
+                v
+                for v in http_bot.emulator.views.values()
+                if v.get("previous_view_id") == panel["id"]
+            ),
             None,
         )
     )
-    answer = await cbot.driver.fill_and_submit(
+    answer = await http_bot.driver.fill_and_submit(
         BOB,
         pushed["id"],
-        {
-            cards.NAME_BLOCK: "Bob's ledger",
-            cards.BASE_URL_BLOCK: api.url,
-            cards.SECRET_BLOCK_PREFIX + "token": BOB_TOKEN,
-        },
+        connect_form("Bob's ledger", api.url, token=BOB_TOKEN),
     )
     assert answer.ok, answer.error
-    await wait_for(lambda: _slot_is(cbot, flow.id, "added_by", BOB))
-    await wait_for(lambda: "Uses your connection *Bob's ledger*" in dump(cbot.emulator.views))
-    run = await run_and_wait(cbot, ALICE, "run Expenses amount=1", flow.id, 1)
+    await eventually(lambda: _slot_is(http_bot, flow.id, "added_by", BOB))
+    await eventually(lambda: "Uses your connection *Bob's ledger*" in dump(http_bot.emulator.views))
+    run = await run_and_wait(http_bot, ALICE, "run Expenses amount=1", flow.id, 1)
     assert run.status == "succeeded" and api.auth() == [f"Bearer {BOB_TOKEN}"]
     # Any owner may empty a slot ("Remove").
-    panel = await _reopen_panel(cbot, ALICE, "Expenses")
-    await cbot.driver.click_in_view(ALICE, panel["id"], cards.SLOT_DETACH_ACTION, "ledger")
-    await wait_for(lambda: _slot_is(cbot, flow.id, "connection_id", None))
-    await wait_for(lambda: "is empty now" in dump(cbot.emulator.views.get(panel["id"])))
+    panel = await _reopen_panel(http_bot, ALICE, "Expenses")
+    await http_bot.driver.click_in_view(ALICE, panel["id"], cards.SLOT_DETACH_ACTION, "ledger")
+    await eventually(lambda: _slot_is(http_bot, flow.id, "connection_id", None))
+    await eventually(lambda: "is empty now" in dump(http_bot.emulator.views.get(panel["id"])))
 
 
-async def test_connect_usage_errors(cbot: BotHarness, api: Api) -> None:
-    flow = await create_flow(cbot, ledger_flow())
-    await create_connection(cbot, ALICE, "Ledger", api.url, ALICE_TOKEN)
+async def test_connect_usage_errors(http_bot: BotHarness, api: Api) -> None:
+    flow = await create_flow(http_bot, ledger_flow())
+    await create_connection(http_bot, ALICE, "Ledger", api.url, ALICE_TOKEN)
     for text, expected in [
         ("connect Expenses", "Name the flow's slot"),
         ("connect Nope ledger Ledger", "no flow named"),
         ("connect Expenses ledgr Ledger", "no connection slot `ledgr`"),
         ("connect Expenses ledger Missing", "no connection named"),
     ]:
-        await cbot.driver.slash(ALICE, text)
-        answer = await ephemeral_with(cbot, ALICE, expected)
+        answer = await said(http_bot, ALICE, text, expected)
         assert "Usage: `/flow connect [<flow> <slot> [<connection name>]]`" in dump(answer)
-    assert (await bindings(cbot, flow.id)) == {}
+    assert (await bindings(http_bot, flow.id)) == {}
 
 
-async def test_run_only_user_is_asked_for_their_own_connection(cbot: BotHarness, api: Api) -> None:
-    flow = await create_flow(cbot, ledger_flow())
-    alice_conn = await create_connection(cbot, ALICE, "Ledger", api.url, ALICE_TOKEN)
-    await service(cbot).create(
-        TEAM,
-        BOB,
-        name="My ledger",
-        kind="http_bearer",
-        base_url=api.url,
-        secrets={"token": BOB_TOKEN},
-    )
-    await share(cbot, flow.id, BOB, "runner")
-    await share(cbot, flow.id, CAROL, "runner")
+async def test_run_only_user_is_asked_for_their_own_connection(
+    http_bot: BotHarness, api: Api
+) -> None:
+    flow = await create_flow(http_bot, ledger_flow())
+    alice_conn = await create_connection(http_bot, ALICE, "Ledger", api.url, ALICE_TOKEN)
+    await create_connection(http_bot, BOB, "My ledger", api.url, BOB_TOKEN)
+    await plant_share(http_bot, flow.id, BOB, "runner")
+    await plant_share(http_bot, flow.id, CAROL, "runner")
     # The owner attaches her connection and, in the flow's Connections modal, sets the slot
     # to "provided by the run-only user".
-    await cbot.driver.slash(ALICE, "connections Expenses")
-    panel = await open_view(cbot, ALICE, cards.FLOW_CALLBACK)
-    await select_in_view(cbot, ALICE, panel, cards.SLOT_ATTACH_ACTION, f"ledger|{alice_conn.id}")
-    await wait_for(lambda: _slot_is(cbot, flow.id, "connection_id", alice_conn.id))
-    # The panel is re-rendered after each change (as a person sees it, then acts again).
-    await wait_for(
-        lambda: "Uses your connection *Ledger*" in dump(cbot.emulator.views[panel["id"]])
+    await http_bot.driver.slash(ALICE, "connections Expenses")
+    panel = await wait_view(http_bot, ALICE, cards.FLOW_CALLBACK)
+    await select_in_view(
+        http_bot, ALICE, panel, cards.SLOT_ATTACH_ACTION, f"ledger|{alice_conn.id}"
     )
-    panel = cbot.emulator.views[panel["id"]]
-    await select_in_view(cbot, ALICE, panel, cards.SLOT_MODE_ACTION, "ledger|runner")
-    await wait_for(lambda: _slot_is(cbot, flow.id, "runner_provides", True))
-    await wait_for(
-        lambda: "Run-only users provide their own" in dump(cbot.emulator.views[panel["id"]])
+    await eventually(lambda: _slot_is(http_bot, flow.id, "connection_id", alice_conn.id))
+    # The panel is re-rendered after each change (as a person sees it, then acts again).
+    await eventually(
+        lambda: "Uses your connection *Ledger*" in dump(http_bot.emulator.views[panel["id"]])
+    )
+    panel = http_bot.emulator.views[panel["id"]]
+    await select_in_view(http_bot, ALICE, panel, cards.SLOT_MODE_ACTION, "ledger|runner")
+    await eventually(lambda: _slot_is(http_bot, flow.id, "runner_provides", True))
+    await eventually(
+        lambda: "Run-only users provide their own" in dump(http_bot.emulator.views[panel["id"]])
     )
 
     # Bob (run-only) runs it: the modal asks for one of his own connections.
-    await cbot.driver.slash(BOB, "run Expenses amount=5")
-    modal = await open_view(cbot, BOB, "run_flow_modal")
+    await http_bot.driver.slash(BOB, "run Expenses amount=5")
+    modal = await wait_view(http_bot, BOB, "run_flow_modal")
     picker = next(b for b in modal["blocks"] if b.get("block_id") == "conn_slot:ledger")
     options = picker["element"]["options"]
     assert [o["text"]["text"].split(" (")[0] for o in options] == ["My ledger"]
     assert alice_conn.id not in dump(modal)
-    answer = await cbot.driver.view_submission(BOB, modal["id"])
+    answer = await http_bot.driver.view_submission(BOB, modal["id"])
     assert answer.ok, answer.error
-    [run] = await finished_run(cbot, flow.id)
+    [run] = await finished_run(http_bot, flow.id)
     assert run.status == "succeeded", run.error
     assert api.auth() == [f"Bearer {BOB_TOKEN}"]  # his credential, not the owner's
 
     # The owner runs it with her own connection.
-    run = await run_and_wait(cbot, ALICE, "run Expenses amount=6", flow.id, 2)
+    run = await run_and_wait(http_bot, ALICE, "run Expenses amount=6", flow.id, 2)
     assert run.status == "succeeded" and api.auth()[-1] == f"Bearer {ALICE_TOKEN}"
 
     # Carol has no connection: the modal tells her to create one and refuses to run.
-    await cbot.driver.slash(CAROL, "run Expenses amount=7")
-    modal = await open_view(cbot, CAROL, "run_flow_modal")
+    await http_bot.driver.slash(CAROL, "run Expenses amount=7")
+    modal = await wait_view(http_bot, CAROL, "run_flow_modal")
     assert "/flow connect" in dump(modal)
-    refused = await cbot.driver.view_submission(CAROL, modal["id"])
+    refused = await http_bot.driver.view_submission(CAROL, modal["id"])
     assert refused.json is not None and refused.json["response_action"] == "update"
-    assert len(await runs_of(cbot, flow.id)) == 2
+    assert len(await runs_of(http_bot, flow.id)) == 2
 
     # A forged submission naming the owner's connection is refused on the field.
-    await cbot.driver.slash(BOB, "run Expenses amount=8")
-    modal = await open_view(cbot, BOB, "run_flow_modal")
+    await http_bot.driver.slash(BOB, "run Expenses amount=8")
+    modal = await wait_view(http_bot, BOB, "run_flow_modal")
     forged = state_values(modal)
     forged["conn_slot:ledger"][cards.RUNNER_PICK_ACTION]["selected_option"] = {
         "text": {"type": "plain_text", "text": "x"},
         "value": alice_conn.id,
     }
-    answer = await cbot.driver.view_submission(BOB, modal["id"], forged)
+    answer = await http_bot.driver.view_submission(BOB, modal["id"], forged)
     assert answer.json is not None and "conn_slot:ledger" in answer.json["errors"]
-    assert len(await runs_of(cbot, flow.id)) == 2
+    assert len(await runs_of(http_bot, flow.id)) == 2
 
     # Back to "use the owner's connection": Bob runs without being asked, as Alice.
-    panel_view = await _reopen_panel(cbot, ALICE, "Expenses")
-    await select_in_view(cbot, ALICE, panel_view, cards.SLOT_MODE_ACTION, "ledger|owner")
-    await wait_for(lambda: _slot_is(cbot, flow.id, "runner_provides", False))
-    run = await run_and_wait(cbot, BOB, "run Expenses amount=9", flow.id, 3)
+    panel_view = await _reopen_panel(http_bot, ALICE, "Expenses")
+    await select_in_view(http_bot, ALICE, panel_view, cards.SLOT_MODE_ACTION, "ledger|owner")
+    await eventually(lambda: _slot_is(http_bot, flow.id, "runner_provides", False))
+    run = await run_and_wait(http_bot, BOB, "run Expenses amount=9", flow.id, 3)
     assert run.status == "succeeded" and api.auth()[-1] == f"Bearer {ALICE_TOKEN}"
 
 
-async def _reopen_panel(bot: BotHarness, user: str, flow_name: str) -> dict[str, Any]:
+async def _reopen_panel(bot: BotHarness, user: str, flow_name: str) -> JSON:
     before = {v for v in bot.emulator.views}
     await bot.driver.slash(user, f"connections {flow_name}")
-    found: dict[str, Any] = await wait_for(
+    found: JSON = await eventually(
         lambda: next(
             (
                 v
@@ -524,24 +447,22 @@ async def _slot_is(bot: BotHarness, flow_id: str, key: str, value: Any) -> bool:
     return bool(slot.get(key) == value)
 
 
-async def test_co_owner_can_neither_read_nor_reuse_a_connection(cbot: BotHarness, api: Api) -> None:
-    flow = await create_flow(cbot, ledger_flow())
-    alice_conn = await create_connection(cbot, ALICE, "Ledger", api.url, ALICE_TOKEN)
-    await service(cbot).attach(
-        flow, await _access(cbot, flow.id, ALICE), ALICE, "ledger", alice_conn.id
-    )
-    await share(cbot, flow.id, BOB, "owner")
-    other = await create_flow(cbot, ledger_flow("Bob's flow"), user=BOB)
+async def test_co_owner_can_neither_read_nor_reuse_a_connection(
+    http_bot: BotHarness, api: Api
+) -> None:
+    flow = await create_flow(http_bot, ledger_flow())
+    alice_conn = await create_connection(http_bot, ALICE, "Ledger", api.url, ALICE_TOKEN)
+    await attach(http_bot, flow, "ledger", alice_conn.id)
+    await plant_share(http_bot, flow.id, BOB, "owner")
+    other = await create_flow(http_bot, ledger_flow("Bob's flow"), user=BOB)
 
     # Not among his connections, not attachable by name elsewhere.
-    await cbot.driver.slash(BOB, "connections")
-    assert "Ledger" not in dump(await ephemeral_with(cbot, BOB, "My connections"))
-    await cbot.driver.slash(BOB, 'connect "Bob\'s flow" ledger Ledger')
-    await ephemeral_with(cbot, BOB, "no connection named")
+    assert "Ledger" not in dump(await said(http_bot, BOB, "connections", "My connections"))
+    await said(http_bot, BOB, 'connect "Bob\'s flow" ledger Ledger', "no connection named")
     # Nor by a forged select value in his flow's Connections modal.
-    await cbot.driver.slash(BOB, 'connections "Bob\'s flow"')
-    panel = await open_view(cbot, BOB, cards.FLOW_CALLBACK)
-    await cbot.driver.block_action(
+    await http_bot.driver.slash(BOB, 'connections "Bob\'s flow"')
+    panel = await wait_view(http_bot, BOB, cards.FLOW_CALLBACK)
+    await http_bot.driver.block_action(
         BOB,
         cards.SLOT_ATTACH_ACTION,
         block_id="conn_slot_actions:ledger",
@@ -554,96 +475,91 @@ async def test_co_owner_can_neither_read_nor_reuse_a_connection(cbot: BotHarness
             },
         },
     )
-    await wait_for(lambda: "not yours" in dump(cbot.emulator.views.get(panel["id"])))
-    assert (await bindings(cbot, other.id)).get("ledger", {}).get("connection_id") is None
+    await eventually(lambda: "not yours" in dump(http_bot.emulator.views.get(panel["id"])))
+    assert (await bindings(http_bot, other.id)).get("ledger", {}).get("connection_id") is None
     # Nor update or delete it with forged buttons.
     for action in (cards.UPDATE_ACTION, cards.DELETE_ACTION, cards.DELETE_CONFIRM_ACTION):
-        await cbot.driver.block_action(BOB, action, alice_conn.id, channel="C0GENERAL")
-    await wait_for(
+        await http_bot.driver.block_action(BOB, action, alice_conn.id, channel="C0GENERAL")
+    await eventually(
         lambda: (
-            sum("is not yours" in dump(e) for e in cbot.emulator.ephemerals if e["user"] == BOB)
+            sum("is not yours" in dump(e) for e in http_bot.emulator.ephemerals if e["user"] == BOB)
             == 3
         )
     )
-    assert await cbot.db["connections"].count_documents({"_id": alice_conn.id}) == 1
-    assert (await service(cbot).own(TEAM, ALICE, alice_conn.id)).hint == alice_conn.hint
+    assert await http_bot.db["connections"].count_documents({"_id": alice_conn.id}) == 1
+    assert (
+        await deps(http_bot).connections.own(TEAM, ALICE, alice_conn.id)
+    ).hint == alice_conn.hint
 
     # In the shared flow he sees who fills the slot, never the hint or the secret...
-    shared_panel = await _reopen_panel(cbot, BOB, "Expenses")
+    shared_panel = await _reopen_panel(http_bot, BOB, "Expenses")
     text = dump(shared_panel)
     assert f"<@{ALICE}>'s connection *Ledger*" in text and alice_conn.hint not in text
     # ...and runs of this flow use it, acting as Alice.
-    run = await run_and_wait(cbot, BOB, "run Expenses amount=1", flow.id, 1)
+    run = await run_and_wait(http_bot, BOB, "run Expenses amount=1", flow.id, 1)
     assert run.status == "succeeded" and api.auth() == [f"Bearer {ALICE_TOKEN}"]
 
     # A slot Bob fills with his own connection acts as Bob, and records him.
-    bob_conn = await create_connection(cbot, BOB, "Bob ledger", api.url, BOB_TOKEN)
-    shared_panel = await _reopen_panel(cbot, BOB, "Expenses")
-    await select_in_view(cbot, BOB, shared_panel, cards.SLOT_ATTACH_ACTION, f"ledger|{bob_conn.id}")
-    await wait_for(lambda: _slot_is(cbot, flow.id, "added_by", BOB))
-    run = await run_and_wait(cbot, ALICE, "run Expenses amount=2", flow.id, 2)
+    bob_conn = await create_connection(http_bot, BOB, "Bob ledger", api.url, BOB_TOKEN)
+    shared_panel = await _reopen_panel(http_bot, BOB, "Expenses")
+    await select_in_view(
+        http_bot, BOB, shared_panel, cards.SLOT_ATTACH_ACTION, f"ledger|{bob_conn.id}"
+    )
+    await eventually(lambda: _slot_is(http_bot, flow.id, "added_by", BOB))
+    run = await run_and_wait(http_bot, ALICE, "run Expenses amount=2", flow.id, 2)
     assert run.status == "succeeded" and api.auth()[-1] == f"Bearer {BOB_TOKEN}"
     # Carol, with no access, is told so.
-    await cbot.driver.slash(CAROL, "connections Expenses")
-    await ephemeral_with(cbot, CAROL, "don't have access")
+    await said(http_bot, CAROL, "connections Expenses", "don't have access")
 
 
-async def _access(bot: BotHarness, flow_id: str, user: str) -> Any:
-    from flows.permissions import resolve_access
-
-    flow = await service(bot).flows.get(TEAM, flow_id)
-    assert flow is not None
-    return await resolve_access(flow, user, bot.flowbot.deps.directory)
-
-
-async def test_update_credentials_and_delete_with_confirmation(cbot: BotHarness, api: Api) -> None:
-    flow = await create_flow(cbot, ledger_flow())
-    record = await create_connection(cbot, ALICE, "Ledger", api.url, ALICE_TOKEN)
-    unused = await create_connection(cbot, ALICE, "Spare", api.url, "spare-token-123456789")
-    await cbot.driver.slash(ALICE, "connect Expenses ledger Ledger")
-    await ephemeral_with(cbot, ALICE, "now uses your connection")
+async def test_update_credentials_and_delete_with_confirmation(
+    http_bot: BotHarness, api: Api
+) -> None:
+    flow = await create_flow(http_bot, ledger_flow())
+    record = await create_connection(http_bot, ALICE, "Ledger", api.url, ALICE_TOKEN)
+    unused = await create_connection(http_bot, ALICE, "Spare", api.url, "spare-token-123456789")
+    await said(http_bot, ALICE, "connect Expenses ledger Ledger", "now uses your connection")
 
     # Update credentials: a modal with empty secret fields; the flow switches at once.
-    await cbot.driver.slash(ALICE, "connections")
-    listing = await ephemeral_with(cbot, ALICE, "Used by")
-    await cbot.driver.click(ALICE, listing, cards.UPDATE_ACTION, record.id)
-    view = await open_view(cbot, ALICE, cards.SAVE_CALLBACK)
+    listing = await said(http_bot, ALICE, "connections", "Used by")
+    await http_bot.driver.click(ALICE, listing, cards.UPDATE_ACTION, record.id)
+    view = await wait_view(http_bot, ALICE, cards.SAVE_CALLBACK)
     secret_input = next(
         b for b in view["blocks"] if b.get("block_id") == cards.SECRET_BLOCK_PREFIX + "token"
     )
     assert "initial_value" not in secret_input["element"]
-    answer = await cbot.driver.fill_and_submit(
-        ALICE, view["id"], {cards.SECRET_BLOCK_PREFIX + "token": ALICE_NEW_TOKEN}
+    answer = await http_bot.driver.fill_and_submit(
+        ALICE, view["id"], connect_form(token=ALICE_NEW_TOKEN)
     )
     assert answer.ok, answer.error
-    await ephemeral_with(cbot, ALICE, "••••" + ALICE_NEW_TOKEN[-4:])
-    run = await run_and_wait(cbot, ALICE, "run Expenses amount=1", flow.id, 1)
+    await ephemeral_with(http_bot, ALICE, "••••" + ALICE_NEW_TOKEN[-4:])
+    run = await run_and_wait(http_bot, ALICE, "run Expenses amount=1", flow.id, 1)
     assert run.status == "succeeded" and api.auth() == [f"Bearer {ALICE_NEW_TOKEN}"]
 
     # Deleting an unused one just deletes it.
-    listing = await ephemeral_with(cbot, ALICE, "My connections")
-    await cbot.driver.click(ALICE, listing, cards.DELETE_ACTION, unused.id)
-    await ephemeral_with(cbot, ALICE, "Deleted *Spare*")
-    assert await cbot.db["connections"].count_documents({"_id": unused.id}) == 0
+    listing = await ephemeral_with(http_bot, ALICE, "My connections")
+    await http_bot.driver.click(ALICE, listing, cards.DELETE_ACTION, unused.id)
+    await ephemeral_with(http_bot, ALICE, "Deleted *Spare*")
+    assert await http_bot.db["connections"].count_documents({"_id": unused.id}) == 0
 
     # Deleting one a flow uses names the flow and asks first.
-    listing = await ephemeral_with(cbot, ALICE, "Deleted *Spare*")
-    await cbot.driver.click(ALICE, listing, cards.DELETE_ACTION, record.id)
-    confirm = await ephemeral_with(cbot, ALICE, "Delete anyway")
+    listing = await ephemeral_with(http_bot, ALICE, "Deleted *Spare*")
+    await http_bot.driver.click(ALICE, listing, cards.DELETE_ACTION, record.id)
+    confirm = await ephemeral_with(http_bot, ALICE, "Delete anyway")
     assert "Expenses" in dump(confirm)
-    assert await cbot.db["connections"].count_documents({"_id": record.id}) == 1
-    await cbot.driver.click(ALICE, confirm, cards.DELETE_CONFIRM_ACTION, record.id)
-    await ephemeral_with(cbot, ALICE, "need another connection")
-    assert await cbot.db["connections"].count_documents({"_id": record.id}) == 0
-    assert (await bindings(cbot, flow.id))["ledger"]["connection_id"] is None
-    run = await run_and_wait(cbot, ALICE, "run Expenses amount=1", flow.id, 2)
+    assert await http_bot.db["connections"].count_documents({"_id": record.id}) == 1
+    await http_bot.driver.click(ALICE, confirm, cards.DELETE_CONFIRM_ACTION, record.id)
+    await ephemeral_with(http_bot, ALICE, "need another connection")
+    assert await http_bot.db["connections"].count_documents({"_id": record.id}) == 0
+    assert (await bindings(http_bot, flow.id))["ledger"]["connection_id"] is None
+    run = await run_and_wait(http_bot, ALICE, "run Expenses amount=1", flow.id, 2)
     assert run.status == "failed" and "has no connection" in (run.error or "")
 
 
 # --------------------------------------------------------------------------- the request
 
 
-async def test_http_request_outputs_failures_and_scrubbing(cbot: BotHarness, api: Api) -> None:
+async def test_http_request_outputs_failures_and_scrubbing(http_bot: BotHarness, api: Api) -> None:
     yaml_text = """
 name: Calls
 connections:
@@ -655,20 +571,12 @@ steps:
   - {id: gone, type: http_request, connection: api, method: DELETE, path: "/missing"}
   - {type: post_message, channel: "#general", text: "never"}
 """
-    flow = await create_flow(cbot, yaml_text)
-    record = await service(cbot).create(
-        TEAM,
-        ALICE,
-        name="Keyed",
-        kind="http_header",
-        base_url=api.url,
-        secrets={"value": HEADER_SECRET},
-        header_name="X-API-Key",
-    )
-    await cbot.driver.slash(ALICE, "connect Calls api Keyed")
-    await ephemeral_with(cbot, ALICE, "now uses your connection")
-    await cbot.driver.slash(ALICE, "run Calls")
-    [run] = await finished_run(cbot, flow.id)
+    flow = await create_flow(http_bot, yaml_text)
+    header = ("X-API-Key", HEADER_SECRET)
+    record = await create_connection(http_bot, ALICE, "Keyed", api.url, header=header)
+    await said(http_bot, ALICE, "connect Calls api Keyed", "now uses your connection")
+    await http_bot.driver.slash(ALICE, "run Calls")
+    [run] = await finished_run(http_bot, flow.id)
     assert run.status == "failed"
     text = run.steps["text"].output
     assert text["status"] == 200 and text["body"] == "plain words"
@@ -695,9 +603,7 @@ async def test_private_addresses_are_refused_without_the_setting(
         for index, (name, base_url) in enumerate(targets.items(), start=1):
             flow = await create_flow(bot, ledger_flow(name=f"Flow {name}"))
             record = await create_connection(bot, ALICE, name, base_url, ALICE_TOKEN)
-            await service(bot).attach(
-                flow, await _access(bot, flow.id, ALICE), ALICE, "ledger", record.id
-            )
+            await attach(bot, flow, "ledger", record.id)
             await bot.driver.slash(ALICE, f'run "Flow {name}" amount={index}')
             [run] = await finished_run(bot, flow.id)
             assert run.status == "failed"
@@ -716,7 +622,7 @@ async def test_key_rotation_reencrypts_at_start_without_losing_connections(
     async with running_bot(emulator, mongo_uri, db_name, flowbot_secret_key=old_key, **allow) as b:
         flow = await create_flow(b, ledger_flow())
         record = await create_connection(b, ALICE, "Ledger", api.url, ALICE_TOKEN)
-        await service(b).attach(flow, await _access(b, flow.id, ALICE), ALICE, "ledger", record.id)
+        await attach(b, flow, "ledger", record.id)
         before = await b.db["connections"].find_one({"_id": record.id})
     assert before is not None and before["key_id"] == key_id(old_key)
     ring = f"{new_key},{old_key}"
@@ -772,57 +678,36 @@ async def test_no_secret_in_logs_slack_calls_exports_runs_or_database(
         # Connections made through Slack (the secrets travel in the modal submissions).
         alice = await connect_via_modal(bot, ALICE, "Ledger", api.url, {"token": ALICE_TOKEN})
         await connect_via_modal(bot, BOB, "Mine", api.url, {"token": BOB_TOKEN})
-        await connect_via_modal(
-            bot,
-            ALICE,
-            "Keyed",
-            api.url,
-            {"header_name": "X-API-Key", "value": HEADER_SECRET},
-            kind="http_header",
-        )
-        await connect_via_modal(
-            bot,
-            ALICE,
-            "Basic",
-            api.url,
-            {"username": BASIC_USER, "password": BASIC_PASSWORD},
-            kind="http_basic",
-        )
-        await bot.driver.slash(ALICE, "connect Expenses ledger Ledger")
-        await ephemeral_with(bot, ALICE, "now uses your connection")
+        await connect_via_modal(bot, ALICE, "Keyed", api.url, HEADER_FIELDS, kind="http_header")
+        await connect_via_modal(bot, ALICE, "Basic", api.url, BASIC_FIELDS, kind="http_basic")
+        await said(bot, ALICE, "connect Expenses ledger Ledger", "now uses your connection")
         # Update credentials through the modal.
-        await bot.driver.slash(ALICE, "connections")
-        listing = await ephemeral_with(bot, ALICE, "My connections")
+        listing = await said(bot, ALICE, "connections", "My connections")
         await bot.driver.click(ALICE, listing, cards.UPDATE_ACTION, alice.id)
-        view = await open_view(bot, ALICE, cards.SAVE_CALLBACK)
-        await bot.driver.fill_and_submit(
-            ALICE, view["id"], {cards.SECRET_BLOCK_PREFIX + "token": ALICE_NEW_TOKEN}
-        )
+        view = await wait_view(bot, ALICE, cards.SAVE_CALLBACK)
+        await bot.driver.fill_and_submit(ALICE, view["id"], connect_form(token=ALICE_NEW_TOKEN))
         await ephemeral_with(bot, ALICE, "Updated")
         # Runs: the owner's, a run-only user's own connection, a failing one, an echo.
-        await service(bot).set_runner_provides(
-            flow, await _access(bot, flow.id, ALICE), ALICE, "ledger", True
-        )
-        await share(bot, flow.id, BOB, "runner")
+        access = await resolve_access(flow, ALICE, deps(bot).directory)
+        await deps(bot).connections.set_runner_provides(flow, access, ALICE, "ledger", True)
+        await plant_share(bot, flow.id, BOB, "runner")
         await run_and_wait(bot, ALICE, "run Expenses amount=1", flow.id, 1)
         await bot.driver.slash(BOB, "run Expenses amount=2")
-        modal = await open_view(bot, BOB, "run_flow_modal")
+        modal = await wait_view(bot, BOB, "run_flow_modal")
         await bot.driver.view_submission(BOB, modal["id"])
         await finished_run(bot, flow.id, 2)
         echo = await create_flow(bot, ledger_flow(name="Echo", path="/echo"))
-        await bot.driver.slash(ALICE, "connect Echo ledger Ledger")
-        await ephemeral_with(bot, ALICE, "Slot `ledger` of *Echo*")
+        await said(bot, ALICE, "connect Echo ledger Ledger", "Slot `ledger` of *Echo*")
         await run_and_wait(bot, ALICE, "run Echo amount=3", echo.id, 1)
         failing = await create_flow(bot, ledger_flow(name="Broken", path="/missing"))
-        await bot.driver.slash(ALICE, "connect Broken ledger Ledger")
-        await ephemeral_with(bot, ALICE, "Slot `ledger` of *Broken*")
+        await said(bot, ALICE, "connect Broken ledger Ledger", "Slot `ledger` of *Broken*")
         broken = await run_and_wait(bot, ALICE, "run Broken amount=4", failing.id, 1)
         assert broken.status == "failed"
         # Exports and listings.
-        for command in ("export Expenses", "show Expenses", "connections", "history Expenses"):
-            await bot.driver.slash(ALICE, command)
+        for typed in ("export Expenses", "show Expenses", "connections", "history Expenses"):
+            await bot.driver.slash(ALICE, typed)
         await bot.driver.slash(ALICE, "connections Expenses")
-        await open_view(bot, ALICE, cards.FLOW_CALLBACK)
+        await wait_view(bot, ALICE, cards.FLOW_CALLBACK)
         assert api.auth()[:2] == [f"Bearer {ALICE_NEW_TOKEN}", f"Bearer {BOB_TOKEN}"]
 
         # The scan.
@@ -837,9 +722,8 @@ async def test_no_secret_in_logs_slack_calls_exports_runs_or_database(
             "messages": dump(bot.emulator.messages, default=str),
             "views": dump(bot.emulator.views, default=str),
         }
-        for name in await bot.db.list_collection_names():
-            documents = [doc async for doc in bot.db[name].find({})]
-            haystacks[f"db.{name}"] = dump(documents, default=str)
+        for name, docs in (await documents(bot)).items():
+            haystacks[f"db.{name}"] = dump(docs, default=str)
         assert any(
             ALICE_NEW_TOKEN[-4:] in text for text in haystacks.values()
         )  # the masked hint is there...

@@ -31,6 +31,7 @@ from flows.http_policy import (
     validate_base_url,
 )
 from flows.secrets import SecretBox, SecretKeyError, SecretUnavailable, key_id, mask, parse_keys
+from tests.support import local_http_server, recorded
 
 # --------------------------------------------------------------------------- socket audit
 # Every outgoing connect() of this process is recorded while a test listens: the proof that
@@ -72,16 +73,7 @@ async def api() -> AsyncIterator[ApiServer]:
     server = ApiServer(url="", port=0)
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        body = await request.read()
-        server.seen.append(
-            {
-                "method": request.method,
-                "path": request.path,
-                "query": dict(request.query),
-                "headers": dict(request.headers),
-                "body": body,
-            }
-        )
+        server.seen.append(await recorded(request))
         if request.path == "/big":
             return web.Response(body=b"x" * (1024 * 1024 + 10))
         if request.path == "/slow":
@@ -91,16 +83,10 @@ async def api() -> AsyncIterator[ApiServer]:
             raise web.HTTPFound("http://10.0.0.1/")
         return web.json_response({"ok": True, "path": request.path})
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server.port = int(runner.addresses[0][1])
-    server.url = f"http://127.0.0.1:{server.port}"
-    yield server
-    await runner.cleanup()
+    async with local_http_server(handle) as url:
+        server.url = url
+        server.port = int(url.rsplit(":", 1)[1])
+        yield server
 
 
 # --------------------------------------------------------------------------- secrets

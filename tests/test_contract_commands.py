@@ -7,20 +7,28 @@ from __future__ import annotations
 from typing import Any
 
 from emulator.server import texts
-from flows.definition import parse_definition
-from flows.gallery import get_template
 from flows.records import FlowRecord
-from tests.conftest import ALICE, BOB, CAROL, DAVE, TEAM, BotHarness
-from tests.runs_helpers import finished_run, runs_of
-from tests.test_contract_support import (
+from tests.support import (
+    ALICE,
+    BOB,
+    CAROL,
     CRASH,
+    DAVE,
+    TEAM,
     Answer,
+    BotHarness,
     by_label,
+    create_flow,
+    deps,
     diff,
     eventually,
+    finished_run,
     reads_well,
+    runs_of,
     slash,
     state_of,
+    template_source,
+    wait_view,
 )
 
 E = '"Expense approval"'
@@ -43,18 +51,15 @@ steps:
 """
 
 
+TEMPLATES = ("expense-approval", "daily-standup")
+
+
 async def seed(bot: BotHarness) -> dict[str, FlowRecord]:
     """Alice's flows: the gallery's expense approval (shared run-only with Bob), a flow
     with every input type, and a scheduled one."""
-    catalog, sharing = bot.flowbot.deps.catalog, bot.flowbot.deps.sharing
-    assert catalog is not None and sharing is not None
-    flows: dict[str, FlowRecord] = {}
-    for key in ("expense-approval", "daily-standup"):
-        template = get_template(key)
-        assert template is not None
-        flows[key] = (await catalog.create(TEAM, ALICE, template.definition())).flow
-    flows["typed"] = (await catalog.create(TEAM, ALICE, parse_definition(TYPED))).flow
-    await sharing.share(TEAM, ALICE, "Expense approval", [BOB], "runner")
+    flows = {key: await create_flow(bot, template_source(key)) for key in TEMPLATES}
+    flows["typed"] = await create_flow(bot, TYPED)
+    await deps(bot).sharing.share(TEAM, ALICE, "Expense approval", [BOB], "runner")
     return flows
 
 
@@ -348,11 +353,7 @@ async def test_the_spec_example_passes_team_lunch_as_one_value(bot: BotHarness) 
     flow = flows["expense-approval"]
     answer = await slash(bot, ALICE, f'run {E} amount=12 reason="team lunch"')
     assert "Running *Expense approval*" in reads_well(answer.ephemerals[0])
-
-    async def started() -> list[Any]:
-        return await runs_of(bot, flow.id)
-
-    [run] = await eventually(started)
+    [run] = await eventually(lambda: runs_of(bot, flow.id))
     assert run.inputs == {"amount": 12, "reason": "team lunch"}
     assert CRASH not in answer.text
 
@@ -372,9 +373,7 @@ steps:
 async def test_what_slack_escapes_is_read_as_typed(bot: BotHarness) -> None:
     """With `should_escape`, Slack sends `&`, `<` and `>` typed by people as entities."""
     await seed(bot)
-    catalog = bot.flowbot.deps.catalog
-    assert catalog is not None
-    flow = (await catalog.create(TEAM, ALICE, parse_definition(RND))).flow
+    flow = await create_flow(bot, RND)
     answer = await slash(bot, ALICE, 'show "R&amp;D &lt;lunch&gt; budget"')
     assert "R&amp;D &lt;lunch&gt; budget" in reads_well(answer.ephemerals[0])
     assert "Usage:" not in answer.text
@@ -404,10 +403,7 @@ async def test_missing_inputs_open_the_run_form_prefilled_and_typed(bot: BotHarn
     typed = flows["typed"]
     answer = await slash(bot, ALICE, 'run "Typed inputs" ok=yes pick=RED', expect=0)
     assert not answer.ephemerals
-    form = await eventually(
-        lambda: [v for v in bot.emulator.views.values() if v.get("user") == ALICE]
-    )
-    view = form[-1]
+    view = await wait_view(bot, ALICE)
     assert (view["title"] or {}).get("text") == "Run flow"
     values = by_label(
         view,

@@ -8,13 +8,19 @@ import time
 from typing import Any
 from urllib.parse import urlencode
 
-import aiohttp
-
 from emulator.driver import FORM
-from flows.gallery import get_template
-from tests.conftest import ALICE, TEAM, BotHarness
-from tests.runs_helpers import runs_of
-from tests.test_contract_support import diff, state_of
+from tests.support import (
+    ALICE,
+    TEAM,
+    BotHarness,
+    create_flow,
+    diff,
+    http_request,
+    runs_of,
+    save_flow,
+    state_of,
+    template_source,
+)
 
 
 async def request(
@@ -25,17 +31,8 @@ async def request(
     data: bytes | str | None = None,
     headers: dict[str, str] | None = None,
 ) -> tuple[int, str, Any]:
-    """(status, content type, parsed JSON body or None)."""
-    async with (
-        aiohttp.ClientSession() as session,
-        session.request(method, bot.url + path, data=data, headers=headers or {}) as response,
-    ):
-        text = await response.text()
-        try:
-            body = json.loads(text)
-        except ValueError:
-            body = None
-        return response.status, response.content_type, body
+    """(status, content type, parsed JSON body or None) of a request to the bot."""
+    return await http_request(method, bot.url + path, data=data, headers=headers)
 
 
 async def test_healthz_answers_status_db_and_version(bot: BotHarness) -> None:
@@ -63,9 +60,7 @@ async def test_a_signed_url_verification_gets_its_challenge_back(bot: BotHarness
 async def test_unsigned_or_stale_slack_requests_get_401_json_and_do_nothing(
     bot: BotHarness,
 ) -> None:
-    template = get_template("expense-approval")
-    assert template is not None and bot.flowbot.deps.catalog is not None
-    flow = (await bot.flowbot.deps.catalog.create(TEAM, ALICE, template.definition())).flow
+    flow = await create_flow(bot, template_source("expense-approval"))
     interaction = urlencode(
         {
             "payload": json.dumps(
@@ -119,9 +114,7 @@ async def test_unsigned_or_stale_slack_requests_get_401_json_and_do_nothing(
 
 
 async def test_webhook_errors_are_json(bot: BotHarness) -> None:
-    template = get_template("webhook-to-channel")
-    assert template is not None and bot.flowbot.deps.catalog is not None
-    saved = await bot.flowbot.deps.catalog.create(TEAM, ALICE, template.definition())
+    saved = await save_flow(bot, template_source("webhook-to-channel"))
     token = saved.webhook_token
     assert token is not None
     flow_id = saved.flow.id

@@ -4,30 +4,36 @@ each answer checked to read well. Then Slack's retries and double clicks."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 import re
-from collections.abc import AsyncIterator
 from urllib.parse import urlencode
 
-import pytest
-from aiohttp import web
-
-from bot.app import build
-from bot.server import Server
-from emulator.driver import FORM, VERIFICATION_TOKEN, DriverResponse, SlackDriver
-from emulator.server import SlackEmulator, elements, texts
-from flows.gallery import get_template
-from tests.conftest import ALICE, BOB, CAROL, DAVE, SIGNING_SECRET, TEAM, BotHarness, make_settings
-from tests.runs_helpers import finished_run, runs_of
-from tests.test_contract_support import (
+from emulator.driver import FORM, VERIFICATION_TOKEN, DriverResponse
+from emulator.server import texts
+from tests.support import (
+    ALICE,
+    BOB,
+    CAROL,
+    DAVE,
     JSON,
+    TEAM,
+    BotHarness,
     answer_text,
+    button,
+    buttons_of,
     by_label,
+    create_flow,
+    dms,
     eventually,
+    finished_run,
     reads_well,
+    runs_of,
+    settle,
     slash,
+    template_source,
+    wait_dm,
+    wait_ephemeral,
 )
 
 MANAGER = "U0MANAGER"
@@ -43,53 +49,7 @@ steps:
 """
 
 
-# ------------------------------------------------------------------ real parts
-
-
-@pytest.fixture
-async def ledger() -> AsyncIterator[tuple[str, list[JSON]]]:
-    """The ledger API the expense flow posts approved expenses to."""
-    seen: list[JSON] = []
-
-    async def handle(request: web.Request) -> web.Response:
-        seen.append({"auth": request.headers.get("Authorization"), "json": await request.json()})
-        return web.json_response({"id": f"EXP-{len(seen)}"}, status=201)
-
-    app = web.Application()
-    app.router.add_post("/api/expenses", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield f"http://127.0.0.1:{runner.addresses[0][1]}/api", seen
-    await runner.cleanup()
-
-
-@pytest.fixture
-async def jbot(emulator: SlackEmulator, mongo_uri: str, db_name: str) -> AsyncIterator[BotHarness]:
-    """The bot, allowed to reach the local ledger (FLOWBOT_ALLOWED_HTTP_HOSTS)."""
-    settings = make_settings(emulator, mongo_uri, db_name, flowbot_allowed_http_hosts="127.0.0.1")
-    flowbot = build(settings, mongo_uri)
-    server = Server(flowbot, host="127.0.0.1", port=0)
-    await server.start()
-    driver = SlackDriver(server.url + "/slack/events", SIGNING_SECRET, emulator)
-    try:
-        yield BotHarness(emulator, driver, flowbot, server, settings)
-    finally:
-        await driver.close()
-        await server.stop()
-
-
 # ------------------------------------------------------------------ what a person does
-
-
-def button(message: JSON, label: str) -> JSON:
-    """The button (or overflow option) a person sees labelled `label`."""
-    for block in message.get("blocks") or []:
-        for element in elements(block):
-            if (element.get("text") or {}).get("text") == label:
-                return element
-    raise LookupError(f"no button {label!r} in {answer_text(message)!r}")
 
 
 async def click(bot: BotHarness, user: str, message: JSON, label: str) -> DriverResponse:
@@ -135,13 +95,9 @@ async def submit(bot: BotHarness, user: str, view: JSON, values: dict[str, str])
     return response
 
 
-def dms(bot: BotHarness, user: str, contains: str) -> list[JSON]:
-    return [m for m in bot.emulator.messages_in(user) if contains in answer_text(m)]
-
-
 async def dm(bot: BotHarness, user: str, contains: str) -> JSON:
-    found: list[JSON] = await eventually(lambda: dms(bot, user, contains))
-    message = found[-1]
+    """The latest DM to `user` containing `contains`; it must read well."""
+    message = await wait_dm(bot, user, contains)
     reads_well(message)
     return message
 
@@ -156,15 +112,8 @@ async def said(bot: BotHarness, user: str, text: str, contains: str = "") -> str
 
 
 async def ephemeral(bot: BotHarness, user: str, contains: str, since: int = 0) -> JSON:
-    def find() -> JSON | None:
-        hits = [
-            e
-            for e in bot.emulator.ephemerals[since:]
-            if e["user"] == user and contains in answer_text(e)
-        ]
-        return hits[-1] if hits else None
-
-    message: JSON = await eventually(find)
+    """The latest ephemeral message to `user` containing `contains`; it must read well."""
+    message = await wait_ephemeral(bot, user, contains, since, text_of=answer_text)
     reads_well(message)
     return message
 
@@ -173,9 +122,9 @@ async def ephemeral(bot: BotHarness, user: str, contains: str, since: int = 0) -
 
 
 async def test_three_colleagues_use_every_subcommand(
-    jbot: BotHarness, ledger: tuple[str, list[JSON]]
+    http_bot: BotHarness, ledger: tuple[str, list[JSON]]
 ) -> None:
-    bot = jbot
+    bot = http_bot
     url, seen = ledger
     emulator = bot.emulator
 
@@ -237,13 +186,17 @@ async def test_three_colleagues_use_every_subcommand(
     request = await dm(bot, BOB, "Expense 12 EUR")
     assert "team lunch, requested by <@U0ALICE>" in answer_text(request)
     await dm(bot, MANAGER, "Expense 12 EUR")
+    # A request is listed once every approver's DM has gone out.
+    await eventually(lambda: bot.flowbot.deps.approvals.pending_for(TEAM, BOB))
     listing = await slash(bot, BOB, "approvals", settle=0.05)
     pending = listing.ephemerals[0]
     assert "Expense 12 EUR" in reads_well(pending)
     await click(bot, BOB, pending, "Approve")
     [run] = await finished_run(bot, flow_id)
     assert run.status == "succeeded", run.error
-    assert seen == [{"auth": f"Bearer {LEDGER_TOKEN}", "json": {"amount": 12}}]
+    assert seen == [
+        {"path": "/api/expenses", "auth": f"Bearer {LEDGER_TOKEN}", "json": {"amount": 12}}
+    ]
     await ephemeral(bot, ALICE, "succeeded")
     assert not dms(bot, BOB, "Expense 12 EUR")[-1]["blocks"] or "Approved" in answer_text(
         dms(bot, BOB, "Expense 12 EUR")[-1]
@@ -262,8 +215,9 @@ async def test_three_colleagues_use_every_subcommand(
     # Bob gets the button (run-only), adds it and runs it himself.
     shown = await said(bot, ALICE, f"share {E} <@U0BOB|bob>", "run-only")
     offer = await dm(bot, BOB, "shared the button Expense approval")
+    since = len(emulator.ephemerals)
     await click(bot, BOB, offer, "Add to my buttons")
-    await ephemeral(bot, BOB, "Expense approval")
+    await ephemeral(bot, BOB, "Expense approval", since)
     shown = await said(bot, BOB, "buttons", "Expense approval")
     assert "New — shared with you" not in shown
     # He runs it from his App Home: the Run flow form asks for the inputs.
@@ -298,12 +252,7 @@ async def test_three_colleagues_use_every_subcommand(
     [link] = [m for m in emulator.messages_in("C0GENERAL") if "Expense approval" in m["text"]]
     reads_well(link)
     since = len(emulator.ephemerals)
-    run_button = next(
-        e
-        for b in link["blocks"]
-        for e in elements(b)
-        if e.get("type") == "button" and "Request" not in e["text"]["text"]
-    )
+    run_button = next(b for b in buttons_of(link) if "Request" not in b["text"]["text"])
     await click(bot, DAVE, link, run_button["text"]["text"])
     offer = await ephemeral(bot, DAVE, "Request access", since)
     await click(bot, DAVE, offer, "Request access")
@@ -375,10 +324,7 @@ async def deliver(bot: BotHarness, form: str, retry: int | None = None) -> Drive
 
 
 async def expense_flow(bot: BotHarness) -> str:
-    template = get_template("expense-approval")
-    assert template is not None and bot.flowbot.deps.catalog is not None
-    result = await bot.flowbot.deps.catalog.create(TEAM, ALICE, template.definition())
-    return result.flow.id
+    return (await create_flow(bot, template_source("expense-approval"))).id
 
 
 async def test_retried_commands_do_their_work_once(bot: BotHarness) -> None:
@@ -391,7 +337,7 @@ async def test_retried_commands_do_their_work_once(bot: BotHarness) -> None:
     await deliver(bot, form, retry=1)
     await deliver(bot, form, retry=2)
     await ephemeral(bot, ALICE, "Shared *Expense approval*")
-    await runs_settle()
+    await settle(0.5)
     assert len([e for e in emulator.ephemerals if e["user"] == ALICE]) == 1
     doc = await bot.db["flows"].find_one({"_id": flow_id})
     assert doc is not None and [s["principal"] for s in doc["shares"]] == [BOB]
@@ -409,15 +355,10 @@ async def test_retried_commands_do_their_work_once(bot: BotHarness) -> None:
     await deliver(bot, form)
     await deliver(bot, form, retry=1)
     await eventually(lambda: runs_of(bot, flow_id))
-    await runs_settle()
+    await settle(0.5)
     [run] = await runs_of(bot, flow_id)
     assert run.inputs == {"amount": 7, "reason": "two words"}
     assert len(dms(bot, BOB, "Expense 7 EUR")) == 1
-
-
-async def runs_settle() -> None:
-    """Time for work that must NOT happen (a second run, DM, answer) to show up."""
-    await asyncio.sleep(0.5)
 
 
 async def test_delete_confirm_clicked_twice_and_retried_deletes_once(bot: BotHarness) -> None:
@@ -434,7 +375,7 @@ async def test_delete_confirm_clicked_twice_and_retried_deletes_once(bot: BotHar
     await click(bot, ALICE, question, "Delete")
     told = await ephemeral(bot, ALICE, "already deleted", since)
     assert "Usage" not in answer_text(told)
-    await runs_settle()
+    await settle(0.5)
     assert await bot.db["flows"].count_documents({"_id": flow_id}) == 0
     # The question became the deletion notice, and stays so.
     [shown] = [e for e in bot.emulator.ephemerals if e["ts"] == question["ts"]]
@@ -472,7 +413,7 @@ async def test_buttons_of_a_deleted_flow_answer_gracefully(bot: BotHarness) -> N
     ]
     for user, message, label in clicks:
         await click(bot, user, message, label)
-    await runs_settle()
+    await settle(0.5)
     answers = [e for e in emulator.ephemerals[since:]]
     notices = ["\n".join(texts(v["blocks"])) for v in emulator.views.values() if v["user"] == BOB]
     assert answers and notices

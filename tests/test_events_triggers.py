@@ -7,15 +7,20 @@ messages, edits and deletions start nothing; chains stop at the configured depth
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from flows.definition import parse_definition
-from flows.records import FlowRecord, RunRecord
 from flows.triggers import METADATA_EVENT_TYPE
-from storage.runs_repo import from_doc
-from tests.conftest import ALICE, BOB, CAROL, TEAM, BotHarness
+from tests.support import (
+    ALICE,
+    BOB,
+    CAROL,
+    TEAM,
+    BotHarness,
+    create_flow,
+    deps,
+    finished_run,
+    runs_of,
+)
 
 INTAKE = """
 name: Incident intake
@@ -49,36 +54,6 @@ steps:
 """
 
 
-async def create(bot: BotHarness, text: str) -> FlowRecord:
-    assert bot.flowbot.deps.catalog is not None
-    result = await bot.flowbot.deps.catalog.create(TEAM, ALICE, parse_definition(text))
-    return result.flow
-
-
-async def runs_of(bot: BotHarness, flow_id: str) -> list[RunRecord]:
-    cursor = bot.db["runs"].find({"flow_id": flow_id}).sort("created_at", 1)
-    return [from_doc(doc) async for doc in cursor]
-
-
-async def until(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.05)
-
-
-async def finished(bot: BotHarness, flow_id: str, count: int = 1) -> list[RunRecord]:
-    async def done() -> list[RunRecord] | None:
-        runs = await runs_of(bot, flow_id)
-        return runs if len(runs) >= count and all(r.finished for r in runs) else None
-
-    result: list[RunRecord] = await until(done)
-    return result
-
-
 async def deliver_with_retries(bot: BotHarness, event: dict[str, Any]) -> None:
     """The first delivery and Slack's three retries of the same event id."""
     first = await bot.driver.event(event)
@@ -95,10 +70,10 @@ def channels(bot: BotHarness) -> None:
 
 async def test_a_message_delivered_four_times_starts_one_run(bot: BotHarness) -> None:
     channels(bot)
-    flow = await create(bot, INTAKE)
+    flow = await create_flow(bot, INTAKE)
     event = bot.driver.message_event(BOB, "C0INCIDENTS", "sev2 billing-api is down")
     await deliver_with_retries(bot, event)
-    [run] = await finished(bot, flow.id)
+    [run] = await finished_run(bot, flow.id)
     await asyncio.sleep(0.3)  # nothing more comes
     assert len(await runs_of(bot, flow.id)) == 1
     assert run.status == "succeeded", run.error
@@ -112,7 +87,7 @@ async def test_a_message_delivered_four_times_starts_one_run(bot: BotHarness) ->
 
 async def test_what_must_not_start_a_flow_starts_nothing(bot: BotHarness) -> None:
     channels(bot)
-    flow = await create(bot, INTAKE)
+    flow = await create_flow(bot, INTAKE)
     emu, driver = bot.emulator, bot.driver
     ignored = [
         driver.message_event(BOB, "#general", "sev1 billing"),  # another channel
@@ -145,18 +120,17 @@ async def test_what_must_not_start_a_flow_starts_nothing(bot: BotHarness) -> Non
         "metadata": {"event_type": METADATA_EVENT_TYPE, "event_payload": {"depth": 2}},
     }
     await driver.event(deep)
-    [run] = await finished(bot, flow.id)
+    [run] = await finished_run(bot, flow.id)
     assert run.depth == 3
     # Another bot (an integration) may start flows: only Flowbot's own messages are ignored.
     await driver.event(driver.message_event(CAROL, "C0INCIDENTS", "sev4 pager", bot_id="B0OTHER"))
-    await finished(bot, flow.id, count=2)
+    await finished_run(bot, flow.id, count=2)
 
 
 async def test_a_disabled_flow_is_not_started(bot: BotHarness) -> None:
     channels(bot)
-    flow = await create(bot, INTAKE)
-    assert bot.flowbot.deps.catalog is not None
-    await bot.flowbot.deps.catalog.set_enabled(TEAM, ALICE, flow.id, False)
+    flow = await create_flow(bot, INTAKE)
+    await deps(bot).catalog.set_enabled(TEAM, ALICE, flow.id, False)
     await bot.driver.event(bot.driver.message_event(BOB, "C0INCIDENTS", "sev1 billing"))
     await asyncio.sleep(0.4)
     assert await runs_of(bot, flow.id) == []
@@ -164,20 +138,20 @@ async def test_a_disabled_flow_is_not_started(bot: BotHarness) -> None:
 
 async def test_reactions_and_joins_start_their_flows_once(bot: BotHarness) -> None:
     channels(bot)
-    flagged = await create(bot, FLAGGED)
-    welcome = await create(bot, WELCOME)
+    flagged = await create_flow(bot, FLAGGED)
+    welcome = await create_flow(bot, WELCOME)
     ts = "1700000000.000100"
     # A reaction with a skin tone is the same emoji; elsewhere or another emoji: nothing.
     await bot.driver.event(bot.driver.reaction_event(CAROL, "rotating_light", "#general", ts))
     await bot.driver.event(bot.driver.reaction_event(CAROL, "eyes", "C0INCIDENTS", ts))
     event = bot.driver.reaction_event(CAROL, "rotating_light::skin-tone-2", "C0INCIDENTS", ts)
     await deliver_with_retries(bot, event)
-    [run] = await finished(bot, flagged.id)
+    [run] = await finished_run(bot, flagged.id)
     assert run.trigger.type == "reaction" and run.trigger.user == CAROL
     assert run.trigger.data["ts"] == ts and run.trigger.data["channel"] == "C0INCIDENTS"
     await deliver_with_retries(bot, bot.driver.member_joined_event(CAROL, "C0INCIDENTS", BOB))
     await bot.driver.event(bot.driver.member_joined_event(CAROL, "#general"))
-    [joined] = await finished(bot, welcome.id)
+    [joined] = await finished_run(bot, welcome.id)
     assert joined.trigger.type == "member_joined" and joined.trigger.data["inviter"] == BOB
     await asyncio.sleep(0.3)
     assert len(await runs_of(bot, flagged.id)) == 1
@@ -202,11 +176,11 @@ async def test_messages_runs_post_carry_their_depth_and_a_chain_stops_at_the_lim
     """A message a run posted, seen again as an event (by another Flowbot app in the
     channel, or delivered anew), continues the chain one level deeper, up to the limit."""
     channels(bot)
-    flow = await create(bot, RELAY)
+    flow = await create_flow(bot, RELAY)
     emu, driver = bot.emulator, bot.driver
     await driver.event(driver.message_event(BOB, "C0INCIDENTS", "relay please"))
     for depth in (1, 2, 3):
-        runs = await finished(bot, flow.id, count=depth)
+        runs = await finished_run(bot, flow.id, count=depth)
         run = runs[-1]
         assert run.status == "succeeded" and run.depth == depth, run.error
         # Both the channel post and the DM name the run, its flow and its depth.

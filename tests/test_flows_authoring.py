@@ -10,11 +10,14 @@ import pytest
 
 from flows.definition import parse_definition
 from flows.gallery import list_templates
-from tests.conftest import ALICE, BOB, BotHarness
-from tests.test_flows_support import (
+from tests.support import (
+    ALICE,
+    BOB,
+    BotHarness,
     all_text,
     code_blocks,
     command,
+    create_flow,
     ephemerals_for,
     field_errors,
     flow_doc,
@@ -54,13 +57,13 @@ async def test_each_template_imports_through_the_modal_and_exports_back(
 
     doc = await flow_doc(bot, template.title)
     assert doc is not None and doc["version"] == 1 and doc["creator"] == ALICE
-    await wait_ephemeral(bot.emulator, ALICE, f"Created *{template.title}*")
+    await wait_ephemeral(bot, ALICE, f"Created *{template.title}*")
 
     since = len(bot.emulator.ephemerals)
     await bot.driver.slash(ALICE, f'export "{template.title}"')
-    first = await wait_ephemeral(bot.emulator, ALICE, "/flow import", since)
+    first = await wait_ephemeral(bot, ALICE, "/flow import", since)
     await settle(0.2)
-    exported = [e for e in ephemerals_for(bot.emulator, ALICE, since) if "```" in all_text(e)]
+    exported = [e for e in ephemerals_for(bot, ALICE, since) if "```" in all_text(e)]
     assert first in exported
     assert parse_definition(code_blocks(exported)) == template.definition()
 
@@ -78,7 +81,7 @@ async def test_a_webhook_flow_shows_its_token_once_and_stores_only_its_hash(
     assert doc is not None
     assert doc["webhook_token_hash"] == hashlib.sha256(token.group(1).encode()).hexdigest()
     assert token.group(1) not in str(doc)
-    confirmation = await wait_ephemeral(bot.emulator, ALICE, "Created")
+    confirmation = await wait_ephemeral(bot, ALICE, "Created")
     assert token.group(1) not in all_text(confirmation)
 
 
@@ -86,7 +89,7 @@ async def test_new_opens_the_gallery_and_a_pick_opens_the_prefilled_editor(
     bot: BotHarness,
 ) -> None:
     await bot.driver.slash(ALICE, "new")
-    gallery = await wait_view(bot.emulator, ALICE, "flow_gallery")
+    gallery = await wait_view(bot, ALICE, "flow_gallery")
     assert "Expense approval" in all_text(gallery["blocks"])
     picked = {
         "type": "static_select",
@@ -99,7 +102,7 @@ async def test_new_opens_the_gallery_and_a_pick_opens_the_prefilled_editor(
         ALICE, "flow_gallery_pick", block_id="template", view=gallery, action=picked
     )
     assert response.ok
-    editor = await wait_view(bot.emulator, ALICE, "flow_editor")
+    editor = await wait_view(bot, ALICE, "flow_editor")
     assert editor["id"] == gallery["id"]  # updated in place, as views.update does
     prefilled = editor["blocks"][1]["element"]["initial_value"]
     assert "name: Expense approval" in prefilled
@@ -111,10 +114,10 @@ async def test_new_opens_the_gallery_and_a_pick_opens_the_prefilled_editor(
 
 async def test_the_gallery_submit_button_moves_on_to_the_editor(bot: BotHarness) -> None:
     await bot.driver.slash(ALICE, "new")
-    gallery = await wait_view(bot.emulator, ALICE, "flow_gallery")
+    gallery = await wait_view(bot, ALICE, "flow_gallery")
     response = await bot.driver.fill_and_submit(ALICE, gallery["id"], {"template": "blank"})
     assert response.ok and response.json and response.json["response_action"] == "update"
-    editor = await wait_view(bot.emulator, ALICE, "flow_editor")
+    editor = await wait_view(bot, ALICE, "flow_editor")
     assert "My new flow" in editor["blocks"][1]["element"]["initial_value"]
 
 
@@ -187,7 +190,7 @@ async def test_names_collide_ignoring_case(bot: BotHarness) -> None:
 async def test_edit_saves_a_new_version_and_keeps_the_old_one(bot: BotHarness) -> None:
     await import_through_modal(bot, ALICE, SIMPLE)
     await bot.driver.slash(ALICE, 'edit "coffee order"')
-    editor = await wait_view(bot.emulator, ALICE, "flow_editor")
+    editor = await wait_view(bot, ALICE, "flow_editor")
     current = editor["blocks"][1]["element"]["initial_value"]
     assert "Coffee order" in current
     changed = current.replace("wants a", "would love a")
@@ -199,7 +202,7 @@ async def test_edit_saves_a_new_version_and_keeps_the_old_one(bot: BotHarness) -
     assert "would love a" in str(doc["definition"])
     old = await bot.db["flow_versions"].find_one({"flow_id": doc["_id"], "version": 1})
     assert old is not None and "wants a" in str(old["definition"])
-    await wait_ephemeral(bot.emulator, ALICE, "Saved *Coffee order* (version 2)")
+    await wait_ephemeral(bot, ALICE, "Saved *Coffee order* (version 2)")
 
 
 async def test_a_concurrent_edit_is_refused_and_nothing_is_lost(bot: BotHarness) -> None:
@@ -211,9 +214,9 @@ async def test_a_concurrent_edit_is_refused_and_nothing_is_lost(bot: BotHarness)
     await bot.db["flows"].update_one({"_id": doc["_id"]}, {"$push": {"shares": share}})
 
     await bot.driver.slash(ALICE, "edit Coffee order")
-    alice_editor = await wait_view(bot.emulator, ALICE, "flow_editor")
+    alice_editor = await wait_view(bot, ALICE, "flow_editor")
     await bot.driver.slash(BOB, "edit Coffee order")
-    bob_editor = await wait_view(bot.emulator, BOB, "flow_editor")
+    bob_editor = await wait_view(bot, BOB, "flow_editor")
 
     alice_text = SIMPLE.replace("wants a", "ALICE")
     bob_text = SIMPLE.replace("wants a", "BOB")
@@ -252,14 +255,12 @@ async def test_long_exports_are_split_into_several_code_blocks(bot: BotHarness) 
         for i in range(60)
     )
     source = f"name: Long one\nsteps:\n{steps}"
-    catalog = bot.flowbot.deps.catalog
-    assert catalog is not None
-    await catalog.create("T0TEAM", ALICE, parse_definition(source))
+    await create_flow(bot, source)
     since = len(bot.emulator.ephemerals)
     await bot.driver.slash(ALICE, "export Long one")
-    await wait_ephemeral(bot.emulator, ALICE, "/flow import", since)
+    await wait_ephemeral(bot, ALICE, "/flow import", since)
     await settle(0.3)
-    exported = [e for e in ephemerals_for(bot.emulator, ALICE, since) if "```" in all_text(e)]
+    exported = [e for e in ephemerals_for(bot, ALICE, since) if "```" in all_text(e)]
     sections = [b for e in exported for b in e["blocks"] if "```" in all_text([b])]
     assert len(sections) > 1
     assert all(len(all_text([b])) <= 3000 for b in sections)

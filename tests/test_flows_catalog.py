@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
 
 import pytest
 
-from flows.catalog import FlowCatalog, FlowNotFound, NameTaken, PermissionDenied, VersionConflict
+from flows.catalog import FlowNotFound, NameTaken, PermissionDenied, VersionConflict
 from flows.definition import parse_definition
-from flows.records import Share
-from tests.conftest import ALICE, BOB, CAROL, TEAM, BotHarness
+from tests.support import ALICE, BOB, CAROL, TEAM, BotHarness, create_flow, plant_share
 
 FLOW = """\
 name: Ping
@@ -19,14 +17,8 @@ steps:
 """
 
 
-def catalog_of(bot: BotHarness) -> FlowCatalog:
-    catalog = bot.flowbot.deps.catalog
-    assert catalog is not None
-    return catalog
-
-
 async def test_find_by_id_or_by_name_ignoring_case(bot: BotHarness) -> None:
-    catalog = catalog_of(bot)
+    catalog = bot.flowbot.deps.catalog
     flow = (await catalog.create(TEAM, ALICE, parse_definition(FLOW))).flow
     assert (await catalog.find(TEAM, flow.id)).id == flow.id
     assert (await catalog.find(TEAM, "  pInG ")).id == flow.id
@@ -39,7 +31,7 @@ async def test_find_by_id_or_by_name_ignoring_case(bot: BotHarness) -> None:
 
 
 async def test_the_stored_record_round_trips(bot: BotHarness) -> None:
-    catalog = catalog_of(bot)
+    catalog = bot.flowbot.deps.catalog
     source = FLOW + (
         "  - id: branch\n    type: condition\n    if: \"{{ run.id == 'x' }}\"\n"
         "    then: [{type: delay, duration: 1m}]\n"
@@ -56,8 +48,8 @@ async def test_the_stored_record_round_trips(bot: BotHarness) -> None:
 
 
 async def test_versions_are_kept_and_listed(bot: BotHarness) -> None:
-    catalog = catalog_of(bot)
-    flow = (await catalog.create(TEAM, ALICE, parse_definition(FLOW))).flow
+    catalog = bot.flowbot.deps.catalog
+    flow = await create_flow(bot, FLOW)
     for version in (1, 2):
         text = FLOW.replace("ping", f"ping v{version + 1}")
         await catalog.update_definition(TEAM, ALICE, flow.id, parse_definition(text), version)
@@ -70,8 +62,8 @@ async def test_versions_are_kept_and_listed(bot: BotHarness) -> None:
 
 
 async def test_racing_saves_of_one_version_let_exactly_one_win(bot: BotHarness) -> None:
-    catalog = catalog_of(bot)
-    flow = (await catalog.create(TEAM, ALICE, parse_definition(FLOW))).flow
+    catalog = bot.flowbot.deps.catalog
+    flow = await create_flow(bot, FLOW)
     texts = [FLOW.replace("ping", f"ping {n}") for n in range(5)]
     results = await asyncio.gather(
         *(catalog.update_definition(TEAM, ALICE, flow.id, parse_definition(t), 1) for t in texts),
@@ -83,14 +75,9 @@ async def test_racing_saves_of_one_version_let_exactly_one_win(bot: BotHarness) 
 
 
 async def test_list_for_follows_groups_and_channels(bot: BotHarness) -> None:
-    catalog = catalog_of(bot)
-    flow = (await catalog.create(TEAM, ALICE, parse_definition(FLOW))).flow
-    share = Share(
-        principal="S0LEADS", role="owner", added_by=ALICE, added_at=datetime.now(timezone.utc)
-    )
-    await bot.db["flows"].update_one(
-        {"_id": flow.id}, {"$push": {"shares": share.model_dump(mode="python")}}
-    )
+    catalog = bot.flowbot.deps.catalog
+    flow = await create_flow(bot, FLOW)
+    await plant_share(bot, flow.id, "S0LEADS", "owner")
     assert [item.flow.id for item in await catalog.list_for(TEAM, BOB)] == [flow.id]  # in S0LEADS
     assert await catalog.list_for(TEAM, CAROL) == []
     # Bob, a co-owner through the group, may edit; Carol may not.
@@ -101,7 +88,7 @@ async def test_list_for_follows_groups_and_channels(bot: BotHarness) -> None:
 
 
 async def test_a_failing_listener_does_not_undo_the_change(bot: BotHarness) -> None:
-    catalog = catalog_of(bot)
+    catalog = bot.flowbot.deps.catalog
 
     async def broken(team_id: str, flow_id: str) -> None:
         raise RuntimeError("scheduler down")

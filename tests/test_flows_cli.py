@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,18 +12,16 @@ import pytest
 from pymongo import MongoClient
 
 from flows.definition import parse_definition
-from flows.gallery import get_template
-from tests.conftest import ALICE, BOB, TEAM
+from tests.support import ALICE, BOB, ROOT, TEAM, bot_env, template_source
 
-ROOT = Path(__file__).resolve().parent.parent
-EXPENSE = get_template("expense-approval")
+EXPENSE = template_source("expense-approval")
 
 
 @pytest.fixture
 def run_cli(mongo_uri: str, db_name: str, tmp_path: Path) -> Any:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "MONGODB_"))}
-    env.update({"MONGODB_URI": mongo_uri, "MONGODB_DB": db_name})
-    env["FLOWBOT_DATA_DIR"] = str(tmp_path / "data")
+    env = bot_env(
+        MONGODB_URI=mongo_uri, MONGODB_DB=db_name, FLOWBOT_DATA_DIR=str(tmp_path / "data")
+    )
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -49,14 +46,13 @@ def db(mongo_uri: str, db_name: str) -> Iterator[Any]:
 def test_import_creates_then_updates_as_a_new_version(
     run_cli: Any, db: Any, tmp_path: Path
 ) -> None:
-    assert EXPENSE is not None
     path = tmp_path / "expense.yaml"
-    path.write_text(EXPENSE.source)
+    path.write_text(EXPENSE)
     first = run_cli("import", str(path), "--team", TEAM, "--user", ALICE)
     assert first.returncode == 0, first.stderr
     assert "created flow 'Expense approval'" in first.stderr and "version 1" in first.stderr
 
-    path.write_text(EXPENSE.source.replace("timeout: 2d", "timeout: 3d"))
+    path.write_text(EXPENSE.replace("timeout: 2d", "timeout: 3d"))
     second = run_cli("import", str(path), "--team", TEAM, "--user", ALICE)
     assert second.returncode == 0, second.stderr
     assert "updated" in second.stderr and "version 2" in second.stderr
@@ -68,7 +64,7 @@ def test_import_creates_then_updates_as_a_new_version(
     exported = run_cli("export", "EXPENSE approval", "--team", TEAM)
     assert exported.returncode == 0, exported.stderr
     definition = parse_definition(exported.stdout)
-    assert definition == parse_definition(EXPENSE.source.replace("timeout: 2d", "timeout: 3d"))
+    assert definition == parse_definition(EXPENSE.replace("timeout: 2d", "timeout: 3d"))
 
 
 def test_a_bad_file_prints_every_error_and_saves_nothing(
@@ -87,9 +83,8 @@ def test_a_bad_file_prints_every_error_and_saves_nothing(
 def test_someone_who_is_not_an_owner_cannot_overwrite(
     run_cli: Any, db: Any, tmp_path: Path
 ) -> None:
-    assert EXPENSE is not None
     path = tmp_path / "expense.yaml"
-    path.write_text(EXPENSE.source)
+    path.write_text(EXPENSE)
     assert run_cli("import", str(path), "--team", TEAM, "--user", ALICE).returncode == 0
     refused = run_cli("import", str(path), "--team", TEAM, "--user", BOB)
     assert refused.returncode == 1 and "can't edit" in refused.stderr

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from flows.definition import parse_definition
-from flows.gallery import get_template
 from handlers.home import publish_home
-from tests.conftest import ALICE, BOB, TEAM, BotHarness
-from tests.test_flows_support import all_text, eventually, wait_view
+from tests.support import (
+    ALICE,
+    BOB,
+    JSON,
+    TEAM,
+    BotHarness,
+    all_text,
+    create_flow,
+    eventually,
+    template_source,
+    values_of,
+    wait_view,
+)
 
-EXPENSE = get_template("expense-approval")
-STANDUP = get_template("daily-standup")
+EXPENSE = template_source("expense-approval")
+STANDUP = template_source("daily-standup")
 
 
-async def open_home(bot: BotHarness, user: str) -> dict:  # type: ignore[type-arg]
+async def open_home(bot: BotHarness, user: str) -> JSON:
     before = bot.emulator.home_views.get(user, {}).get("hash")
     await bot.driver.event(bot.driver.app_home_opened(user))
     return await eventually(
@@ -34,47 +41,31 @@ async def test_first_visit_welcomes_then_the_next_shows_flows(bot: BotHarness) -
         assert stored in text
     assert "Get started" in text and "My buttons" in text and "No flows yet" in text
     # Recorded right after publishing: wait for it before opening again.
-    for _ in range(100):
-        seen = await bot.db["users"].find_one({"user_id": ALICE, "team_id": TEAM})
-        if seen:
-            break
-        await asyncio.sleep(0.02)
-    assert seen is not None and seen["welcome_seen_at"]
+    seen = await eventually(lambda: bot.db["users"].find_one({"user_id": ALICE, "team_id": TEAM}))
+    assert seen["welcome_seen_at"]
 
-    assert EXPENSE is not None and STANDUP is not None
-    catalog = bot.flowbot.deps.catalog
-    assert catalog is not None
-    button = (await catalog.create(TEAM, ALICE, parse_definition(EXPENSE.source))).flow
-    schedule = (await catalog.create(TEAM, ALICE, parse_definition(STANDUP.source))).flow
+    button = await create_flow(bot, EXPENSE)
+    schedule = await create_flow(bot, STANDUP)
     home = await open_home(bot, ALICE)
     text = all_text(home["blocks"])
     assert "Welcome to Flowbot" not in text
     assert "Expense approval" in text and "Daily standup reminder" in text
     assert "instant · :large_green_circle: on · version 1" in text
-    runs = [
-        element
-        for block in home["blocks"]
-        if block["type"] == "actions"
-        for element in block["elements"]
-        if element.get("action_id") == "run_flow"
-    ]
-    assert [r["value"] for r in runs] == [button.id]  # instant flows only
-    assert schedule.id not in [r["value"] for r in runs]
+    runs = values_of(home, "run_flow")
+    assert runs == [button.id]  # instant flows only
+    assert schedule.id not in runs
 
 
 async def test_get_started_opens_the_gallery(bot: BotHarness) -> None:
     await open_home(bot, BOB)
     response = await bot.driver.click_home(BOB, "home_get_started")
     assert response.ok
-    gallery = await wait_view(bot.emulator, BOB, "flow_gallery")
+    gallery = await wait_view(bot, BOB, "flow_gallery")
     assert "Expense approval" in all_text(gallery["blocks"])
 
 
 async def test_home_overflow_opens_show_and_edit(bot: BotHarness) -> None:
-    assert EXPENSE is not None
-    catalog = bot.flowbot.deps.catalog
-    assert catalog is not None
-    flow = (await catalog.create(TEAM, ALICE, parse_definition(EXPENSE.source))).flow
+    flow = await create_flow(bot, EXPENSE)
     await open_home(bot, ALICE)
     home = bot.emulator.home_views[ALICE]
     menu = {
@@ -85,14 +76,14 @@ async def test_home_overflow_opens_show_and_edit(bot: BotHarness) -> None:
     await bot.driver.block_action(
         ALICE, "home_flow_menu", block_id=f"flow_{flow.id}", view=home, action=menu
     )
-    editor = await wait_view(bot.emulator, ALICE, "flow_editor")
+    editor = await wait_view(bot, ALICE, "flow_editor")
     assert "Expense approval" in editor["blocks"][1]["element"]["initial_value"]
 
     menu["selected_option"]["value"] = f"show:{flow.id}"  # type: ignore[index]
     await bot.driver.block_action(
         BOB, "home_flow_menu", block_id=f"flow_{flow.id}", view=home, action=menu
     )
-    refusal = await wait_view(bot.emulator, BOB, "flow_info")
+    refusal = await wait_view(bot, BOB, "flow_info")
     assert "can't see" in all_text(refusal["blocks"])
 
 
@@ -103,11 +94,10 @@ async def test_publish_home_refreshes_after_changes(bot: BotHarness) -> None:
     assert "Welcome to Flowbot" in all_text(bot.emulator.home_views[ALICE]["blocks"])
     assert await bot.db["users"].count_documents({}) == 0
 
-    assert EXPENSE is not None
     since = bot.emulator.home_views[ALICE]["hash"]
     await bot.driver.slash(ALICE, "import")
-    editor = await wait_view(bot.emulator, ALICE, "flow_editor")
-    await bot.driver.fill_and_submit(ALICE, editor["id"], {"definition": EXPENSE.source})
+    editor = await wait_view(bot, ALICE, "flow_editor")
+    await bot.driver.fill_and_submit(ALICE, editor["id"], {"definition": EXPENSE})
     home = await eventually(
         lambda: (
             bot.emulator.home_views[ALICE]

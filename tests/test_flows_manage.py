@@ -2,46 +2,30 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
 
-from flows.catalog import FlowCatalog
 from flows.definition import parse_definition
-from flows.gallery import get_template
-from flows.records import FlowRecord, Role, Share
-from tests.conftest import ALICE, BOB, CAROL, TEAM, BotHarness
-from tests.test_flows_support import (
+from flows.records import FlowRecord
+from tests.support import (
+    ALICE,
+    BOB,
+    CAROL,
+    TEAM,
+    BotHarness,
     all_text,
     command,
+    create_flow,
     ephemerals_for,
     eventually,
     field_errors,
+    plant_share,
     settle,
+    template_source,
     wait_view,
 )
 
-EXPENSE = get_template("expense-approval")
-STANDUP = get_template("daily-standup")
-assert EXPENSE is not None and STANDUP is not None
-
-
-def catalog_of(bot: BotHarness) -> FlowCatalog:
-    catalog = bot.flowbot.deps.catalog
-    assert catalog is not None
-    return catalog
-
-
-async def create(bot: BotHarness, source: str, user: str = ALICE) -> FlowRecord:
-    return (await catalog_of(bot).create(TEAM, user, parse_definition(source))).flow
-
-
-async def share(bot: BotHarness, flow: FlowRecord, principal: str, role: Role) -> None:
-    entry = Share(
-        principal=principal, role=role, added_by=flow.creator, added_at=datetime.now(timezone.utc)
-    )
-    await bot.db["flows"].update_one(
-        {"_id": flow.id}, {"$push": {"shares": entry.model_dump(mode="python")}}
-    )
+EXPENSE = template_source("expense-approval")
+STANDUP = template_source("daily-standup")
 
 
 async def doc_of(bot: BotHarness, flow: FlowRecord) -> dict[str, Any] | None:
@@ -50,9 +34,8 @@ async def doc_of(bot: BotHarness, flow: FlowRecord) -> dict[str, Any] | None:
 
 
 async def test_show_describes_kind_trigger_inputs_steps_and_owners(bot: BotHarness) -> None:
-    assert EXPENSE is not None
-    flow = await create(bot, EXPENSE.source)
-    await share(bot, flow, "S0LEADS", "owner")
+    flow = await create_flow(bot, EXPENSE)
+    await plant_share(bot, flow.id, "S0LEADS", "owner")
     card = all_text(await command(bot, ALICE, "show expense APPROVAL", "Expense approval"))
     assert "Instant" in card and "On demand" in card
     assert "`amount` (number, required)" in card and "`reason` (text, required)" in card
@@ -62,8 +45,7 @@ async def test_show_describes_kind_trigger_inputs_steps_and_owners(bot: BotHarne
 
 
 async def test_show_gives_the_next_run_of_a_schedule(bot: BotHarness) -> None:
-    assert STANDUP is not None
-    flow = await create(bot, STANDUP.source)
+    flow = await create_flow(bot, STANDUP)
     card = all_text(await command(bot, ALICE, f"show {flow.id}", "Daily standup"))
     assert "cron `0 9 * * 1-5`" in card and "Europe/Paris" in card
     assert "*Next run:* <!date^" in card
@@ -78,13 +60,13 @@ async def test_list_has_an_empty_state_that_says_how_to_start(bot: BotHarness) -
 
 
 async def test_list_shows_owned_and_shared_flows(bot: BotHarness) -> None:
-    assert EXPENSE is not None and STANDUP is not None
-    mine = await create(bot, EXPENSE.source, ALICE)
-    theirs = await create(bot, STANDUP.source, CAROL)
-    await create(bot, EXPENSE.source.replace("Expense approval", "Carol private"), CAROL)
-    await share(bot, theirs, "C0FINANCE", "owner")  # Alice is in #finance
-    runner = await create(bot, EXPENSE.source.replace("Expense approval", "Shared button"), CAROL)
-    await share(bot, runner, ALICE, "runner")
+    mine = await create_flow(bot, EXPENSE, ALICE)
+    theirs = await create_flow(bot, STANDUP, CAROL)
+    await create_flow(bot, EXPENSE.replace("Expense approval", "Carol private"), CAROL)
+    # Alice is in #finance.
+    await plant_share(bot, theirs.id, "C0FINANCE", "owner", added_by=CAROL)
+    runner = await create_flow(bot, EXPENSE.replace("Expense approval", "Shared button"), CAROL)
+    await plant_share(bot, runner.id, ALICE, "runner", added_by=CAROL)
     answer = all_text(await command(bot, ALICE, "list", "Flows you own"))
     owned, _, shared = answer.partition("Shared with you")
     assert mine.name in owned and theirs.name in owned
@@ -93,8 +75,7 @@ async def test_list_shows_owned_and_shared_flows(bot: BotHarness) -> None:
 
 
 async def test_on_and_off_switch_the_flow(bot: BotHarness) -> None:
-    assert EXPENSE is not None
-    flow = await create(bot, EXPENSE.source)
+    flow = await create_flow(bot, EXPENSE)
     await command(bot, ALICE, "off Expense approval", "is off")
     doc = await doc_of(bot, flow)
     assert doc is not None and doc["enabled"] is False and doc["version"] == 1
@@ -104,27 +85,25 @@ async def test_on_and_off_switch_the_flow(bot: BotHarness) -> None:
 
 
 async def test_change_listeners_hear_every_change(bot: BotHarness) -> None:
-    assert EXPENSE is not None
     heard: list[tuple[str, str]] = []
 
     async def listen(team_id: str, flow_id: str) -> None:
         heard.append((team_id, flow_id))
 
-    catalog_of(bot).on_change.append(listen)
-    flow = await create(bot, EXPENSE.source)
+    bot.flowbot.deps.catalog.on_change.append(listen)
+    flow = await create_flow(bot, EXPENSE)
     await command(bot, ALICE, f"off {flow.id}", "is off")
-    await catalog_of(bot).update_definition(
-        TEAM, ALICE, flow.id, parse_definition(EXPENSE.source), 1
+    await bot.flowbot.deps.catalog.update_definition(
+        TEAM, ALICE, flow.id, parse_definition(EXPENSE), 1
     )
-    await catalog_of(bot).delete(TEAM, ALICE, flow.id)
+    await bot.flowbot.deps.catalog.delete(TEAM, ALICE, flow.id)
     assert heard == [(TEAM, flow.id)] * 4
 
 
 async def test_delete_asks_first_and_the_confirm_click_deletes(bot: BotHarness) -> None:
-    assert EXPENSE is not None
-    flow = await create(bot, EXPENSE.source)
-    await catalog_of(bot).update_definition(
-        TEAM, ALICE, flow.id, parse_definition(EXPENSE.source), 1
+    flow = await create_flow(bot, EXPENSE)
+    await bot.flowbot.deps.catalog.update_definition(
+        TEAM, ALICE, flow.id, parse_definition(EXPENSE), 1
     )
     question = await command(bot, ALICE, "delete Expense approval", "cannot be undone")
     assert await doc_of(bot, flow) is not None
@@ -136,8 +115,7 @@ async def test_delete_asks_first_and_the_confirm_click_deletes(bot: BotHarness) 
 
 
 async def test_delete_cancel_keeps_the_flow(bot: BotHarness) -> None:
-    assert EXPENSE is not None
-    flow = await create(bot, EXPENSE.source)
+    flow = await create_flow(bot, EXPENSE)
     question = await command(bot, ALICE, "delete Expense approval", "cannot be undone")
     await bot.driver.click(ALICE, question, "flow_delete_cancel")
     await eventually(lambda: "was not deleted" in all_text(question))
@@ -145,9 +123,8 @@ async def test_delete_cancel_keeps_the_flow(bot: BotHarness) -> None:
 
 
 async def test_the_confirm_click_checks_permission_again(bot: BotHarness) -> None:
-    assert EXPENSE is not None
-    flow = await create(bot, EXPENSE.source)
-    await share(bot, flow, BOB, "owner")
+    flow = await create_flow(bot, EXPENSE)
+    await plant_share(bot, flow.id, BOB, "owner")
     question = await command(bot, BOB, "delete Expense approval", "cannot be undone")
     await bot.db["flows"].update_one({"_id": flow.id}, {"$set": {"shares": []}})
     await bot.driver.click(BOB, question, "flow_delete_confirm")
@@ -156,8 +133,7 @@ async def test_the_confirm_click_checks_permission_again(bot: BotHarness) -> Non
 
 
 async def test_bob_cannot_change_alices_flow(bot: BotHarness) -> None:
-    assert EXPENSE is not None
-    flow = await create(bot, EXPENSE.source)
+    flow = await create_flow(bot, EXPENSE)
     before = await doc_of(bot, flow)
     for text, verb in [
         ("delete Expense approval", "delete"),
@@ -177,9 +153,8 @@ async def test_bob_cannot_change_alices_flow(bot: BotHarness) -> None:
 
 
 async def test_a_run_only_user_may_see_but_not_export_or_edit(bot: BotHarness) -> None:
-    assert EXPENSE is not None
-    flow = await create(bot, EXPENSE.source)
-    await share(bot, flow, BOB, "runner")
+    flow = await create_flow(bot, EXPENSE)
+    await plant_share(bot, flow.id, BOB, "runner")
     await command(bot, BOB, "show Expense approval", "On demand")
     await command(bot, BOB, "export Expense approval", "can't export")
     await command(bot, BOB, "on Expense approval", "can't edit")
@@ -195,17 +170,16 @@ async def test_unknown_flows_and_missing_names_get_the_usage_line(bot: BotHarnes
     ]:
         since = len(bot.emulator.ephemerals)
         await bot.driver.slash(ALICE, text)
-        answer = await eventually(lambda s=since: ephemerals_for(bot.emulator, ALICE, s))  # type: ignore[misc]
+        answer = await eventually(lambda s=since: ephemerals_for(bot, ALICE, s))
         assert usage in all_text(answer[-1]), text
 
 
 async def test_a_rename_onto_another_name_is_refused(bot: BotHarness) -> None:
-    assert EXPENSE is not None and STANDUP is not None
-    await create(bot, EXPENSE.source)
-    standup = await create(bot, STANDUP.source)
+    await create_flow(bot, EXPENSE)
+    standup = await create_flow(bot, STANDUP)
     await bot.driver.slash(ALICE, f"edit {standup.id}")
-    editor = await wait_view(bot.emulator, ALICE, "flow_editor")
-    renamed = STANDUP.source.replace("Daily standup reminder", "expense approval")
+    editor = await wait_view(bot, ALICE, "flow_editor")
+    renamed = STANDUP.replace("Daily standup reminder", "expense approval")
     errors = field_errors(
         await bot.driver.fill_and_submit(ALICE, editor["id"], {"definition": renamed})
     )
@@ -219,9 +193,9 @@ async def test_a_confirmation_falls_back_to_a_dm_without_a_channel(bot: BotHarne
     await bot.driver.event(bot.driver.app_home_opened(ALICE))
     await eventually(lambda: ALICE in bot.emulator.home_views)
     await bot.driver.click_home(ALICE, "home_new_flow")
-    gallery = await wait_view(bot.emulator, ALICE, "flow_gallery")
+    gallery = await wait_view(bot, ALICE, "flow_gallery")
     await bot.driver.fill_and_submit(ALICE, gallery["id"], {"template": "blank"})
-    editor = await wait_view(bot.emulator, ALICE, "flow_editor")
+    editor = await wait_view(bot, ALICE, "flow_editor")
     await bot.driver.fill_and_submit(ALICE, editor["id"], {})
     dm = bot.emulator.dm_channel(ALICE)
     await eventually(lambda: any("Created" in m["text"] for m in bot.emulator.messages_in(dm)))

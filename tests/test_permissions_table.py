@@ -14,18 +14,26 @@ import pytest
 
 from cards import flows as flow_cards
 from flows.records import RunTrigger, Share
-from tests.conftest import ADMIN, ALICE, BOB, CAROL, DAVE, TEAM, BotHarness
-from tests.test_sharing_support import (
+from tests.support import (
+    ADMIN,
+    ALICE,
+    BOB,
+    CAROL,
+    DAVE,
     INSTANT,
     JSON,
     SCHEDULED,
+    TEAM,
+    BotHarness,
     all_text,
-    create,
+    create_connection,
+    create_flow,
+    deps,
+    eventually,
+    first_reply,
+    flow_doc,
     group_mention,
     settle,
-    sharing,
-    slash,
-    until,
     user_mention,
 )
 
@@ -55,9 +63,9 @@ steps:
 
 
 async def setup_flows(bot: BotHarness) -> None:
-    service = sharing(bot)
+    service = deps(bot).sharing
     for text in (INSTANT, SCHEDULED, LEDGER):
-        await create(bot, text)
+        await create_flow(bot, text)
     for name in ("Expenses", "Nightly", "Ledger"):
         await service.share(TEAM, ALICE, name, ["S0LEADS"], "owner")
     for name in ("Expenses", "Ledger"):
@@ -74,13 +82,8 @@ async def setup_flows(bot: BotHarness) -> None:
     assert saved is not None
 
 
-async def doc(bot: BotHarness, name: str) -> JSON | None:
-    found: JSON | None = await bot.db["flows"].find_one({"name_key": name.casefold()})
-    return found
-
-
 async def run_count(bot: BotHarness, name: str, user: str) -> int:
-    flow = await doc(bot, name)
+    flow = await flow_doc(bot, name)
     assert flow is not None
     return int(await bot.db["runs"].count_documents({"flow_id": flow["_id"], "started_by": user}))
 
@@ -90,31 +93,30 @@ def refused(answer: JSON) -> bool:
 
 
 async def cell_run(bot: BotHarness, user: str, name: str) -> bool:
-    answer = await slash(bot, user, f"run {name}")
+    answer = await first_reply(bot, user, f"run {name}")
     if refused(answer):
         await settle()
         assert await run_count(bot, name, user) == 0
         return False
-    assert await until(lambda: run_count(bot, name, user)) == 1
+    assert await eventually(lambda: run_count(bot, name, user)) == 1
     return True
 
 
 async def cell_edit(bot: BotHarness, user: str) -> bool:
-    answer = await slash(bot, user, "off Expenses")
-    flow = await doc(bot, "Expenses")
+    answer = await first_reply(bot, user, "off Expenses")
+    flow = await flow_doc(bot, "Expenses")
     assert flow is not None
     if refused(answer):
         assert flow["enabled"] is True
         return False
     assert flow["enabled"] is False
-    answer = await slash(bot, user, "on Expenses")
+    answer = await first_reply(bot, user, "on Expenses")
     assert not refused(answer)
     return True
 
 
 async def cell_history(bot: BotHarness, user: str) -> bool | str:
-    service, runner = sharing(bot), bot.flowbot.deps.runner
-    assert runner is not None
+    service, runner = deps(bot).sharing, deps(bot).runner
     flow = await service.find(TEAM, "Expenses")
     for starter in (ALICE, CAROL):
         await runner.start_run(flow, RunTrigger(type="manual", user=starter))
@@ -127,8 +129,8 @@ async def cell_history(bot: BotHarness, user: str) -> bool | str:
             == 2
         )
 
-    assert await until(finished, timeout=15)
-    answer = await slash(bot, user, "history Expenses")
+    assert await eventually(finished)
+    answer = await first_reply(bot, user, "history Expenses")
     text = all_text(answer)
     if refused(answer):
         assert "<@U0ALICE>" not in text.replace("Expense filed by", "")
@@ -141,9 +143,9 @@ async def cell_history(bot: BotHarness, user: str) -> bool | str:
 
 
 async def cell_manage_sharing(bot: BotHarness, user: str) -> bool:
-    add = await slash(bot, user, f"share Expenses {user_mention(ERIN)}")
-    remove = await slash(bot, user, f"unshare Expenses {user_mention(CAROL)}")
-    flow = await doc(bot, "Expenses")
+    add = await first_reply(bot, user, f"share Expenses {user_mention(ERIN)}")
+    remove = await first_reply(bot, user, f"unshare Expenses {user_mention(CAROL)}")
+    flow = await flow_doc(bot, "Expenses")
     assert flow is not None
     principals = {s["principal"] for s in flow["shares"]}
     if refused(add):
@@ -157,18 +159,9 @@ async def cell_manage_sharing(bot: BotHarness, user: str) -> bool:
 
 
 async def cell_connections(bot: BotHarness, user: str) -> bool:
-    connections = bot.flowbot.deps.connections
-    assert connections is not None
-    await connections.create(
-        TEAM,
-        user,
-        name="mine",
-        kind="http_bearer",
-        base_url="https://api.example.com",
-        secrets={"token": "s3cret-token-value"},
-    )
-    answer = await slash(bot, user, "connect Ledger ledger mine")
-    flow = await doc(bot, "Ledger")
+    await create_connection(bot, user, "mine", "https://api.example.com", "s3cret-token-value")
+    answer = await first_reply(bot, user, "connect Ledger ledger mine")
+    flow = await flow_doc(bot, "Ledger")
     assert flow is not None
     bound = [b for b in flow.get("bindings", []) if b.get("connection_id")]
     if refused(answer):
@@ -179,23 +172,23 @@ async def cell_connections(bot: BotHarness, user: str) -> bool:
 
 
 async def cell_delete(bot: BotHarness, user: str) -> bool:
-    answer = await slash(bot, user, "delete Expenses")
+    answer = await first_reply(bot, user, "delete Expenses")
     if refused(answer):
         await settle()
-        assert await doc(bot, "Expenses") is not None
+        assert await flow_doc(bot, "Expenses") is not None
         return False
     await bot.driver.click(user, answer, flow_cards.DELETE_CONFIRM_ACTION)
 
     async def gone() -> bool:
-        return await doc(bot, "Expenses") is None
+        return await flow_doc(bot, "Expenses") is None
 
-    assert await until(gone)
+    assert await eventually(gone)
     return True
 
 
 async def cell_share_link(bot: BotHarness, user: str) -> bool:
     before = len(bot.emulator.messages_in("C0GENERAL"))
-    answer = await slash(bot, user, "link Expenses")
+    answer = await first_reply(bot, user, "link Expenses")
     if refused(answer):
         await settle()
         assert len(bot.emulator.messages_in("C0GENERAL")) == before
@@ -233,43 +226,43 @@ async def test_an_admin_may_add_themselves_as_owner_and_then_acts_as_one(
     bot: BotHarness,
 ) -> None:
     await setup_flows(bot)
-    refusal = await slash(bot, ADMIN, "off Expenses")
+    refusal = await first_reply(bot, ADMIN, "off Expenses")
     assert refused(refusal)
-    answer = await slash(bot, ADMIN, f"share Expenses {user_mention(ADMIN)} as owner")
+    answer = await first_reply(bot, ADMIN, f"share Expenses {user_mention(ADMIN)} as owner")
     assert "co-owner" in all_text(answer) and not refused(answer)
-    assert not refused(await slash(bot, ADMIN, "off Expenses"))
-    flow = await doc(bot, "Expenses")
+    assert not refused(await first_reply(bot, ADMIN, "off Expenses"))
+    flow = await flow_doc(bot, "Expenses")
     assert flow is not None and flow["enabled"] is False
 
 
 async def test_nobody_can_remove_the_creator(bot: BotHarness) -> None:
     await setup_flows(bot)
     for user in (BOB, ADMIN, ALICE):
-        answer = await slash(bot, user, f"unshare Expenses {user_mention(ALICE)}")
+        answer = await first_reply(bot, user, f"unshare Expenses {user_mention(ALICE)}")
         assert "creator" in all_text(answer)
-    answer = await slash(bot, BOB, f"share Expenses {user_mention(ALICE)} as runner")
+    answer = await first_reply(bot, BOB, f"share Expenses {user_mention(ALICE)} as runner")
     assert "creator" in all_text(answer)
-    flow = await doc(bot, "Expenses")
+    flow = await flow_doc(bot, "Expenses")
     assert flow is not None and flow["creator"] == ALICE
     assert ALICE not in {s["principal"] for s in flow["shares"]}
     assert await bot.db["sharing_audit"].count_documents({"principal": ALICE}) == 0
     # The creator still does everything an owner does.
-    assert not refused(await slash(bot, ALICE, "off Expenses"))
+    assert not refused(await first_reply(bot, ALICE, "off Expenses"))
 
 
 async def test_removing_someone_from_an_owner_group_removes_their_access(
     bot: BotHarness,
 ) -> None:
     await setup_flows(bot)
-    assert not refused(await slash(bot, BOB, "off Expenses"))
+    assert not refused(await first_reply(bot, BOB, "off Expenses"))
     bot.emulator.set_usergroup_users("S0LEADS", [DAVE])
     bot.flowbot.deps.directory.invalidate()  # type: ignore[attr-defined]  # the 30 s cache
-    answer = await slash(bot, BOB, "on Expenses")
+    answer = await first_reply(bot, BOB, "on Expenses")
     assert refused(answer)
-    flow = await doc(bot, "Expenses")
+    flow = await flow_doc(bot, "Expenses")
     assert flow is not None and flow["enabled"] is False
     # …and the group's new member is a co-owner now.
-    assert not refused(await slash(bot, DAVE, "on Expenses"))
-    listing = await slash(bot, ALICE, "users Expenses")
+    assert not refused(await first_reply(bot, DAVE, "on Expenses"))
+    listing = await first_reply(bot, ALICE, "users Expenses")
     assert group_mention("S0LEADS").split("|")[0] in all_text(listing)
     assert "<@U0DAVE>" in all_text(listing)

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
-from flows.records import Share
-from tests.conftest import ALICE, BOB, CAROL, TEAM, BotHarness
-from tests.runs_helpers import catalog, create_flow, finished_run, runs_of, texts_in, wait_for
+from tests.support import (
+    ALICE,
+    BOB,
+    CAROL,
+    TEAM,
+    BotHarness,
+    create_flow,
+    deps,
+    eventually,
+    finished_run,
+    plant_share,
+    runs_of,
+    texts_in,
+    values_of,
+    wait_view,
+)
 
 EXPENSE = """
 name: Expense report
@@ -71,7 +83,7 @@ async def test_bad_inputs_get_an_error_with_usage_and_nothing_runs(
 ) -> None:
     flow = await create_flow(bot, EXPENSE)
     await bot.driver.slash(ALICE, f'run "Expense report" {args}')
-    text = await wait_for(lambda: last_ephemeral_text(bot, ALICE))
+    text = await eventually(lambda: last_ephemeral_text(bot, ALICE))
     assert expected in text and "/flow run" in text
     assert await runs_of(bot, flow.id) == []
     assert bot.emulator.views == {}
@@ -82,7 +94,7 @@ async def test_missing_required_input_opens_the_modal_and_submitting_runs(
 ) -> None:
     flow = await create_flow(bot, EXPENSE)
     await bot.driver.slash(ALICE, 'run "Expense report" amount=40 kind=travel')
-    view: dict[str, Any] = await wait_for(lambda: next(iter(bot.emulator.views.values()), None))
+    view = await wait_view(bot, ALICE)
     assert await runs_of(bot, flow.id) == []
     elements = {b["block_id"]: b["element"] for b in view["blocks"] if b["type"] == "input"}
     assert elements["input_amount"]["type"] == "number_input"
@@ -109,7 +121,7 @@ async def test_missing_required_input_opens_the_modal_and_submitting_runs(
     assert run.inputs["manager"] == BOB and run.inputs["kind"] == "travel"
     assert texts_in(bot, "#finance") == ["40 EUR for taxi (travel)"]
     # The result reaches the person through the slash command's response_url.
-    await wait_for(
+    await eventually(
         lambda: [p for p in bot.emulator.response_url_posts if "succeeded" in json.dumps(p)]
     )
 
@@ -132,27 +144,11 @@ def simple(kind: str = "instant") -> str:
     return SIMPLE.format(kind=kind, trigger=trigger)
 
 
-async def share(bot: BotHarness, flow_id: str, principal: str, role: str) -> None:
-    await bot.db["flows"].update_one(
-        {"_id": flow_id},
-        {
-            "$push": {
-                "shares": Share(
-                    principal=principal,
-                    role=role,  # type: ignore[arg-type]
-                    added_by=ALICE,
-                    added_at=bot.flowbot.deps.clock.now(),
-                ).model_dump()
-            }
-        },
-    )
-
-
 async def test_run_only_users_may_run_instant_flows_others_may_not(bot: BotHarness) -> None:
     flow = await create_flow(bot, simple())
-    await share(bot, flow.id, BOB, "runner")
+    await plant_share(bot, flow.id, BOB, "runner")
     await bot.driver.slash(CAROL, "run Ping")
-    assert "can't run" in await wait_for(lambda: last_ephemeral_text(bot, CAROL))
+    assert "can't run" in await eventually(lambda: last_ephemeral_text(bot, CAROL))
     await bot.driver.slash(BOB, "run Ping")
     [run] = await finished_run(bot, flow.id)
     assert run.started_by == BOB and run.status == "succeeded"
@@ -160,9 +156,9 @@ async def test_run_only_users_may_run_instant_flows_others_may_not(bot: BotHarne
 
 async def test_scheduled_flows_run_now_by_owners_only(bot: BotHarness) -> None:
     flow = await create_flow(bot, simple("scheduled"))
-    await share(bot, flow.id, BOB, "runner")  # grants nothing on a scheduled flow
+    await plant_share(bot, flow.id, BOB, "runner")  # grants nothing on a scheduled flow
     await bot.driver.slash(BOB, "run Ping")
-    assert "Only the owners" in await wait_for(lambda: last_ephemeral_text(bot, BOB))
+    assert "Only the owners" in await eventually(lambda: last_ephemeral_text(bot, BOB))
     await bot.driver.slash(ALICE, "run Ping")
     [run] = await finished_run(bot, flow.id)
     assert run.status == "succeeded" and run.started_by == ALICE
@@ -171,19 +167,19 @@ async def test_scheduled_flows_run_now_by_owners_only(bot: BotHarness) -> None:
 async def test_automated_and_disabled_flows_are_not_run_by_hand(bot: BotHarness) -> None:
     auto = await create_flow(bot, simple("automated"))
     await bot.driver.slash(ALICE, "run Ping")
-    assert "automated" in await wait_for(lambda: last_ephemeral_text(bot, ALICE))
-    await catalog(bot).delete(TEAM, ALICE, auto.id)
+    assert "automated" in await eventually(lambda: last_ephemeral_text(bot, ALICE))
+    await deps(bot).catalog.delete(TEAM, ALICE, auto.id)
     flow = await create_flow(bot, simple())
-    await catalog(bot).set_enabled(TEAM, ALICE, flow.id, False)
+    await deps(bot).catalog.set_enabled(TEAM, ALICE, flow.id, False)
     await bot.driver.slash(ALICE, "run Ping")
-    await wait_for(lambda: "turned off" in last_ephemeral_text(bot, ALICE))
+    await eventually(lambda: "turned off" in last_ephemeral_text(bot, ALICE))
     assert await runs_of(bot, flow.id) == []
     assert await runs_of(bot, auto.id) == []
 
 
 async def test_unknown_flow_gets_error_with_usage(bot: BotHarness) -> None:
     await bot.driver.slash(ALICE, "run Nope")
-    text = await wait_for(lambda: last_ephemeral_text(bot, ALICE))
+    text = await eventually(lambda: last_ephemeral_text(bot, ALICE))
     assert "Nope" in text and "/flow run" in text
 
 
@@ -196,17 +192,12 @@ async def test_home_run_button_runs_or_opens_the_modal(bot: BotHarness) -> None:
     [run] = await finished_run(bot, plain.id)
     assert run.status == "succeeded" and run.trigger.data["source"] == "home"
     # No response_url: the result comes as a DM.
-    await wait_for(lambda: any("succeeded" in m["text"] for m in bot.emulator.messages_in(ALICE)))
+    await eventually(lambda: any("succeeded" in m["text"] for m in bot.emulator.messages_in(ALICE)))
     with_inputs = await create_flow(bot, EXPENSE)
     await bot.driver.block_action(
         ALICE, "run_flow", with_inputs.id, view={"id": "VHOME", "type": "home", "blocks": []}
     )
-    view = await wait_for(
-        lambda: next(
-            (v for v in bot.emulator.views.values() if v.get("callback_id") == "run_flow_modal"),
-            None,
-        )
-    )
+    view = await wait_view(bot, ALICE, "run_flow_modal")
     await bot.driver.fill_and_submit(
         ALICE, view["id"], {"input_amount": "3", "input_reason": "pens"}
     )
@@ -216,9 +207,7 @@ async def test_home_run_button_runs_or_opens_the_modal(bot: BotHarness) -> None:
     await bot.driver.block_action(
         CAROL, "run_flow", plain.id, view={"id": "VHOME", "type": "home", "blocks": []}
     )
-    refusal = await wait_for(
-        lambda: next((v for v in bot.emulator.views.values() if v["user"] == CAROL), None)
-    )
+    refusal = await wait_view(bot, CAROL)
     assert "can't run" in json.dumps(refusal)
     assert len(await runs_of(bot, plain.id)) == 1
 
@@ -240,7 +229,7 @@ steps:
 
 async def test_history_shows_runs_and_details_with_permissions(bot: BotHarness) -> None:
     flow = await create_flow(bot, HISTORY_FLOW)
-    await share(bot, flow.id, BOB, "runner")
+    await plant_share(bot, flow.id, BOB, "runner")
     await bot.driver.slash(ALICE, "run Hist")
     await finished_run(bot, flow.id, 1)
     await bot.driver.slash(BOB, "run Hist fail=yes")
@@ -249,49 +238,40 @@ async def test_history_shows_runs_and_details_with_permissions(bot: BotHarness) 
     assert failed.started_by == BOB and failed.error_step == "boom"
     assert "'vars' has no attribute 'nothing'" in (failed.error or "")
     # The failure is in the notify channel with its step and error.
-    notices = bot.emulator.messages_in("#ops-bots")
-    assert any("failed" in m["text"] and "boom" in json.dumps(m) for m in notices)
+    # (The notice is updated right after the run record is finished.)
+    await eventually(
+        lambda: any(
+            "failed" in m["text"] and "boom" in json.dumps(m)
+            for m in bot.emulator.messages_in("#ops-bots")
+        )
+    )
 
     # Owners see every run.
     await bot.driver.slash(ALICE, "history Hist")
-    listing = await wait_for(
+    listing = await eventually(
         lambda: (e := bot.emulator.last_ephemeral(ALICE)) and "Details" in json.dumps(e) and e
     )
-    buttons = [
-        b["accessory"]["value"]
-        for b in listing["blocks"]
-        if b.get("accessory", {}).get("action_id") == "run_details"
-    ]
-    assert sorted(buttons) == sorted(r.id for r in runs)
+    assert sorted(values_of(listing, "run_details")) == sorted(r.id for r in runs)
     # Details of Bob's failed run: inputs, each step, the error.
     await bot.driver.click(ALICE, listing, "run_details", failed.id)
-    details = await wait_for(
-        lambda: next((v for v in bot.emulator.views.values() if v["user"] == ALICE), None)
-    )
+    details = await wait_view(bot, ALICE)
     blob = json.dumps(details)
     assert "boom" in blob and "nothing" in blob and "fail" in blob and failed.id in blob
 
     # Run-only users see their own runs only.
     await bot.driver.slash(BOB, "history Hist")
-    own = await wait_for(
+    own = await eventually(
         lambda: (e := bot.emulator.last_ephemeral(BOB)) and "Details" in json.dumps(e) and e
     )
-    own_buttons = [
-        b["accessory"]["value"]
-        for b in own["blocks"]
-        if b.get("accessory", {}).get("action_id") == "run_details"
-    ]
-    assert own_buttons == [failed.id]
+    assert values_of(own, "run_details") == [failed.id]
     alice_run = next(r for r in runs if r.started_by == ALICE)
     await bot.driver.block_action(BOB, "run_details", alice_run.id, message=own, channel=None)
-    refusal = await wait_for(
-        lambda: next((v for v in bot.emulator.views.values() if v["user"] == BOB), None)
-    )
+    refusal = await wait_view(bot, BOB)
     assert "can't see this run" in json.dumps(refusal)
 
     # Anyone else is refused.
     await bot.driver.slash(CAROL, "history Hist")
-    assert "can't see the runs" in await wait_for(lambda: last_ephemeral_text(bot, CAROL))
+    assert "can't see the runs" in await eventually(lambda: last_ephemeral_text(bot, CAROL))
 
 
 async def test_an_unquoted_name_with_spaces_is_understood(bot: BotHarness) -> None:

@@ -4,11 +4,6 @@ Slack's rate limits."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -16,21 +11,29 @@ from typing import Any
 
 from emulator.driver import SlackDriver
 from emulator.server import SlackEmulator
-from flows.catalog import FlowCatalog
-from flows.definition import parse_definition
 from flows.records import RunTrigger
 from flows.runner import Done, Outcome, Park, Runner, StepContext, is_timer
 from flows.steps import builtin_executors
-from handlers.slack_adapters import SlackDirectory, SlackMessenger, make_client
+from handlers.slack_adapters import SlackMessenger
 from storage.embedded import free_port
-from storage.flows_repo import MongoFlowStore
 from storage.mongo import Storage
 from storage.runs_repo import MongoRunStore
-from tests.conftest import ALICE, BOB, BOT_TOKEN, SIGNING_SECRET, TEAM, BotHarness
 from tests.fakes import SequentialIds
-from tests.runs_helpers import create_flow, finished_run, runner, runs_of, texts_in, wait_for
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import (
+    ALICE,
+    BOB,
+    SIGNING_SECRET,
+    BotHarness,
+    bot_process,
+    create_flow,
+    deps,
+    eventually,
+    finished_run,
+    make_settings,
+    runs_of,
+    start_flowbot,
+    texts_in,
+)
 
 DELAYED = """
 name: Slow
@@ -48,7 +51,7 @@ async def test_a_delay_parks_the_run_then_the_waker_finishes_it(bot: BotHarness)
     async def parked() -> Any:
         return await bot.db["runs"].find_one({"flow_id": flow.id, "status": "waiting"})
 
-    doc = await wait_for(parked)
+    doc = await eventually(parked)
     assert doc["wake_at"] > doc["created_at"]
     assert "lease_owner" not in doc
     assert doc["steps"]["pause"]["status"] == "waiting"
@@ -94,11 +97,11 @@ steps:
 
 
 async def test_resume_wakes_a_parked_step_exactly_once(bot: BotHarness) -> None:
-    engine = runner(bot)
+    engine = deps(bot).runner
     engine.executors.register("approval", ExternalWait())
     flow = await create_flow(bot, ASKING)
     await bot.driver.slash(ALICE, "run Ask")
-    run = (await wait_for(lambda: runs_of(bot, flow.id)))[0]
+    run = (await eventually(lambda: runs_of(bot, flow.id)))[0]
     # Resuming before the step is parked waits for it; resuming twice counts once.
     results = await asyncio.gather(
         engine.resume(run.id, "ask", {"outcome": "approved", "by": BOB}),
@@ -126,11 +129,11 @@ steps:
   - {id: c, type: post_message, channel: "#general", text: "c"}
 """,
     )
-    engine = runner(bot)
+    engine = deps(bot).runner
     # Another process started the run, did step a, then died (its lease ran out).
     dead = Runner(
         engine.store,
-        builtin_executors(SlackMessenger(bot.flowbot.deps.client), bot.flowbot.deps.directory),
+        builtin_executors(SlackMessenger(deps(bot).client), deps(bot).directory),
         engine.clock,
         SequentialIds(),
         owner="dead-process",
@@ -157,13 +160,16 @@ steps:
 
 async def test_two_processes_never_drive_the_same_run(bot: BotHarness) -> None:
     flow = await create_flow(bot, DELAYED)
-    engine = runner(bot)
+    engine = deps(bot).runner
     await engine.stop()  # the bot's own waker would race the two below
     store = MongoRunStore(bot.db)
-    deps = bot.flowbot.deps
+    services = deps(bot)
     first, second = (
         Runner(
-            store, builtin_executors(deps.messenger, deps.directory), deps.clock, SequentialIds()
+            store,
+            builtin_executors(services.messenger, services.directory),
+            services.clock,
+            SequentialIds(),
         )
         for _ in range(2)
     )
@@ -206,12 +212,12 @@ steps:
   - {id: b, type: post_message, channel: "#general", text: "b"}
 """,
     )
-    deps = bot.flowbot.deps
+    services = deps(bot)
     store = MongoRunStore(bot.db)
     sleepy = Sleepy()
-    executors = builtin_executors(deps.messenger, deps.directory)
+    executors = builtin_executors(services.messenger, services.directory)
     executors.register("set_variable", sleepy)
-    first = Runner(store, executors, deps.clock, SequentialIds(), stop_grace=0.2)
+    first = Runner(store, executors, services.clock, SequentialIds(), stop_grace=0.2)
     run = await first.start_run(flow, RunTrigger(type="manual", user=ALICE))
     await asyncio.wait_for(sleepy.started.wait(), 10)
     await first.stop()
@@ -236,109 +242,46 @@ async def test_every_message_arrives_in_order_under_rate_limits(bot: BotHarness)
     assert run.status == "succeeded", run.error
     assert texts_in(bot, "#general") == [f"message {i}" for i in range(5)]
     assert bot.emulator.rate_limited_count > 0
-    await wait_for(lambda: "succeeded" in bot.emulator.messages_in("#ops-bots")[0]["text"])
+    await eventually(lambda: "succeeded" in bot.emulator.messages_in("#ops-bots")[0]["text"])
 
 
 # ------------------------------------------------------------------ a real process, SIGKILL
 
 
-def _start_bot(emulator: SlackEmulator, mongo_uri: str, db_name: str, port: int, log: Path) -> Any:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "MONGODB_"))}
-    env.update(
-        {
-            "SLACK_API_URL": emulator.api_url,
-            "SLACK_BOT_TOKEN": BOT_TOKEN,
-            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-            "MONGODB_URI": mongo_uri,
-            "MONGODB_DB": db_name,
-            "PORT": str(port),
-            "LOG_LEVEL": "WARNING",
-        }
-    )
-    return subprocess.Popen(
-        [sys.executable, "-m", "bot"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("ab"),  # a file, not a pipe nobody reads (it would fill up)
-        start_new_session=True,
-    )
-
-
-async def _healthy(port: int, process: Any) -> None:
-    import aiohttp
-
-    deadline = time.monotonic() + 60
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            assert process.poll() is None, f"the bot exited with {process.returncode}"
-            try:
-                async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.2)
-    raise AssertionError("the bot did not become healthy")
-
-
 async def test_a_parked_run_survives_sigkill_and_finishes_after_restart(
     emulator: SlackEmulator, mongo_uri: str, db_name: str, tmp_path: Path
 ) -> None:
-    log = tmp_path / "bot.log"
+    settings = make_settings(emulator, mongo_uri, db_name)
+    maker = await start_flowbot(settings)
+    flow = await create_flow(maker, DELAYED.replace("duration: 1s", "duration: 3s"))
+    await maker.stop()
     storage = Storage(mongo_uri, db_name)
-    flows = MongoFlowStore(storage.db)
-    await flows.ensure_indexes()
-    directory = SlackDirectory(make_client(BOT_TOKEN, emulator.api_url))
-    catalog = FlowCatalog(flows, directory, _Clock(), SequentialIds())
-    definition = parse_definition(DELAYED.replace("duration: 1s", "duration: 3s"))
-    flow = (await catalog.create(TEAM, ALICE, definition)).flow
     port = free_port()
-    first = _start_bot(emulator, mongo_uri, db_name, port, log)
-    second = None
     try:
-        await _healthy(port, first)
-        async with SlackDriver(
-            f"http://127.0.0.1:{port}/slack/events", SIGNING_SECRET, emulator
-        ) as driver:
-            response = await driver.slash(ALICE, "run Slow")
-            assert response.ok
+        async with bot_process(settings, tmp_path, port=port) as first:
+            async with SlackDriver(first.url + "/slack/events", SIGNING_SECRET, emulator) as driver:
+                response = await driver.slash(ALICE, "run Slow")
+                assert response.ok
 
-        async def parked() -> Any:
-            return await storage.db["runs"].find_one({"flow_id": flow.id, "status": "waiting"})
+            async def parked() -> Any:
+                return await storage.db["runs"].find_one({"flow_id": flow.id, "status": "waiting"})
 
-        await wait_for(parked, timeout=20)
-        os.killpg(first.pid, signal.SIGKILL)
-        first.wait(10)
+            await eventually(parked, timeout=20)
+            await first.kill()
         assert [m["text"] for m in emulator.messages_in("#general")] == ["one"]
-        second = _start_bot(emulator, mongo_uri, db_name, port, log)
-        await _healthy(port, second)
+        async with bot_process(settings, tmp_path, port=port):
 
-        async def finished() -> Any:
-            return await storage.db["runs"].find_one({"flow_id": flow.id, "status": "succeeded"})
+            async def finished() -> Any:
+                return await storage.db["runs"].find_one(
+                    {"flow_id": flow.id, "status": "succeeded"}
+                )
 
-        await wait_for(finished, timeout=30)
-        await asyncio.sleep(0.5)
-        assert [m["text"] for m in emulator.messages_in("#general")] == ["one", "two"]
-        assert await storage.db["runs"].count_documents({"flow_id": flow.id}) == 1
-    except BaseException:
-        print(log.read_text(errors="replace")[-5000:] if log.exists() else "(no bot log)")
-        raise
+            await eventually(finished, timeout=30)
+            await asyncio.sleep(0.5)
+            assert [m["text"] for m in emulator.messages_in("#general")] == ["one", "two"]
+            assert await storage.db["runs"].count_documents({"flow_id": flow.id}) == 1
     finally:
-        for process in (first, second):
-            if process is not None and process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
         storage.close()
-
-
-class _Clock:
-    def now(self) -> datetime:
-        return datetime.now(timezone.utc)
 
 
 async def test_a_resumed_run_follows_the_branch_its_condition_took(bot: BotHarness) -> None:
@@ -364,7 +307,7 @@ steps:
     async def parked() -> Any:
         return await bot.db["runs"].find_one({"flow_id": flow.id, "status": "waiting"})
 
-    doc = await wait_for(parked)
+    doc = await eventually(parked)
     assert doc["steps"]["route"]["output"]["branch"] == "then"
     assert doc["steps"]["route~then1"]["status"] == "waiting"  # dots are stored as ~
     # Were the condition evaluated again, it would now take the other branch.

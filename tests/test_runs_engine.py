@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import ALICE, BotHarness
-from tests.runs_helpers import create_flow, finished_run, runs_of, texts_in, wait_for
+from tests.support import (
+    ALICE,
+    BotHarness,
+    create_flow,
+    eventually,
+    finished_run,
+    runs_of,
+    texts_in,
+)
 
 THREE_STEPS = """
 name: Standup
@@ -41,7 +48,7 @@ async def test_three_step_instant_flow_runs_in_order_and_is_recorded(bot: BotHar
     assert len(notices) == 1
     assert "succeeded" in notices[0]["text"] and notices[0]["updated"] >= 1
     # The starter sees the result, ephemeral through the command's response_url.
-    result = await wait_for(
+    result = await eventually(
         lambda: [p for p in bot.emulator.response_url_posts if "succeeded" in json.dumps(p)]
     )
     assert result[0]["user"] == ALICE

@@ -9,21 +9,30 @@ schedule service does when it starts.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
-from bot.app import Flowbot, build
+from bot.app import Flowbot
 from emulator.server import SlackEmulator
 from flows.definition import ScheduleTrigger, parse_definition
-from flows.records import FlowRecord, RunRecord, RunTrigger
+from flows.records import FlowRecord, RunTrigger
 from flows.scheduling import ScheduleService, schedule_run_key, slots_between
-from storage.runs_repo import from_doc
-from tests.conftest import ALICE, TEAM, make_settings
 from tests.fakes import FakeClock
+from tests.support import (
+    ALICE,
+    TEAM,
+    at_least,
+    create_flow,
+    deps,
+    eventually,
+    finished_run,
+    make_settings,
+    runs_of,
+    start_flowbot,
+)
 
 UTC = timezone.utc
 START = datetime(2099, 1, 5, 9, 0, 30, tzinfo=UTC)
@@ -42,13 +51,11 @@ class Replicas:
 
     def __init__(self, emulator: SlackEmulator, mongo_uri: str, db_name: str) -> None:
         self.settings = make_settings(emulator, mongo_uri, db_name)
-        self.uri = mongo_uri
         self.clock = FakeClock(START)
         self.running: list[Flowbot] = []
 
     async def start(self) -> Flowbot:
-        flowbot = build(self.settings, self.uri, clock=self.clock)
-        await flowbot.start()
+        flowbot = await start_flowbot(self.settings, self.clock)
         self.running.append(flowbot)
         return flowbot
 
@@ -74,24 +81,7 @@ def schedules(flowbot: Flowbot) -> ScheduleService:
 
 
 async def create(flowbot: Flowbot, policy: str) -> FlowRecord:
-    assert flowbot.deps.catalog is not None
-    text = HOURLY.replace("POLICY", policy)
-    return (await flowbot.deps.catalog.create(TEAM, ALICE, parse_definition(text))).flow
-
-
-async def runs_of(flowbot: Flowbot, flow_id: str) -> list[RunRecord]:
-    cursor = flowbot.storage.db["runs"].find({"flow_id": flow_id}).sort("created_at", 1)
-    return [from_doc(doc) async for doc in cursor]
-
-
-async def until(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.05)
+    return await create_flow(flowbot, HOURLY.replace("POLICY", policy))
 
 
 def skip_notices(emulator: SlackEmulator) -> list[str]:
@@ -125,7 +115,7 @@ async def test_skip_runs_nothing_records_the_skip_once_and_tells_the_owner(
         datetime(2099, 1, 5, 12, tzinfo=UTC),
     )
     # Told once (by whichever replica claimed it), by DM, in the flow's timezone.
-    notices = await until(lambda: _async(skip_notices(emulator)))
+    notices = await eventually(lambda: skip_notices(emulator))
     await asyncio.sleep(0.2)
     assert len(skip_notices(emulator)) == 1
     assert "Hourly report: 3 scheduled runs skipped" in notices[0]
@@ -142,20 +132,11 @@ async def test_skip_runs_nothing_records_the_skip_once_and_tells_the_owner(
     assert len(skip_notices(emulator)) == 1 and await runs_of(second, flow.id) == []
 
 
-async def _async(value: Any) -> Any:
-    return value
-
-
 async def test_run_once_starts_one_run_right_after_start(
     replicas: Replicas, emulator: SlackEmulator
 ) -> None:
     flow, (second, _third) = await downtime(replicas, "run_once", timedelta(hours=3, minutes=5))
-
-    async def done() -> list[RunRecord] | None:
-        runs = await runs_of(second, flow.id)
-        return runs if runs and all(r.finished for r in runs) else None
-
-    [run] = await until(done)
+    [run] = await finished_run(second, flow.id)
     await asyncio.sleep(0.3)
     assert len(await runs_of(second, flow.id)) == 1
     assert run.status == "succeeded", run.error
@@ -177,12 +158,12 @@ async def test_a_slot_moments_before_the_restart_still_runs(
     flow, (second, _third) = await downtime(
         replicas, "skip", timedelta(hours=2, minutes=59, seconds=50)
     )
-    [run] = await until(lambda: runs_of(second, flow.id))
+    [run] = await eventually(lambda: runs_of(second, flow.id))
     assert run.run_key == f"sched:{flow.id}:2099-01-05T12:00:00+00:00"
     assert "missed" not in run.trigger.data
     state = await second.storage.db["schedules"].find_one({"_id": flow.id})
     assert state["skipped_total"] == 2
-    notices = await until(lambda: _async(skip_notices(emulator)))
+    notices = await eventually(lambda: skip_notices(emulator))
     assert "2 scheduled runs skipped" in notices[0]
     await asyncio.sleep(0.3)
     assert len(await runs_of(second, flow.id)) == 1
@@ -193,29 +174,27 @@ async def test_time_switched_off_or_before_an_edit_is_not_a_misfire(
 ) -> None:
     first = await replicas.start()
     flow = await create(first, "skip")
-    assert first.deps.catalog is not None
-    await first.deps.catalog.set_enabled(TEAM, ALICE, flow.id, False)
+    await deps(first).catalog.set_enabled(TEAM, ALICE, flow.id, False)
     assert schedules(first).next_wakeup(flow.id) is None
     await replicas.stop(first)
     replicas.clock.advance(timedelta(hours=5, minutes=10))  # 14:10:30
     second = await replicas.start()
     assert schedules(second).next_wakeup(flow.id) is None
-    assert second.deps.catalog is not None
-    await second.deps.catalog.set_enabled(TEAM, ALICE, flow.id, True)
+    await deps(second).catalog.set_enabled(TEAM, ALICE, flow.id, True)
     assert schedules(second).next_wakeup(flow.id) == datetime(2099, 1, 5, 15, tzinfo=UTC)
     # An edit moves the schedule: its slots start from the edit, not from the last run.
     replicas.clock.advance(timedelta(minutes=40))  # 14:50:30, nothing missed yet
     edited = parse_definition(
         HOURLY.replace("POLICY", "skip").replace('"0 * * * *"', '"*/20 * * * *"')
     )
-    await second.deps.catalog.update_definition(TEAM, ALICE, flow.id, edited)
+    await deps(second).catalog.update_definition(TEAM, ALICE, flow.id, edited)
     assert schedules(second).next_wakeup(flow.id) == datetime(2099, 1, 5, 15, tzinfo=UTC)
     await replicas.stop(second)
     replicas.clock.advance(timedelta(hours=1))  # 15:50:30: 15:00, 15:20, 15:40 missed
     third = await replicas.start()
     state = await third.storage.db["schedules"].find_one({"_id": flow.id})
     assert state["skipped_total"] == 3 and state["version"] == 2
-    notices = await until(lambda: _async(skip_notices(emulator)))
+    notices = await eventually(lambda: skip_notices(emulator))
     assert len(notices) == 1 and "3 scheduled runs skipped" in notices[0]
     assert await runs_of(third, flow.id) == []
 
@@ -224,8 +203,7 @@ async def test_deleting_a_flow_forgets_its_schedule(replicas: Replicas) -> None:
     first = await replicas.start()
     flow = await create(first, "run_once")
     assert await first.storage.db["schedules"].count_documents({"_id": flow.id}) == 1
-    assert first.deps.catalog is not None
-    await first.deps.catalog.delete(TEAM, ALICE, flow.id)
+    await deps(first).catalog.delete(TEAM, ALICE, flow.id)
     assert schedules(first).next_wakeup(flow.id) is None
     assert await first.storage.db["schedules"].count_documents({"_id": flow.id}) == 0
 
@@ -289,8 +267,7 @@ async def test_changes_made_through_another_process_are_followed(replicas: Repli
     await schedules(watcher).resync()
     slot = datetime(2099, 1, 5, 10, tzinfo=UTC)
     assert schedules(watcher).next_wakeup(flow.id) == schedules(maker).next_wakeup(flow.id) == slot
-    assert maker.deps.catalog is not None
-    await maker.deps.catalog.set_enabled(TEAM, ALICE, flow.id, False)
+    await deps(maker).catalog.set_enabled(TEAM, ALICE, flow.id, False)
     assert schedules(maker).next_wakeup(flow.id) is None
     await schedules(watcher).resync()
     assert schedules(watcher).next_wakeup(flow.id) is None
@@ -309,8 +286,7 @@ async def test_short_intervals_run_the_newest_late_slot_and_skip_only_downtime(
     replicas: Replicas, emulator: SlackEmulator
 ) -> None:
     first = await replicas.start()
-    assert first.deps.catalog is not None
-    flow = (await first.deps.catalog.create(TEAM, ALICE, parse_definition(EVERY_2S))).flow
+    flow = await create_flow(first, EVERY_2S)
     assert schedules(first).next_wakeup(flow.id) == datetime(2099, 1, 5, 9, 0, 32, tzinfo=UTC)
     await replicas.stop(first)
 
@@ -318,7 +294,7 @@ async def test_short_intervals_run_the_newest_late_slot_and_skip_only_downtime(
     # less than the grace (60 s) late are not downtime: nothing skipped, nobody told.
     replicas.clock.advance(timedelta(seconds=9))
     second = await replicas.start()
-    [run] = await until(lambda: runs_of(second, flow.id))
+    [run] = await eventually(lambda: runs_of(second, flow.id))
     assert run.run_key == f"sched:{flow.id}:2099-01-05T09:00:38+00:00"
     state = await second.storage.db["schedules"].find_one({"_id": flow.id})
     assert state["skipped_total"] == 0
@@ -329,7 +305,7 @@ async def test_short_intervals_run_the_newest_late_slot_and_skip_only_downtime(
     # the grace late (downtime: skipped and told once), the newest (09:03:38) runs.
     replicas.clock.advance(timedelta(minutes=3))
     third = await replicas.start()
-    runs = await until(lambda: _at_least(runs_of(third, flow.id), 2))
+    runs = await eventually(lambda: at_least(runs_of(third, flow.id), 2))
     assert runs[-1].run_key == f"sched:{flow.id}:2099-01-05T09:03:38+00:00"
     state = await third.storage.db["schedules"].find_one({"_id": flow.id})
     assert state["skipped_total"] == 60
@@ -337,7 +313,7 @@ async def test_short_intervals_run_the_newest_late_slot_and_skip_only_downtime(
         datetime(2099, 1, 5, 9, 0, 40, tzinfo=UTC),
         datetime(2099, 1, 5, 9, 2, 38, tzinfo=UTC),
     )
-    notices = await until(lambda: _async(skip_notices(emulator)))
+    notices = await eventually(lambda: skip_notices(emulator))
     assert len(notices) == 1 and "Pulse: 60 scheduled runs skipped" in notices[0]
 
 
@@ -347,25 +323,19 @@ async def test_a_slot_another_replica_is_still_recording_is_not_reported_skipped
     """A replica ran 09:00:32 but has not yet moved the state past it when another one,
     one interval later, ticks for 09:00:34: 09:00:32 is not a skip (and not run twice)."""
     first = await replicas.start()
-    assert first.deps.catalog is not None and first.deps.runner is not None
-    flow = (await first.deps.catalog.create(TEAM, ALICE, parse_definition(EVERY_2S))).flow
+    flow = await create_flow(first, EVERY_2S)
     slot = datetime(2099, 1, 5, 9, 0, 32, tzinfo=UTC)
-    await first.deps.runner.start_run(
+    await deps(first).runner.start_run(
         flow,
         RunTrigger(type="schedule", data={"slot": slot.isoformat()}),
         run_key=schedule_run_key(flow.id, slot),
     )
     replicas.clock.advance(timedelta(seconds=4))  # 09:00:34.5
     await schedules(first).tick(TEAM, flow.id)
-    runs = await until(lambda: _at_least(runs_of(first, flow.id), 2))
+    runs = await eventually(lambda: at_least(runs_of(first, flow.id), 2))
     assert [r.run_key for r in runs] == [
         schedule_run_key(flow.id, slot),
         f"sched:{flow.id}:2099-01-05T09:00:34+00:00",
     ]
     state = await first.storage.db["schedules"].find_one({"_id": flow.id})
     assert state["skipped_total"] == 0 and skip_notices(emulator) == []
-
-
-async def _at_least(found: Awaitable[list[RunRecord]], count: int) -> list[RunRecord] | None:
-    runs = await found
-    return runs if len(runs) >= count else None

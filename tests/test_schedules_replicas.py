@@ -13,24 +13,25 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bot.app import Flowbot, build
-from bot.server import Server
-from emulator.driver import SlackDriver
+from bot.app import Flowbot
 from emulator.server import SlackEmulator
-from flows.definition import parse_definition
 from flows.records import RunRecord
 from flows.scheduling import ScheduleService, slot_key
 from flows.triggers import METADATA_EVENT_TYPE
-from storage.runs_repo import from_doc
-from tests.conftest import ALICE, SIGNING_SECRET, TEAM, make_settings
-from tests.test_schedules_processes import bot_process
+from tests.support import (
+    ALICE,
+    RestartableBot,
+    bot_process,
+    create_flow,
+    eventually,
+    runs_of,
+)
 
 EVERY = timedelta(seconds=2)
 # A run starts this soon after its slot at the latest (a wake-up, two reads, an insert).
@@ -56,56 +57,12 @@ def slot_of(run: RunRecord) -> datetime:
     return datetime.fromisoformat(run.run_key.split(":", 2)[2])
 
 
-async def runs_of(flowbot: Flowbot, flow_id: str) -> list[RunRecord]:
-    cursor = flowbot.storage.db["runs"].find({"flow_id": flow_id}).sort("created_at", 1)
-    return [from_doc(doc) async for doc in cursor]
-
-
-async def until(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.05)
-
-
-class InProcessBot:
-    """`bot.app.build` serving HTTP in this process; it can be restarted."""
-
-    def __init__(self, emulator: SlackEmulator, mongo_uri: str, db_name: str) -> None:
-        self.settings = make_settings(emulator, mongo_uri, db_name)
-        self.uri = mongo_uri
-        self.emulator = emulator
-        self.server: Server | None = None
-        self.driver: SlackDriver | None = None
-
-    @property
-    def flowbot(self) -> Flowbot:
-        assert self.server is not None
-        return self.server.flowbot
-
-    async def start(self) -> None:
-        self.server = Server(build(self.settings, self.uri), host="127.0.0.1", port=0)
-        await self.server.start()
-        self.driver = SlackDriver(self.server.url + "/slack/events", SIGNING_SECRET, self.emulator)
-
-    async def stop(self) -> None:
-        if self.driver is not None:
-            await self.driver.close()
-            self.driver = None
-        if self.server is not None:
-            await self.server.stop()
-            self.server = None
-
-
-async def watch(seconds: float, bot: InProcessBot, flow_id: str, armed: set[datetime]) -> None:
+async def watch(seconds: float, bot: RestartableBot, flow_id: str, armed: set[datetime]) -> None:
     """Wait, noting the wake-ups the in-process bot arms for the flow."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if bot.server is not None:
-            wakeup = schedules(bot.flowbot).next_wakeup(flow_id)
+        if bot.harness is not None:
+            wakeup = schedules(bot.harness.flowbot).next_wakeup(flow_id)
             if wakeup is not None:
                 armed.add(wakeup)
         await asyncio.sleep(0.05)
@@ -119,13 +76,11 @@ async def test_every_2s_with_two_processes_one_run_per_slot_on_time_until_turned
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="flows.scheduling")
-    local = InProcessBot(emulator, mongo_uri, db_name)
+    local = RestartableBot(emulator, mongo_uri, db_name)
     await local.start()
     try:
-        assert local.flowbot.deps.catalog is not None
         before = datetime.now(timezone.utc)
-        created = await local.flowbot.deps.catalog.create(TEAM, ALICE, parse_definition(HEARTBEAT))
-        flow = created.flow
+        flow = await create_flow(local.running, HEARTBEAT)
         armed: set[datetime] = set()
         # The subprocess finds the flow when it starts (and restores its schedule).
         async with bot_process(local.settings, tmp_path) as other:
@@ -142,21 +97,20 @@ async def test_every_2s_with_two_processes_one_run_per_slot_on_time_until_turned
 
             # Turned off through the in-process bot; the subprocess learns it at its next
             # wake-up (which re-reads the flow) and fires no more.
-            assert local.driver is not None
             off_asked = datetime.now(timezone.utc)
-            assert (await local.driver.slash(ALICE, "off Heartbeat")).ok
-            db = local.flowbot.storage.db
-            await until(lambda: _disabled(db, flow.id))
+            assert (await local.running.driver.slash(ALICE, "off Heartbeat")).ok
+            db = local.running.db
+            await eventually(lambda: _disabled(db, flow.id))
             turned_off = datetime.now(timezone.utc)
             # Its catalog tells its scheduler right after saving (catalog.on_change).
-            await until(lambda: _async(schedules(local.flowbot).next_wakeup(flow.id) is None))
+            await eventually(lambda: schedules(local.running.flowbot).next_wakeup(flow.id) is None)
             await asyncio.sleep(2 * EVERY.total_seconds() + 1)
 
             async def all_finished() -> list[RunRecord] | None:
-                found = await runs_of(local.flowbot, flow.id)
+                found = await runs_of(local.running, flow.id)
                 return found if all(r.finished for r in found) else None
 
-            runs = await until(all_finished)
+            runs = await eventually(all_finished)
             state = await db["schedules"].find_one({"_id": flow.id})
         subprocess_log = other.log_text()
     finally:
@@ -208,7 +162,3 @@ async def test_every_2s_with_two_processes_one_run_per_slot_on_time_until_turned
 async def _disabled(db: Any, flow_id: str) -> bool:
     doc = await db["flows"].find_one({"_id": flow_id})
     return bool(doc and not doc["enabled"])
-
-
-async def _async(value: bool) -> bool:
-    return value

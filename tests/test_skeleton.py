@@ -4,47 +4,47 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import aiohttp
 import pytest
 
-from bot.app import build
-from bot.server import Server
-from storage.embedded import EmbeddedMongo, free_port
-from tests.conftest import ALICE, BotHarness, make_settings
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-async def get_json(url: str) -> tuple[int, dict[str, object]]:
-    async with aiohttp.ClientSession() as session, session.get(url) as response:
-        return response.status, await response.json()
+from emulator.server import SlackEmulator
+from storage.embedded import EmbeddedMongo
+from tests.support import (
+    ALICE,
+    ROOT,
+    BotHarness,
+    bot_process,
+    documents,
+    http_request,
+    make_settings,
+    start_bot,
+    stop_bot,
+)
 
 
 async def test_healthz_reports_ok_with_version(bot: BotHarness) -> None:
-    status, body = await get_json(bot.url + "/healthz")
+    status, _, body = await http_request("GET", bot.url + "/healthz")
     assert status == 200
     assert body["status"] == "ok" and body["db"] == "ok" and body["version"]
 
 
-async def test_healthz_is_503_when_the_database_is_gone(emulator, db_name) -> None:  # type: ignore[no-untyped-def]
+async def test_healthz_is_503_when_the_database_is_gone(
+    emulator: SlackEmulator, db_name: str
+) -> None:
     database = EmbeddedMongo(":memory:")
     await database.astart()
-    settings = make_settings(emulator, database.uri, db_name)
-    server = Server(build(settings, database.uri), host="127.0.0.1", port=0)
-    await server.start()
+    harness = await start_bot(emulator, make_settings(emulator, database.uri, db_name))
     try:
         await database.astop()
-        status, body = await get_json(server.url + "/healthz")
+        status, _, body = await http_request("GET", harness.url + "/healthz")
         assert status == 503
         assert body["db"] == "unreachable"
     finally:
-        await server.stop()
+        await stop_bot(harness)
 
 
 async def test_signed_help_gets_an_ephemeral_help_card(bot: BotHarness) -> None:
@@ -90,8 +90,7 @@ async def test_bad_signatures_get_401_and_cause_nothing(bot: BotHarness, tamper:
     assert len(bot.emulator.calls) == calls_before
     assert not any(bot.emulator.messages.values())
     assert bot.emulator.response_url_posts == []
-    for name in await bot.db.list_collection_names():
-        assert await bot.db[name].count_documents({}) == 0, name
+    assert {name: docs for name, docs in (await documents(bot)).items() if docs} == {}
 
 
 def test_a_wrong_setting_fails_with_one_line_naming_it(tmp_path: Path) -> None:
@@ -104,45 +103,15 @@ def test_a_wrong_setting_fails_with_one_line_naming_it(tmp_path: Path) -> None:
     assert len(lines) == 1 and "PORT" in lines[0]
 
 
-def test_python_m_bot_starts_on_the_embedded_database_and_stops_it(tmp_path: Path) -> None:
-    port = free_port()
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "MONGODB_", "FLOWBOT_"))
-    }
-    env.update({"PORT": str(port), "FLOWBOT_DATA_DIR": str(tmp_path / "data")})
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bot"],
-        env=env,
-        cwd=ROOT,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        status = None
-        while time.monotonic() < deadline and status != 200:
-            time.sleep(0.3)
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            try:
-                import urllib.request
-
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-                    status = r.status
-            except OSError:
-                continue
-        assert status == 200
+async def test_python_m_bot_starts_on_the_embedded_database_and_stops_it(
+    tmp_path: Path,
+) -> None:
+    async with bot_process(None, tmp_path) as bot:
         assert (tmp_path / "data" / "db").is_dir()
-        process.send_signal(signal.SIGINT)
-        process.wait(30)
-        assert process.returncode == 0
-        stderr = process.stderr.read() if process.stderr else ""
-        assert "SLACK_BOT_TOKEN" in stderr and "make sandbox" in stderr
-        assert "Traceback" not in stderr
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    assert bot.process.returncode == 0
+    stderr = bot.log_text()
+    assert "SLACK_BOT_TOKEN" in stderr and "make sandbox" in stderr
+    assert "Traceback" not in stderr
 
 
 def test_package_dependency_direction() -> None:

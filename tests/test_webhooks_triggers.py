@@ -10,24 +10,28 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from typing import Any
 
-import aiohttp
 import pytest
 from pydantic import ValidationError
 
-from bot.app import build
-from bot.server import Server
-from emulator.driver import SlackDriver
 from emulator.server import SlackEmulator
-from flows.definition import parse_definition
-from flows.permissions import resolve_access
-from flows.records import FlowRecord, RunRecord
-from storage.runs_repo import from_doc
-from tests.conftest import ALICE, BOB, SIGNING_SECRET, TEAM, BotHarness, make_settings
+from flows.records import FlowRecord
+from tests.support import (
+    ALICE,
+    BOB,
+    TEAM,
+    BotHarness,
+    attach,
+    create_connection,
+    deps,
+    finished_run,
+    make_settings,
+    next_ephemeral,
+    post_webhook,
+    running_bot,
+    runs_of,
+    save_flow,
+)
 
 HOOK = """
 name: Deploy hook
@@ -47,55 +51,22 @@ steps:
 
 
 async def create(bot: BotHarness, text: str) -> tuple[FlowRecord, str | None]:
-    assert bot.flowbot.deps.catalog is not None
-    result = await bot.flowbot.deps.catalog.create(TEAM, ALICE, parse_definition(text))
-    return result.flow, result.webhook_token
-
-
-async def runs_of(bot: BotHarness, flow_id: str) -> list[RunRecord]:
-    cursor = bot.db["runs"].find({"flow_id": flow_id}).sort("created_at", 1)
-    return [from_doc(doc) async for doc in cursor]
-
-
-async def until(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.05)
-
-
-async def post(
-    bot: BotHarness,
-    flow_id: str,
-    body: bytes | str = b"{}",
-    headers: dict[str, str] | None = None,
-) -> tuple[int, dict[str, Any]]:
-    data = body.encode() if isinstance(body, str) else body
-    all_headers = {"Content-Type": "application/json", **(headers or {})}
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(f"{bot.url}/hooks/{flow_id}", data=data, headers=all_headers) as response,
-    ):
-        text = await response.text()
-        return response.status, json.loads(text) if text else {}
+    """The flow and its webhook token, shown once."""
+    saved = await save_flow(bot, text)
+    return saved.flow, saved.webhook_token
 
 
 async def test_the_right_token_starts_one_run_with_the_body(bot: BotHarness) -> None:
     flow, token = await create(bot, HOOK)
     assert token and flow.webhook_token_hash and token not in json.dumps(flow.model_dump_json())
-    status, body = await post(
+    status, body = await post_webhook(
         bot,
         flow.id,
         json.dumps({"service": "billing"}),
         {"X-Flowbot-Token": token, "X-Sender": "ci"},
     )
     assert status == 202 and body["ok"] is True
-    run = await until(
-        lambda: _finished(bot, flow.id),
-    )
+    [run] = await finished_run(bot, flow.id)
     assert run.id == body["run_id"]
     assert run.status == "succeeded", run.error
     assert run.trigger.type == "webhook" and run.trigger.data["body"] == {"service": "billing"}
@@ -105,11 +76,6 @@ async def test_the_right_token_starts_one_run_with_the_body(bot: BotHarness) -> 
     assert token not in json.dumps(run.trigger.data)
     texts = [m["text"] for m in bot.emulator.messages_in("#general")]
     assert "deploy billing by ci" in texts
-
-
-async def _finished(bot: BotHarness, flow_id: str) -> RunRecord | None:
-    runs = await runs_of(bot, flow_id)
-    return runs[0] if runs and runs[0].finished else None
 
 
 async def test_a_wrong_or_missing_token_gets_401_and_runs_nothing(bot: BotHarness) -> None:
@@ -123,7 +89,7 @@ async def test_a_wrong_or_missing_token_gets_401_and_runs_nothing(bot: BotHarnes
         {"X-Flowbot-Token": other_token},  # another flow's token
         {"Authorization": f"Bearer {token}"},  # the wrong header
     ):
-        status, body = await post(bot, flow.id, b'{"service": "x"}', headers)
+        status, body = await post_webhook(bot, flow.id, b'{"service": "x"}', headers)
         assert status == 401, headers
         assert body["error"] == "invalid_token"
     await asyncio.sleep(0.3)
@@ -136,31 +102,30 @@ async def test_refusals_unknown_bad_body_disabled_and_too_deep(bot: BotHarness) 
     button, _ = await create(bot, INSTANT)
     assert token
     auth = {"X-Flowbot-Token": token}
-    assert (await post(bot, "Fnosuchflow", b"{}", auth))[0] == 404
-    assert (await post(bot, button.id, b"{}", auth))[0] == 404  # not a webhook flow
-    assert (await post(bot, flow.id, b"not json", auth)) == (
+    assert (await post_webhook(bot, "Fnosuchflow", b"{}", auth))[0] == 404
+    assert (await post_webhook(bot, button.id, b"{}", auth))[0] == 404  # not a webhook flow
+    assert (await post_webhook(bot, flow.id, b"not json", auth)) == (
         400,
         {"ok": False, "error": "invalid_json", "message": "The body must be JSON."},
     )
     big = json.dumps({"blob": "x" * (256 * 1024)})
-    status, body = await post(bot, flow.id, big, auth)
+    status, body = await post_webhook(bot, flow.id, big, auth)
     assert (status, body["error"]) == (400, "body_too_large")
     # Slack-style chains: a flow started at the maximum depth would go one deeper.
-    status, body = await post(bot, flow.id, b"{}", {**auth, "X-Flowbot-Depth": "3"})
+    status, body = await post_webhook(bot, flow.id, b"{}", {**auth, "X-Flowbot-Depth": "3"})
     assert (status, body["error"]) == (422, "trigger_depth_exceeded")
-    assert (await post(bot, flow.id, b"{}", {**auth, "X-Flowbot-Depth": "x"}))[0] == 400
+    assert (await post_webhook(bot, flow.id, b"{}", {**auth, "X-Flowbot-Depth": "x"}))[0] == 400
     # Turned off: 409, even with the right token; a wrong token is still 401 first.
-    assert bot.flowbot.deps.catalog is not None
-    await bot.flowbot.deps.catalog.set_enabled(TEAM, ALICE, flow.id, False)
-    assert (await post(bot, flow.id, b"{}", auth))[0] == 409
-    assert (await post(bot, flow.id, b"{}", {"X-Flowbot-Token": "nope"}))[0] == 401
+    await deps(bot).catalog.set_enabled(TEAM, ALICE, flow.id, False)
+    assert (await post_webhook(bot, flow.id, b"{}", auth))[0] == 409
+    assert (await post_webhook(bot, flow.id, b"{}", {"X-Flowbot-Token": "nope"}))[0] == 401
     await asyncio.sleep(0.3)
     assert await runs_of(bot, flow.id) == []
     # Depth 2 of 3 is still allowed once the flow is back on.
-    await bot.flowbot.deps.catalog.set_enabled(TEAM, ALICE, flow.id, True)
-    status, body = await post(bot, flow.id, b"{}", {**auth, "X-Flowbot-Depth": "2"})
+    await deps(bot).catalog.set_enabled(TEAM, ALICE, flow.id, True)
+    status, body = await post_webhook(bot, flow.id, b"{}", {**auth, "X-Flowbot-Depth": "2"})
     assert status == 202
-    run = await until(lambda: _finished(bot, flow.id))
+    [run] = await finished_run(bot, flow.id)
     assert run.depth == 3
 
 
@@ -168,13 +133,13 @@ async def test_a_repeated_delivery_id_starts_one_run(bot: BotHarness) -> None:
     flow, token = await create(bot, HOOK)
     assert token
     headers = {"X-Flowbot-Token": token, "Idempotency-Key": "delivery-42"}
-    first = await post(bot, flow.id, b'{"service": "a"}', headers)
-    second = await post(bot, flow.id, b'{"service": "a"}', headers)
+    first = await post_webhook(bot, flow.id, b'{"service": "a"}', headers)
+    second = await post_webhook(bot, flow.id, b'{"service": "a"}', headers)
     assert first[0] == 202 and second == (
         200,
         {"ok": True, "duplicate": True, "delivery": "delivery-42"},
     )
-    await until(lambda: _finished(bot, flow.id))
+    await finished_run(bot, flow.id)
     assert len(await runs_of(bot, flow.id)) == 1
 
 
@@ -186,24 +151,23 @@ async def test_owners_regenerate_the_token_and_the_old_one_stops_working(
     since = len(bot.emulator.ephemerals)
     # Not an owner: refused, nothing changes.
     await bot.driver.slash(BOB, 'webhook "Deploy hook" regenerate')
-    refusal = await until(lambda: _ephemeral(bot, BOB, since))
+    refusal = json.dumps(await next_ephemeral(bot, BOB, since))
     assert "only its owners" in refusal
-    assert (await post(bot, flow.id, b"{}", {"X-Flowbot-Token": old}))[0] == 202
+    assert (await post_webhook(bot, flow.id, b"{}", {"X-Flowbot-Token": old}))[0] == 202
     # Without "regenerate": the address, no token.
     await bot.driver.slash(ALICE, 'webhook "Deploy hook"')
-    shown = await until(lambda: _ephemeral(bot, ALICE, since))
+    shown = json.dumps(await next_ephemeral(bot, ALICE, since))
     assert f"/hooks/{flow.id}" in shown and "X-Flowbot-Token" in shown and old not in shown
     # With it: a new token, once, ephemeral.
     since = len(bot.emulator.ephemerals)
     await bot.driver.slash(ALICE, 'webhook "Deploy hook" regenerate')
-    await until(lambda: _ephemeral(bot, ALICE, since))
-    eph = next(e for e in bot.emulator.ephemerals[since:] if e["user"] == ALICE)
+    eph = await next_ephemeral(bot, ALICE, since)
     new = eph["text"].rsplit(": ", 1)[1]
     assert len(new) >= 40 and new != old and new in json.dumps(eph["blocks"])
     stored = await bot.db["flows"].find_one({"_id": flow.id})
     assert stored["webhook_token_hash"] != flow.webhook_token_hash
-    assert (await post(bot, flow.id, b"{}", {"X-Flowbot-Token": old}))[0] == 401
-    assert (await post(bot, flow.id, b"{}", {"X-Flowbot-Token": new}))[0] == 202
+    assert (await post_webhook(bot, flow.id, b"{}", {"X-Flowbot-Token": old}))[0] == 401
+    assert (await post_webhook(bot, flow.id, b"{}", {"X-Flowbot-Token": new}))[0] == 202
     assert not any(new in json.dumps(m) for ms in bot.emulator.messages.values() for m in ms)
     # Listed in the help, and a flow that is not a webhook flow is told so.
     help_text = json.dumps((await bot.driver.slash(ALICE, "help")).json)
@@ -211,14 +175,7 @@ async def test_owners_regenerate_the_token_and_the_old_one_stops_working(
     await create(bot, INSTANT)
     since = len(bot.emulator.ephemerals)
     await bot.driver.slash(ALICE, 'webhook "Plain button" regenerate')
-    assert "not started by a webhook" in await until(lambda: _ephemeral(bot, ALICE, since))
-
-
-async def _ephemeral(bot: BotHarness, user: str, since: int) -> str | None:
-    for eph in bot.emulator.ephemerals[since:]:
-        if eph["user"] == user:
-            return json.dumps(eph)
-    return None
+    assert "not started by a webhook" in json.dumps(await next_ephemeral(bot, ALICE, since))
 
 
 # ------------------------------------------------------------------ chains and addresses
@@ -241,75 +198,43 @@ steps:
 """
 
 
-@asynccontextmanager
-async def running_bot(
-    emulator: SlackEmulator, mongo_uri: str, db_name: str, **settings: object
-) -> AsyncIterator[BotHarness]:
-    config = make_settings(emulator, mongo_uri, db_name, **settings)
-    flowbot = build(config, mongo_uri)
-    server = Server(flowbot, host="127.0.0.1", port=0)
-    await server.start()
-    driver = SlackDriver(server.url + "/slack/events", SIGNING_SECRET, emulator)
-    try:
-        yield BotHarness(emulator, driver, flowbot, server, config)
-    finally:
-        await driver.close()
-        await server.stop()
-
-
 async def test_a_flow_calling_its_own_webhook_stops_at_the_depth_limit(
-    emulator: SlackEmulator, mongo_uri: str, db_name: str
+    http_bot: BotHarness,
 ) -> None:
-    # Loopback is refused to http_request unless allowed: here the bot calls itself.
-    async with running_bot(
-        emulator, mongo_uri, db_name, flowbot_allowed_http_hosts="127.0.0.1"
-    ) as bot:
-        flow, token = await create(bot, CHAIN)
-        assert token is not None and bot.flowbot.deps.connections is not None
-        connections = bot.flowbot.deps.connections
-        record = await connections.create(
-            TEAM,
-            ALICE,
-            name="Itself",
-            kind="http_header",
-            base_url=bot.url,
-            secrets={"value": token},
-            header_name="X-Flowbot-Token",
-        )
-        access = await resolve_access(flow, ALICE, bot.flowbot.deps.directory)
-        await connections.attach(flow, access, ALICE, "hook", record.id)
+    # Loopback is refused to http_request unless allowed (`http_bot`): the bot calls itself.
+    bot = http_bot
+    flow, token = await create(bot, CHAIN)
+    assert token is not None
+    header = ("X-Flowbot-Token", token)
+    record = await create_connection(bot, ALICE, "Itself", bot.url, header=header)
+    await attach(bot, flow, "hook", record.id)
 
-        # An outside call (depth 0) starts run 1, whose call starts run 2, then run 3; run
-        # 3's call would be depth 4 and is refused with 422, which fails its step.
-        status, body = await post(bot, flow.id, b"{}", {"X-Flowbot-Token": token})
-        assert status == 202
-
-        async def chain_done() -> list[RunRecord] | None:
-            runs = await runs_of(bot, flow.id)
-            return runs if len(runs) >= 3 and all(r.finished for r in runs) else None
-
-        runs = await until(chain_done)
-        await asyncio.sleep(0.5)  # nothing more comes
-        runs = await runs_of(bot, flow.id)
-        assert [r.depth for r in runs] == [1, 2, 3]
-        assert runs[0].id == body["run_id"]
-        assert [r.status for r in runs] == ["succeeded", "succeeded", "failed"]
-        assert "HTTP 422" in (runs[2].error or "") and runs[2].error_step == "again"
-        assert runs[0].steps["again"].output["body"] == {"ok": True, "run_id": runs[1].id}
-        # Each call said how deep it was, whatever the step's own header said.
-        assert runs[1].trigger.data["headers"]["x-flowbot-depth"] == "1"
-        assert runs[2].trigger.data["headers"]["x-flowbot-depth"] == "2"
-        assert runs[1].trigger.data["body"] == {"from": runs[0].id}
-        # Every message a run posted says which run, of which flow, at which depth.
-        posted = bot.emulator.messages_in("#general")
-        assert [m["text"] for m in posted] == [f"hop {r.id}" for r in runs]
-        assert [m["metadata"] for m in posted] == [
-            {
-                "event_type": "flowbot_run",
-                "event_payload": {"run_id": r.id, "flow_id": flow.id, "depth": r.depth},
-            }
-            for r in runs
-        ]
+    # An outside call (depth 0) starts run 1, whose call starts run 2, then run 3; run
+    # 3's call would be depth 4 and is refused with 422, which fails its step.
+    status, body = await post_webhook(bot, flow.id, b"{}", {"X-Flowbot-Token": token})
+    assert status == 202
+    await finished_run(bot, flow.id, 3)
+    await asyncio.sleep(0.5)  # nothing more comes
+    runs = await runs_of(bot, flow.id)
+    assert [r.depth for r in runs] == [1, 2, 3]
+    assert runs[0].id == body["run_id"]
+    assert [r.status for r in runs] == ["succeeded", "succeeded", "failed"]
+    assert "HTTP 422" in (runs[2].error or "") and runs[2].error_step == "again"
+    assert runs[0].steps["again"].output["body"] == {"ok": True, "run_id": runs[1].id}
+    # Each call said how deep it was, whatever the step's own header said.
+    assert runs[1].trigger.data["headers"]["x-flowbot-depth"] == "1"
+    assert runs[2].trigger.data["headers"]["x-flowbot-depth"] == "2"
+    assert runs[1].trigger.data["body"] == {"from": runs[0].id}
+    # Every message a run posted says which run, of which flow, at which depth.
+    posted = bot.emulator.messages_in("#general")
+    assert [m["text"] for m in posted] == [f"hop {r.id}" for r in runs]
+    assert [m["metadata"] for m in posted] == [
+        {
+            "event_type": "flowbot_run",
+            "event_payload": {"run_id": r.id, "flow_id": flow.id, "depth": r.depth},
+        }
+        for r in runs
+    ]
 
 
 async def test_the_webhook_address_uses_the_public_url_when_set(
@@ -321,7 +246,7 @@ async def test_the_webhook_address_uses_the_public_url_when_set(
         flow, _ = await create(bot, HOOK)
         since = len(bot.emulator.ephemerals)
         await bot.driver.slash(ALICE, 'webhook "Deploy hook"')
-        shown = await until(lambda: _ephemeral(bot, ALICE, since))
+        shown = json.dumps(await next_ephemeral(bot, ALICE, since))
         assert f"POST https://flowbot.example.com/hooks/{flow.id}" in shown
         assert "FLOWBOT_PUBLIC_URL" not in shown
 
@@ -332,7 +257,7 @@ async def test_without_a_public_url_the_path_is_shown_with_how_to_complete_it(
     flow, _ = await create(bot, HOOK)
     since = len(bot.emulator.ephemerals)
     await bot.driver.slash(ALICE, 'webhook "Deploy hook"')
-    shown = await until(lambda: _ephemeral(bot, ALICE, since))
+    shown = json.dumps(await next_ephemeral(bot, ALICE, since))
     assert f"/hooks/{flow.id}" in shown and "flowbot.example.com" not in shown
     assert f"Prefix `/hooks/{flow.id}` with the bot's public URL" in shown
     assert "FLOWBOT_PUBLIC_URL" in shown
