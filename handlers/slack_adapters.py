@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -30,9 +32,36 @@ def make_client(token: str, base_url: str) -> AsyncWebClient:
     return client
 
 
+class ChannelTurns:
+    """One write at a time per channel.
+
+    Slack allows about one message per second per channel. Hundreds of runs posting to one
+    channel at once would all be answered 429 and retry together, and some would run out
+    of retries; taking turns, only the writer at the head waits out `Retry-After`, nothing
+    is dropped, and a channel's messages keep the order they were sent in."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._waiting: dict[str, int] = {}
+
+    @asynccontextmanager
+    async def turn(self, channel: str) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(channel, asyncio.Lock())
+        self._waiting[channel] = self._waiting.get(channel, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._waiting[channel] -= 1
+            if not self._waiting[channel]:  # forget idle channels
+                del self._waiting[channel]
+                del self._locks[channel]
+
+
 class SlackMessenger:
     def __init__(self, client: AsyncWebClient) -> None:
         self.client = client
+        self.turns = ChannelTurns()
 
     async def post_message(
         self,
@@ -42,21 +71,23 @@ class SlackMessenger:
         *,
         metadata: Mapping[str, Any] | None = None,
     ) -> MessageRef:
-        response = await self.client.chat_postMessage(
-            channel=channel,
-            text=text,
-            blocks=list(blocks) if blocks else None,
-            unfurl_links=False,
-            metadata=dict(metadata) if metadata else None,
-        )
+        async with self.turns.turn(channel):
+            response = await self.client.chat_postMessage(
+                channel=channel,
+                text=text,
+                blocks=list(blocks) if blocks else None,
+                unfurl_links=False,
+                metadata=dict(metadata) if metadata else None,
+            )
         return MessageRef(channel=str(response["channel"]), ts=str(response["ts"]))
 
     async def update_message(
         self, ref: MessageRef, text: str, blocks: Sequence[dict[str, Any]] | None = None
     ) -> None:
-        await self.client.chat_update(
-            channel=ref.channel, ts=ref.ts, text=text, blocks=list(blocks) if blocks else []
-        )
+        async with self.turns.turn(ref.channel):
+            await self.client.chat_update(
+                channel=ref.channel, ts=ref.ts, text=text, blocks=list(blocks) if blocks else []
+            )
 
     async def send_dm(
         self,
