@@ -21,6 +21,7 @@ import math
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable
 from datetime import datetime, timezone
 
 from bench.common import (
@@ -86,13 +87,37 @@ def _service(flowbot: Flowbot) -> ScheduleService:
     return next(s for s in flowbot.services if isinstance(s, ScheduleService))
 
 
-async def _read(flowbot: Flowbot) -> float:
+async def _read(flowbot: Flowbot) -> None:
     """The baseline: read every scheduled flow's document, nothing else."""
-    start = time.perf_counter()
     query = {"enabled": True, "definition.trigger.type": "schedule"}
     docs = [doc async for doc in flowbot.storage.db["flows"].find(query)]
     assert docs
-    return time.perf_counter() - start
+
+
+async def _timed(work: Awaitable[None]) -> tuple[float, float]:
+    """(seconds `work` took, longest the event loop was blocked meanwhile): while it is
+    blocked, nothing else in the bot runs (wake-ups, Slack acknowledgements)."""
+    longest = 0.0
+    done = False
+
+    async def watch() -> None:
+        nonlocal longest
+        last = time.perf_counter()
+        while not done:
+            await asyncio.sleep(0.001)
+            now = time.perf_counter()
+            longest = max(longest, now - last)
+            last = now
+
+    watcher = asyncio.create_task(watch())
+    start = time.perf_counter()
+    try:
+        await work
+    finally:
+        elapsed = time.perf_counter() - start
+        done = True
+        await watcher
+    return elapsed, longest
 
 
 def _slots(now: float, t0: int, window: int) -> list[tuple[int, int]]:
@@ -139,19 +164,22 @@ async def _start_figures(
         setup = time.perf_counter() - setup
         say(f"{count:,} scheduled flows inserted in {setup:.1f} s")
         label = f"read the {count:,} flow documents"
-        read = await _read(flowbot)
-        start = time.perf_counter()
-        await schedules.start()
-        started = time.perf_counter() - start
+        read, _ = await _timed(_read(flowbot))
+        started, _ = await _timed(schedules.start())
         armed = sum(schedules.next_wakeup(flow.id) is not None for flow in flows)
         what = "restart with" if restart else "first start with"
         section.add(f"{what} {count:,} scheduled flows", started, read, "s", label)
         if restart:
-            read = await _read(flowbot)
-            start = time.perf_counter()
-            await schedules.resync()
-            resynced = time.perf_counter() - start
+            read, read_stall = await _timed(_read(flowbot))
+            resynced, stall = await _timed(schedules.resync())
             section.add(f"resync of {count:,} scheduled flows", resynced, read, "s", label)
+            section.add(
+                "longest event-loop stall in that resync",
+                stall * 1000,
+                read_stall * 1000,
+                "ms",
+                "longest stall while reading them",
+            )
         jobs = len(schedules.scheduler.get_jobs())
         section.note(f"{what} {count:,} flows: {armed:,} armed ({jobs:,} APScheduler jobs).")
     finally:
@@ -207,15 +235,14 @@ async def _lateness(env: Env, emulator: SlackEmulator, section: Section, per_flo
         early = 0  # runs of slots due before the bot was ready: they measure its start
         query = {"trigger.type": "schedule"}
         async for doc in flowbot.storage.db["runs"].find(query):
-            slot = datetime.fromisoformat(doc["trigger"]["data"]["slot"])
-            if slot.timestamp() < ready:
+            due = datetime.fromisoformat(doc["trigger"]["data"]["slot"])
+            if due.timestamp() < ready:
                 early += 1
                 continue
-            runs.append(((doc["started_at"] - slot).total_seconds(), slot.timestamp() - t0))
+            runs.append(((doc["started_at"] - due).total_seconds(), due.timestamp() - t0))
         late = [lateness for lateness, _ in runs]
         worst = max(runs, default=(0.0, 0.0))
-        # The service's periodic resync re-ticks every flow; it first runs one interval
-        # after start.
+        # The service's periodic resync first runs one interval after start.
         resync_at = ready + _service(flowbot).resync_interval - t0
         output, _ = await bare
         bare_late: list[float] = json.loads(output or b"[]")
