@@ -21,14 +21,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from motor.motor_asyncio import AsyncIOMotorClient
 from pymongo import monitoring
 
+from adapters.run_notifier import SlackRunNotifier, describe_error
+from adapters.slack import SlackDirectory, SlackMessenger, make_client
 from emulator.server import SlackEmulator
 from flows.definition import parse_definition
 from flows.ports import RandomIds, SystemClock
 from flows.records import FlowRecord, RunTrigger
 from flows.runner import Runner
 from flows.steps import builtin_executors
-from handlers.notify import SlackRunNotifier, describe_error
-from handlers.slack_adapters import SlackDirectory, SlackMessenger, make_client
 from storage.embedded import EmbeddedMongo
 from storage.runs_repo import MongoRunStore
 

@@ -1,4 +1,8 @@
-"""The composition root: settings → storage, Slack client, services, Bolt app."""
+"""The composition root: settings → storage, Slack client, services, Bolt app.
+
+Everything is built here and handed over explicitly: no service is completed by a setter
+and no module global is changed at start. `Overrides` replaces any part (tests: a fake
+clock, in-memory stores …)."""
 
 from __future__ import annotations
 
@@ -7,27 +11,56 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
 
-import handlers
+from adapters.approval_notifier import SlackApprovalNotifier
+from adapters.channels import SlackChannelNames
+from adapters.run_notifier import SlackRunNotifier, describe_error
+from adapters.schedule_notifier import SlackScheduleNotifier
+from adapters.sharing_notifier import SlackSharingNotifier
+from adapters.slack import SlackDirectory, SlackMessenger, make_client
 from bot.http_client import AiohttpHttpClient
 from bot.keys import load_secret_box
 from bot.settings import Settings
-from flows.approvals import ApprovalService, ApprovalStepExecutor
-from flows.catalog import FlowCatalog
-from flows.connections import ConnectionService, HttpRequestExecutor, KeyRotation
-from flows.http_policy import AddressPolicy
-from flows.ports import Clock, IdGenerator, RandomIds, SystemClock
-from flows.runner import Runner
-from flows.scheduling import ScheduleService
-from flows.sharing import SharingService
+from cards import runs as run_cards
+from cards.home import MY_BUTTONS_BLOCK
+from flows.approvals import ApprovalService, ApprovalStepExecutor, ApprovalStore
+from flows.catalog import FlowCatalog, FlowStore, UserStore
+from flows.connections import (
+    ConnectionService,
+    ConnectionStore,
+    FlowBindingStore,
+    HttpRequestExecutor,
+    KeyRotation,
+)
+from flows.http_policy import AddressPolicy, HttpClient
+from flows.ports import Clock, Directory, IdGenerator, Messenger, RandomIds, SystemClock
+from flows.run_requests import RunRequests
+from flows.runner import Runner, RunStore
+from flows.scheduling import ScheduledFlowSource, ScheduleService, ScheduleStateStore
+from flows.secrets import SecretBox
+from flows.sharing import (
+    AccessRequestStore,
+    AuditStore,
+    ButtonStore,
+    PolicyStore,
+    SharedFlowStore,
+    SharingService,
+)
 from flows.steps import builtin_executors
-from flows.triggers import TriggerService
-from handlers.approvals import SlackApprovalNotifier
-from handlers.deps import HandlerDeps
-from handlers.events import SlackChannelNames, SlackScheduleNotifier
-from handlers.notify import SlackRunNotifier, describe_error
-from handlers.sharing import SlackSharingNotifier
-from handlers.slack_adapters import SlackDirectory, SlackMessenger, make_client
+from flows.triggers import AutomatedFlowSource, TriggerService
+from handlers import approvals as approval_listeners
+from handlers import commands as command_listeners
+from handlers import connections as connection_listeners
+from handlers import errors as error_listeners
+from handlers import events as event_listeners
+from handlers import flow_commands as flow_listeners
+from handlers import home as home_listeners
+from handlers import run_commands as run_listeners
+from handlers import sharing as sharing_listeners
+from handlers import webhooks as webhook_listeners
+from handlers.commands import SlashRouter, Subcommand
+from handlers.deps import HandlerDeps, HomeSection
 from storage.approvals_repo import ApprovalsRepo
 from storage.audit_repo import AuditRepo
 from storage.buttons_repo import AccessRequestRepo, ButtonsRepo
@@ -48,6 +81,67 @@ class Service(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+
+class FlowsPort(
+    FlowStore,
+    SharedFlowStore,
+    FlowBindingStore,
+    ScheduledFlowSource,
+    AutomatedFlowSource,
+    Protocol,
+):
+    """The flow store, as every service that reads or writes flows sees it."""
+
+
+@dataclass
+class Stores:
+    """Every storage port, one per aggregate."""
+
+    flows: FlowsPort
+    users: UserStore
+    runs: RunStore
+    audit: AuditStore
+    buttons: ButtonStore
+    access_requests: AccessRequestStore
+    policies: PolicyStore
+    approvals: ApprovalStore
+    connections: ConnectionStore
+    schedules: ScheduleStateStore
+
+
+def mongo_stores(storage: Storage) -> Stores:
+    """The MongoDB repositories; `storage` creates their indexes at start."""
+    db = storage.db
+    stores = Stores(
+        flows=MongoFlowStore(db),
+        users=MongoUserStore(db),
+        runs=MongoRunStore(db),
+        audit=AuditRepo(db),
+        buttons=ButtonsRepo(db),
+        access_requests=AccessRequestRepo(db),
+        policies=WorkspaceRepo(db),
+        approvals=ApprovalsRepo(db),
+        connections=ConnectionsRepo(db),
+        schedules=MongoScheduleStore(db),
+    )
+    for repository in vars(stores).values():
+        storage.add(repository)
+    return stores
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Parts given to `build` instead of the ones it makes; None: the usual one."""
+
+    clock: Clock | None = None
+    ids: IdGenerator | None = None
+    client: AsyncWebClient | None = None  # Slack's Web API
+    messenger: Messenger | None = None
+    directory: Directory | None = None
+    http: HttpClient | None = None  # what http_request steps call
+    secret_box: SecretBox | None = None
+    stores: Stores | None = None
 
 
 @dataclass
@@ -72,69 +166,78 @@ class Flowbot:
         self.storage.close()
 
 
-def build(
-    settings: Settings,
-    mongodb_uri: str,
-    clock: Clock | None = None,
-    ids: IdGenerator | None = None,
-) -> Flowbot:
-    clock = clock or SystemClock()
-    ids = ids or RandomIds()
-    storage = Storage(mongodb_uri, settings.mongodb_db)
-    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
-    client = make_client(token, settings.slack_api_url)
-    messenger = SlackMessenger(client)
-    directory = SlackDirectory(client)
-    services: list[Service] = []
+@dataclass(frozen=True)
+class _Base:
+    """What every area is built on."""
 
-    # --- flows: definitions and authoring
-    flow_store = MongoFlowStore(storage.db)
-    user_store = MongoUserStore(storage.db)
-    storage.add(flow_store)
-    storage.add(user_store)
-    catalog = FlowCatalog(flow_store, directory, clock, ids)
+    clock: Clock
+    ids: IdGenerator
+    client: AsyncWebClient
+    messenger: Messenger
+    directory: Directory
+    stores: Stores
+
+
+def _base(settings: Settings, storage: Storage, overrides: Overrides) -> _Base:
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
+    client = overrides.client or make_client(token, settings.slack_api_url)
+    return _Base(
+        clock=overrides.clock or SystemClock(),
+        ids=overrides.ids or RandomIds(),
+        client=client,
+        messenger=overrides.messenger or SlackMessenger(client),
+        directory=overrides.directory or SlackDirectory(client),
+        stores=overrides.stores or mongo_stores(storage),
+    )
+
+
+def _connections(settings: Settings, base: _Base, overrides: Overrides) -> ConnectionService:
+    http = overrides.http or AiohttpHttpClient(
+        AddressPolicy.from_entries(settings.allowed_http_hosts)
+    )
+    return ConnectionService(
+        base.stores.connections,
+        base.stores.flows,
+        overrides.secret_box or load_secret_box(settings),
+        base.clock,
+        base.ids,
+        http,
+        directory=base.directory,
+    )
+
+
+def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = None) -> Flowbot:
+    overrides = overrides or Overrides()
+    storage = Storage(mongodb_uri, settings.mongodb_db)
+    base = _base(settings, storage, overrides)
+    stores, clock, ids = base.stores, base.clock, base.ids
+    messenger, directory, client = base.messenger, base.directory, base.client
+    services: list[Service] = []
 
     # --- runs: the engine
 
-    run_store = MongoRunStore(storage.db)
-    storage.add(run_store)
     executors = builtin_executors(messenger, directory)
     runner = Runner(
-        run_store,
+        stores.runs,
         executors,
         clock,
         ids,
         SlackRunNotifier(messenger, directory, clock),
         describe_error=describe_error,
+        describe_cancel=run_cards.cancel_reason,
     )
     services.append(runner)
 
-    # --- sharing
+    # --- approvals (approvers' App Homes are re-published when their approvals change)
 
-    audit_repo, buttons_repo = AuditRepo(storage.db), ButtonsRepo(storage.db)
-    requests_repo, workspace_repo = AccessRequestRepo(storage.db), WorkspaceRepo(storage.db)
-    for repository in (audit_repo, buttons_repo, requests_repo, workspace_repo):
-        storage.add(repository)
-    sharing = SharingService(
-        flow_store,
-        audit_repo,
-        buttons_repo,
-        requests_repo,
-        workspace_repo,
-        directory,
-        SlackSharingNotifier(messenger),
-        clock,
-        ids,
-    )
-    catalog.creation_policy = sharing
+    async def refresh_home(team_id: str, user_id: str) -> None:
+        await home_listeners.publish_home(deps, team_id, user_id)
 
-    # --- approvals
-
-    approvals_repo = ApprovalsRepo(storage.db)
-    storage.add(approvals_repo)
     approvals = ApprovalService(
-        approvals_repo,
-        SlackApprovalNotifier(messenger, client),
+        stores.approvals,
+        SlackApprovalNotifier(
+            messenger, client, refresh_home if settings.slack_configured else None
+        ),
         directory,
         clock,
         ids,
@@ -145,28 +248,16 @@ def build(
 
     # --- connections
 
-    connections_repo = ConnectionsRepo(storage.db)
-    storage.add(connections_repo)
-    connections = ConnectionService(
-        connections_repo,
-        flow_store,
-        load_secret_box(settings),
-        clock,
-        ids,
-        AiohttpHttpClient(AddressPolicy.from_entries(settings.allowed_http_hosts)),
-    )
+    connections = _connections(settings, base, overrides)
     executors.register("http_request", HttpRequestExecutor(connections, directory))
     # Connections made with an older key are re-encrypted with the newest one at start.
     services.append(KeyRotation(connections))
 
     # --- schedules and events
 
-    schedule_store = MongoScheduleStore(storage.db)
-    storage.add(schedule_store)
     schedules = ScheduleService(
-        flow_store, runner, schedule_store, clock, SlackScheduleNotifier(messenger)
+        stores.flows, runner, stores.schedules, clock, SlackScheduleNotifier(messenger)
     )
-    catalog.on_change.append(schedules.on_flow_changed)
     services.append(schedules)
 
     # --- a deleted flow's runs in progress are cancelled, and their pending approvals
@@ -175,9 +266,30 @@ def build(
     async def cancel_runs_of_deleted_flow(team_id: str, flow_id: str, deleted_by: str) -> None:
         await runner.cancel_flow_runs(team_id, flow_id, deleted_by, "the flow was deleted")
 
-    catalog.on_delete.append(cancel_runs_of_deleted_flow)
+    # --- sharing, and flows: definitions and authoring
+
+    sharing = SharingService(
+        stores.flows,
+        stores.audit,
+        stores.buttons,
+        stores.access_requests,
+        stores.policies,
+        directory,
+        SlackSharingNotifier(messenger),
+        clock,
+        ids,
+    )
+    catalog = FlowCatalog(
+        stores.flows,
+        directory,
+        clock,
+        ids,
+        creation_policy=sharing,
+        on_change=[schedules.on_flow_changed],
+        on_delete=[cancel_runs_of_deleted_flow],
+    )
     triggers = TriggerService(
-        flow_store,
+        stores.flows,
         runner,
         SlackChannelNames(client),
         clock,
@@ -195,21 +307,61 @@ def build(
         runner=runner,
         triggers=triggers,
         approvals=approvals,
-        users=user_store,
+        users=stores.users,
         sharing=sharing,
         connections=connections,
+        runs=RunRequests(catalog, runner, directory),
+        home_sections=home_sections(),
     )
-
-    bolt: AsyncApp | None = None
-    if settings.slack_configured:
-        assert settings.slack_signing_secret is not None
-        bolt = AsyncApp(
-            client=client,
-            signing_secret=settings.slack_signing_secret.get_secret_value(),
-            process_before_response=False,
-            raise_error_for_unhandled_request=False,
-            # bot.server verifies the signature before anything parses the body.
-            request_verification_enabled=False,
-        )
-        handlers.register_all(bolt, deps)
+    bolt = slack_app(settings, client, deps) if settings.slack_configured else None
     return Flowbot(settings=settings, storage=storage, deps=deps, bolt=bolt, services=services)
+
+
+# ------------------------------------------------------------------ the Slack side
+
+
+def subcommands() -> list[Subcommand]:
+    """`/flow`'s subcommands, in the order help lists them."""
+    return [
+        *command_listeners.SUBCOMMANDS,
+        *flow_listeners.SUBCOMMANDS,
+        *connection_listeners.SUBCOMMANDS,
+        *run_listeners.SUBCOMMANDS,
+        *sharing_listeners.SUBCOMMANDS,
+        *approval_listeners.SUBCOMMANDS,
+        *webhook_listeners.SUBCOMMANDS,
+    ]
+
+
+def home_sections() -> list[tuple[str, HomeSection]]:
+    """The App Home's sections after My flows, in order."""
+    return [
+        (MY_BUTTONS_BLOCK, sharing_listeners.my_buttons_section),
+        (approval_listeners.HOME_SECTION, approval_listeners.pending_approvals_section),
+    ]
+
+
+def slack_app(settings: Settings, client: AsyncWebClient, deps: HandlerDeps) -> AsyncApp:
+    assert settings.slack_signing_secret is not None
+    app = AsyncApp(
+        client=client,
+        signing_secret=settings.slack_signing_secret.get_secret_value(),
+        process_before_response=False,
+        raise_error_for_unhandled_request=False,
+        # bot.server verifies the signature before anything parses the body.
+        request_verification_enabled=False,
+    )
+    error_listeners.register(app)
+    SlashRouter(subcommands()).register(app, deps)
+    # Actions, views and events, in the order Bolt tries them.
+    for listeners in (
+        home_listeners,
+        flow_listeners,
+        run_listeners,
+        sharing_listeners,
+        approval_listeners,
+        connection_listeners,
+        event_listeners,
+    ):
+        listeners.register(app, deps)
+    return app

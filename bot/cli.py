@@ -16,11 +16,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from adapters.slack import SlackDirectory, make_client
 from bot.settings import Settings
-from flows.catalog import CatalogError, FlowCatalog, FlowNotFound, SaveResult
+from cards.errors import describe
+from flows.catalog import FlowCatalog, FlowNotFound, SaveResult
 from flows.definition import DefinitionError, dump_yaml, parse_definition
+from flows.errors import FlowbotError
 from flows.ports import RandomIds, SystemClock
-from handlers.slack_adapters import SlackDirectory, make_client
 from storage.embedded import EmbeddedMongo
 from storage.flows_repo import MongoFlowStore
 from storage.mongo import Storage
@@ -116,8 +118,8 @@ async def import_flow(settings: Settings, path: Path, team: str, user: str) -> i
                 result = await catalog.create(team, user, definition)
             else:
                 result = await catalog.update_definition(team, user, existing.id, definition)
-        except CatalogError as exc:
-            print(f"flowbot: {_plain(str(exc))}", file=sys.stderr)
+        except FlowbotError as exc:
+            print(f"flowbot: {_plain(describe(exc))}", file=sys.stderr)
             return 1
     _report(result)
     return 0
@@ -137,7 +139,7 @@ async def export_flow(settings: Settings, ref: str, team: str) -> int:
         try:
             flow = await catalog.find(team, ref)
         except FlowNotFound as exc:
-            print(f"flowbot: {_plain(str(exc))}", file=sys.stderr)
+            print(f"flowbot: {_plain(describe(exc))}", file=sys.stderr)
             return 1
     sys.stdout.write(dump_yaml(flow.definition))
     return 0

@@ -95,58 +95,77 @@ class AiohttpHttpClient:
         return results
 
     async def send(self, request: HttpRequest) -> HttpResponse:
-        try:
-            url = URL(request.url)
-        except (ValueError, TypeError):
-            raise HttpRefused("the URL is malformed") from None
-        if url.scheme not in ("http", "https") or not url.host or url.port is None:
-            raise HttpRefused("only http and https URLs with a host are allowed")
-        if url.user is not None or url.password is not None:
-            raise HttpRefused("credentials in URLs are not allowed; use a connection")
-        host = url.host
-        results = await self._resolve(host, url.port)
+        url = _checked_url(request.url)
+        host, port = str(url.host), int(url.port or 0)
+        results = await self._resolve(host, port)
         allowed = set(self.policy.check(host, [r["host"] for r in results]))
         pinned = [r for r in results if r["host"] in allowed]
         timeout = max(0.1, min(request.timeout, MAX_TIMEOUT))
-        connector = aiohttp.TCPConnector(
-            resolver=_PinnedResolver(host, pinned), use_dns_cache=False, force_close=True
-        )
-        headers = {"User-Agent": self.user_agent}
-        headers.update(dict(request.headers))
         try:
-            async with (
-                aiohttp.ClientSession(
-                    connector=connector,
-                    timeout=aiohttp.ClientTimeout(total=timeout),
-                    trust_env=False,
-                    cookie_jar=aiohttp.DummyCookieJar(),
-                ) as session,
-                session.request(
-                    request.method,
-                    url,
-                    headers=headers,
-                    params=list(request.query) or None,
-                    data=request.body,
-                    allow_redirects=False,
-                ) as response,
-            ):
-                body = bytearray()
-                async for chunk in response.content.iter_chunked(CHUNK):
-                    body.extend(chunk)
-                    if len(body) > request.max_response_bytes:
-                        raise HttpFailed(
-                            f"the response from {host} is larger than "
-                            f"{request.max_response_bytes} bytes"
-                        )
-                names: dict[str, str] = {}
-                for name, value in response.headers.items():
-                    key = name.lower()
-                    names[key] = f"{names[key]}, {value}" if key in names else value
-                return HttpResponse(status=response.status, headers=names, body=bytes(body))
+            return await self._exchange(request, url, _PinnedResolver(host, pinned), timeout)
         except asyncio.TimeoutError:
             raise HttpFailed(f"the request to {host} timed out after {timeout:g}s") from None
         except aiohttp.ClientConnectorError as exc:
             reason = type(exc.os_error).__name__ if exc.os_error else "connection error"
-            raise HttpFailed(f"could not connect to {host}:{url.port} ({reason})") from None
+            raise HttpFailed(f"could not connect to {host}:{port} ({reason})") from None
         except aiohttp.ClientError as exc:
             raise HttpFailed(f"the request to {host} failed ({type(exc).__name__})") from None
+
+    async def _exchange(
+        self, request: HttpRequest, url: URL, resolver: _PinnedResolver, timeout: float
+    ) -> HttpResponse:
+        connector = aiohttp.TCPConnector(resolver=resolver, use_dns_cache=False, force_close=True)
+        headers = {"User-Agent": self.user_agent}
+        headers.update(dict(request.headers))
+        async with (
+            aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+                trust_env=False,
+                cookie_jar=aiohttp.DummyCookieJar(),
+            ) as session,
+            session.request(
+                request.method,
+                url,
+                headers=headers,
+                params=list(request.query) or None,
+                data=request.body,
+                allow_redirects=False,
+            ) as response,
+        ):
+            body = await _read_capped(response, str(url.host), request.max_response_bytes)
+            return HttpResponse(
+                status=response.status, headers=_joined_headers(response), body=body
+            )
+
+
+def _checked_url(raw: str) -> URL:
+    """An http(s) URL with a host and a port, and no credentials in it."""
+    try:
+        url = URL(raw)
+    except (ValueError, TypeError):
+        raise HttpRefused("the URL is malformed") from None
+    if url.scheme not in ("http", "https") or not url.host or url.port is None:
+        raise HttpRefused("only http and https URLs with a host are allowed")
+    if url.user is not None or url.password is not None:
+        raise HttpRefused("credentials in URLs are not allowed; use a connection")
+    return url
+
+
+async def _read_capped(response: aiohttp.ClientResponse, host: str, limit: int) -> bytes:
+    """The body, refused as soon as it grows past `limit` bytes."""
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(CHUNK):
+        body.extend(chunk)
+        if len(body) > limit:
+            raise HttpFailed(f"the response from {host} is larger than {limit} bytes")
+    return bytes(body)
+
+
+def _joined_headers(response: aiohttp.ClientResponse) -> dict[str, str]:
+    """Lower-case names; a repeated header's values joined with ", "."""
+    names: dict[str, str] = {}
+    for name, value in response.headers.items():
+        key = name.lower()
+        names[key] = f"{names[key]}, {value}" if key in names else value
+    return names

@@ -32,7 +32,21 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from cards.common import Message, clip, context, escape, message, section
-from flows.approvals import APPROVED, CANCELLED, DEFAULT_OPTIONS, EXPIRED, ApprovalRecord
+from flows.approval_model import (
+    APPROVED,
+    CANCELLED,
+    DEFAULT_OPTIONS,
+    EXPIRED,
+    ApprovalError,
+    ApprovalRecord,
+    ImpossibleQuorum,
+    NoApprovers,
+    RespondResult,
+    TooFewOptions,
+    UnknownApproveOption,
+    UnknownApprover,
+)
+from flows.errors import FlowbotError
 
 ACTION_PREFIX = "approval:"
 COMMENT_BUTTON = "approval_comment"
@@ -288,6 +302,62 @@ def unknown_option() -> Message:
 def not_found() -> Message:
     text = "This approval request no longer exists."
     return message(text, section(text))
+
+
+def answer(result: RespondResult, user: str, from_ephemeral: bool = False) -> Message | None:
+    """The ephemeral answer to a click or a comment (None: the updated message says it).
+
+    Decided from a `/flow approvals` list (`from_ephemeral`): the list itself is not
+    updated, so the answer says how it was decided."""
+    record = result.record
+    if result.kind == "not_approver":
+        return not_approver()
+    if result.kind == "not_found" or record is None:
+        return not_found()
+    if result.kind == "unknown_option":
+        return unknown_option()
+    if result.kind == "recorded":
+        return recorded(record, user)
+    return _closed_answer(result, record, user, from_ephemeral)
+
+
+def _closed_answer(
+    result: RespondResult, record: ApprovalRecord, user: str, from_ephemeral: bool
+) -> Message | None:
+    if result.kind == "already_decided":
+        return already_decided(record)
+    if result.kind == "cancelled":
+        return cancelled(record)
+    if result.kind == "already_responded":
+        return already_responded(record, user)
+    return decided_notice(record) if from_ephemeral else None
+
+
+# ------------------------------------------------------------------ refusals
+
+
+def describe_approvals_error(error: FlowbotError) -> str | None:
+    """Words for `flows.approval_model.ApprovalError` (a step that cannot be requested)."""
+    if not isinstance(error, ApprovalError):
+        return None
+    if isinstance(error, UnknownApprover):
+        return (
+            f"`{escape(error.entry)}` is not a person, user group or channel: name approvers "
+            "as mentions (`@person`, `@group`, `#channel`) or Slack ids."
+        )
+    if isinstance(error, NoApprovers):
+        return "This approval has no approvers: its user groups and channels are empty."
+    if isinstance(error, ImpossibleQuorum):
+        return (
+            f"A quorum of {error.quorum} is impossible with "
+            f"{error.approvers} approver{'s' if error.approvers != 1 else ''}."
+        )
+    if isinstance(error, TooFewOptions):
+        return "An approval needs at least two different options."
+    if isinstance(error, UnknownApproveOption):
+        listed = ", ".join(f"`{escape(o)}`" for o in error.options)
+        return f"The approve option `{escape(error.option)}` is not one of the options ({listed})."
+    return escape(str(error))
 
 
 # ------------------------------------------------------------------ notices

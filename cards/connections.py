@@ -4,12 +4,11 @@ and the run modal's per-slot picker. Cards never receive a secret: only masked h
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from slack_sdk.models.blocks import (
     ConfirmObject,
-    DividerBlock,
     InputBlock,
     MarkdownTextObject,
     Option,
@@ -24,11 +23,45 @@ from cards.common import (
     context,
     escape,
     header,
+    info_message,
     message,
     modal,
     plain,
     section,
 )
+from flows.connections import (
+    FIELD_LABELS,
+    HEADER_NAME_KINDS,
+    KIND_LABELS,
+    KINDS,
+    OPTIONAL_SECRET_FIELDS,
+    SECRET_FIELDS,
+    Attached,
+    BindingsChanged,
+    ColonInUserName,
+    ConnectionNotFound,
+    ConnectionRecord,
+    ConnectionsNotAllowed,
+    DeleteAsked,
+    DuplicateConnectionName,
+    FlowGone,
+    InvalidBaseUrl,
+    InvalidHeaderName,
+    InvalidSecretField,
+    MissingName,
+    NameTooLong,
+    NoSuchSlot,
+    OwnConnection,
+    ReservedHeaderName,
+    RunnerChoiceProblem,
+    RunnerSlot,
+    Saved,
+    SlotKindMismatch,
+    SlotTarget,
+    UnknownConnectionKind,
+    kind_label,
+)
+from flows.errors import FlowbotError
 
 # Action ids and callback ids (the handlers listen to these).
 SAVE_CALLBACK = "conn_save"
@@ -60,7 +93,7 @@ MODE_LABELS = {
 }
 
 
-def _option(text: str, value: str) -> Option:
+def option(text: str, value: str) -> Option:
     return Option(text=plain(text), value=value)
 
 
@@ -89,7 +122,7 @@ def _text_input(
 
 
 def kind_options(kinds: Sequence[tuple[str, str]]) -> list[Option]:
-    return [_option(label, kind) for kind, label in kinds]
+    return [option(label, kind) for kind, label in kinds]
 
 
 def connect_modal(
@@ -121,7 +154,7 @@ def connect_modal(
                 element=StaticSelectElement(
                     action_id=KIND_ACTION,
                     options=kind_options(kinds),
-                    initial_option=_option(current, kind),
+                    initial_option=option(current, kind),
                 ),
             )
         )
@@ -232,7 +265,7 @@ def delete_confirm_message(connection_id: str, name: str, flow_names: Sequence[s
     )
 
 
-def _confirm(title: str, text: str, confirm: str, style: str | None = None) -> ConfirmObject:
+def confirm_dialog(title: str, text: str, confirm: str, style: str | None = None) -> ConfirmObject:
     return ConfirmObject(
         title=plain(title, 100),
         text=MarkdownTextObject(text=text),
@@ -244,88 +277,7 @@ def _confirm(title: str, text: str, confirm: str, style: str | None = None) -> C
 
 def _confirm_delete(name: str) -> ConfirmObject:
     text = f"Delete *{escape(name)}*? This cannot be undone."
-    return _confirm("Delete connection?", text, "Delete", "danger")
-
-
-def flow_connections_modal(
-    *,
-    flow_id: str,
-    flow_name: str,
-    slots: Sequence[Mapping[str, Any]],
-    is_owner: bool,
-    notice: str | None = None,
-) -> dict[str, Any]:
-    """A flow's connection slots.
-
-    slots: dicts with slot, kind_label, description, filled_text (who and what fills it,
-    never a secret), filled (bool), mine (list of (connection id, label) the viewer may
-    attach), selected (connection id of the viewer's that fills it, or None),
-    runner_provides (bool), show_mode (offer the run-only choice), runner_text (what a
-    run-only viewer is told)."""
-    blocks: list[Any] = []
-    if notice:
-        blocks.append(section(notice))
-    if not slots:
-        blocks.append(
-            section(
-                f"“{escape(flow_name)}” declares no connection slots "
-                "(`connections:` in its definition)."
-            )
-        )
-    for item in slots:
-        slot = item["slot"]
-        head = f"*`{escape(slot)}`* — {escape(item['kind_label'])}"
-        if item.get("description"):
-            head += f"\n{escape(item['description'])}"
-        head += f"\n{item['filled_text']}"
-        blocks.append(DividerBlock())
-        blocks.append(section(head))
-        if is_owner:
-            elements: list[Any] = []
-            mine = item.get("mine") or []
-            if mine:
-                options = [_option(label, f"{slot}|{cid}") for cid, label in mine[:100]]
-                initial = next(
-                    (o for o in options if o.value == f"{slot}|{item.get('selected')}"), None
-                )
-                elements.append(
-                    StaticSelectElement(
-                        action_id=SLOT_ATTACH_ACTION,
-                        placeholder=plain("Attach one of my connections"),
-                        options=options,
-                        initial_option=initial,
-                    )
-                )
-            if item.get("show_mode", True):
-                # Run-only sharing exists for instant flows only.
-                modes = [_option(MODE_LABELS[m], f"{slot}|{m}") for m in (MODE_OWNER, MODE_RUNNER)]
-                chosen = MODE_RUNNER if item.get("runner_provides") else MODE_OWNER
-                elements.append(
-                    StaticSelectElement(
-                        action_id=SLOT_MODE_ACTION,
-                        options=modes,
-                        initial_option=modes[0] if chosen == MODE_OWNER else modes[1],
-                    )
-                )
-            if item.get("filled"):
-                text = (
-                    f"Steps using `{escape(slot)}` fail until an owner attaches a connection again."
-                )
-                confirm = _confirm("Empty this slot?", text, "Remove")
-                elements.append(button("Remove", SLOT_DETACH_ACTION, slot, confirm=confirm))
-            elements.append(button("New connection", NEW_ACTION, slot))
-            blocks.append(actions(*elements, block_id=f"conn_slot_actions:{slot}"))
-        elif item.get("runner_text"):
-            blocks.append(context(item["runner_text"]))
-    if is_owner:
-        blocks.append(
-            context(
-                "You can attach only your own connections; steps using a slot act as the "
-                "person whose connection fills it. Co-owners use it in this flow only and "
-                "never see its secret."
-            )
-        )
-    return modal("Connections", blocks[:100], FLOW_CALLBACK, close="Done", metadata=flow_id)
+    return confirm_dialog("Delete connection?", text, "Delete", "danger")
 
 
 def runner_slot_blocks(slots: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -350,8 +302,8 @@ def runner_slot_blocks(slots: Sequence[Mapping[str, Any]]) -> list[dict[str, Any
                     element=StaticSelectElement(
                         action_id=RUNNER_PICK_ACTION,
                         placeholder=plain("Choose one of your connections"),
-                        options=[_option(text, cid) for cid, text in options[:100]],
-                        initial_option=_option(options[0][1], options[0][0])
+                        options=[option(text, cid) for cid, text in options[:100]],
+                        initial_option=option(options[0][1], options[0][0])
                         if len(options) == 1
                         else None,
                     ),
@@ -366,3 +318,207 @@ def runner_slot_blocks(slots: Sequence[Mapping[str, Any]]) -> list[dict[str, Any
                 )
             )
     return blocks
+
+
+# --------------------------------------------------------------------------- from use cases
+
+
+def connect_form(
+    kind: str,
+    metadata: Mapping[str, Any],
+    *,
+    name: str = "",
+    base_url: str = "",
+    header_name: str = "",
+    updating: ConnectionRecord | None = None,
+    intro: str | None = None,
+) -> dict[str, Any]:
+    """The connect modal for a kind (secret fields empty), or new credentials for one."""
+    return connect_modal(
+        kinds=[(k, KIND_LABELS[k]) for k in KINDS],
+        kind=kind,
+        secret_fields=[
+            (field, FIELD_LABELS[field], field in OPTIONAL_SECRET_FIELDS)
+            for field in SECRET_FIELDS[kind]
+        ],
+        metadata=metadata,
+        asks_header_name=kind in HEADER_NAME_KINDS,
+        name=name,
+        base_url=base_url,
+        header_name=header_name,
+        updating=updating.name if updating else None,
+        intro=intro,
+    )
+
+
+def new_for_slot_intro(target: SlotTarget) -> str:
+    return f"A new connection for slot `{target.slot}` of *{escape(target.flow.name)}*."
+
+
+def update_form(record: ConnectionRecord, metadata: Mapping[str, Any]) -> dict[str, Any]:
+    return connect_form(
+        record.kind,
+        metadata,
+        name=record.name,
+        base_url=record.base_url,
+        header_name=record.header_name or "",
+        updating=record,
+        intro=f"New credentials for *{escape(record.name)}* ({record.label}); "
+        f"the current ones end in `{record.hint}`. Flows using it switch at once.",
+    )
+
+
+def my_connections(listing: Sequence[OwnConnection], notice: str | None = None) -> Message:
+    return my_connections_message(
+        [
+            {
+                "id": own.record.id,
+                "name": own.record.name,
+                "label": own.record.label,
+                "base_url": own.record.base_url,
+                "hint": own.record.hint,
+                "header_name": own.record.header_name,
+                "used_by": own.used_by,
+            }
+            for own in listing
+        ],
+        notice,
+    )
+
+
+def attached_message(attached: Attached) -> Message:
+    return info_message(
+        f":link: Slot `{attached.slot}` of *{escape(attached.flow.name)}* now uses your "
+        f"connection *{escape(attached.record.name)}*: its steps act as you. Co-owners can "
+        "use it in this flow only, and nobody can read it."
+    )
+
+
+def saved_notice(saved: Saved) -> str:
+    verb = "Updated" if saved.updated else "Saved"
+    notice = f":lock: {verb} *{escape(saved.record.name)}* (`{saved.record.hint}`)."
+    if saved.flow is None:
+        return notice
+    if saved.attach_refused is not None:
+        return notice + f" :warning: {describe_connections_error(saved.attach_refused)}"
+    slot = escape(saved.slot or "")
+    return notice + f" Slot `{slot}` of *{escape(saved.flow.name)}* now uses it."
+
+
+def deleted_notice(asked: DeleteAsked) -> str:
+    notice = f":wastebasket: Deleted *{escape(asked.record.name)}*."
+    if asked.used_by:
+        names = ", ".join(f"“{escape(name)}”" for name in asked.used_by)
+        notice += f" These flows need another connection now: {names}."
+    return notice
+
+
+def delete_answer(asked: DeleteAsked) -> Message:
+    """Deleted: the refreshed list; in use: the flows it would break, asking again."""
+    if not asked.deleted:
+        return delete_confirm_message(asked.record.id, asked.record.name, asked.used_by)
+    return my_connections(asked.listing, deleted_notice(asked))
+
+
+def slot_kind_label(kind: str | None) -> str:
+    return kind_label(kind) if kind in KINDS else "HTTP"
+
+
+def runner_pickers(slots: Sequence[RunnerSlot]) -> list[dict[str, Any]]:
+    return runner_slot_blocks(
+        [
+            {
+                "slot": wanted.slot,
+                "kind_label": slot_kind_label(wanted.kind),
+                "description": wanted.description,
+                "options": [(c.id, f"{c.name} ({c.host})") for c in wanted.options],
+            }
+            for wanted in slots
+        ]
+    )
+
+
+# --------------------------------------------------------------------------- refusals
+
+Wording = Callable[[Any, Callable[[str], str]], str]
+
+
+def _secret_field(error: InvalidSecretField, esc: Callable[[str], str]) -> str:
+    label = FIELD_LABELS.get(error.field or "", error.field or "")
+    if error.problem == "too_long":
+        return f"{label} is too long."
+    if error.problem == "line_break":
+        return f"{label} may not contain line breaks."
+    return f"{label} is required."
+
+
+def _not_found(error: ConnectionNotFound, esc: Callable[[str], str]) -> str:
+    if error.name is None:
+        return "That connection does not exist or is not yours."
+    return f"You have no connection named “{esc(error.name)}”. Create one with `/flow connect`."
+
+
+def _not_allowed(error: ConnectionsNotAllowed, esc: Callable[[str], str]) -> str:
+    flow = esc(error.flow_name)
+    if error.what == "view":
+        return f"You don't have access to “{flow}”."
+    if error.what == "change":
+        return f"Only owners of “{flow}” can change its connections."
+    return f"Only owners of “{flow}” can attach connections to it."
+
+
+def _no_such_slot(error: NoSuchSlot, esc: Callable[[str], str]) -> str:
+    names = ", ".join(f"`{esc(s)}`" for s in error.slots) or "none"
+    return (
+        f"“{esc(error.flow_name)}” has no connection slot `{esc(error.slot)}` (its slots: {names})."
+    )
+
+
+def _runner_choice(error: RunnerChoiceProblem, esc: Callable[[str], str]) -> str:
+    slot = esc(error.slot)
+    if error.problem == "missing":
+        return f"Choose one of your connections for `{slot}` (or create one with `/flow connect`)."
+    if error.problem == "wrong_kind":
+        return f"The connection chosen for `{slot}` has the wrong type."
+    return f"The connection chosen for `{slot}` is not yours."
+
+
+_WORDINGS: dict[type[FlowbotError], Wording] = {
+    UnknownConnectionKind: lambda e, esc: f"Unknown connection type {esc(repr(e.kind))}.",
+    InvalidSecretField: _secret_field,
+    ColonInUserName: lambda e, esc: "The user name may not contain ':'.",
+    MissingName: lambda e, esc: "A connection needs a name.",
+    NameTooLong: lambda e, esc: f"A connection name has at most {e.limit} characters.",
+    InvalidHeaderName: lambda e, esc: "The header name must be a single word such as X-API-Key.",
+    ReservedHeaderName: lambda e, esc: (
+        f"The header {esc(e.header_name)} cannot carry a credential."
+    ),
+    InvalidBaseUrl: lambda e, esc: f"Base URL: {esc(e.reason)}.",
+    DuplicateConnectionName: lambda e, esc: f"You already have a connection named “{esc(e.name)}”.",
+    ConnectionNotFound: _not_found,
+    ConnectionsNotAllowed: _not_allowed,
+    NoSuchSlot: _no_such_slot,
+    SlotKindMismatch: lambda e, esc: (
+        f"Slot `{esc(e.slot)}` needs a {e.slot_kind} connection; "
+        f"“{esc(e.connection_name)}” is a {e.connection_kind}."
+    ),
+    FlowGone: lambda e, esc: f"“{esc(e.flow_name)}” no longer exists.",
+    BindingsChanged: lambda e, esc: "The flow's connections changed meanwhile; try again.",
+    RunnerChoiceProblem: _runner_choice,
+}
+
+
+def _worded(error: FlowbotError, esc: Callable[[str], str]) -> str | None:
+    wording = _WORDINGS.get(type(error))
+    return wording(error, esc) if wording is not None else None
+
+
+def describe_connections_error(error: FlowbotError) -> str | None:
+    """The mrkdwn sentence for a refusal of the connections area (None: not one)."""
+    return _worded(error, escape)
+
+
+def plain_error(error: FlowbotError) -> str:
+    """The same sentence for a modal's input error (plain text: names shown as typed)."""
+    text = _worded(error, lambda text: text)
+    return text if text is not None else str(error)

@@ -10,6 +10,8 @@ from typing import Any
 from slack_sdk.models.blocks import InputBlock, Option, PlainTextInputElement, StaticSelectElement
 
 from cards.common import VIEW_BLOCK_LIMIT, clip, context, escape, modal, section
+from flows.definition import dump_yaml
+from flows.records import FlowRecord
 
 View_ = dict[str, Any]
 
@@ -24,6 +26,9 @@ EDITOR_ACTION = "definition_text"
 EDITOR_MAX_CHARS = 3000
 # Slack shows field errors under the input; keep them to the size of a hint.
 FIELD_ERROR_LIMIT = 2000
+
+NOTHING_PASTED = "Paste a flow definition in YAML or JSON."
+DELETED_WHILE_EDITING = "This flow was deleted while you were editing; nothing was saved."
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,42 @@ def editor_modal(
     return modal(title, blocks, EDITOR_CALLBACK, submit=submit, metadata=state.dump())
 
 
+def flow_editor_modal(flow: FlowRecord, channel_id: str | None) -> View_ | None:
+    """The editor prefilled with the flow, or None if its YAML is too long for Slack."""
+    text = dump_yaml(flow.definition)
+    if len(text) > EDITOR_MAX_CHARS:
+        return None
+    intro = (
+        f"Editing *{escape(flow.name)}*, version {flow.version}. "
+        "Saving makes a new version; earlier ones are kept."
+    )
+    state = EditorState(flow.id, flow.version, channel_id)
+    return editor_modal(state, text, title="Edit flow", intro=intro)
+
+
+def too_long_to_edit() -> str:
+    return (
+        f"This flow is too long for Slack's editor ({EDITOR_MAX_CHARS} characters). Export "
+        "it, edit the file, and import it with "
+        "`python -m bot flows import FILE --team T --user U`."
+    )
+
+
+def template_editor_modal(title: str, source: str, state: EditorState) -> View_:
+    intro = f"Template *{escape(title)}*. Change what you need (the name first), then Save."
+    return editor_modal(state, source, title="New flow", intro=intro)
+
+
+def import_modal(channel_id: str | None) -> View_:
+    return editor_modal(
+        EditorState(channel_id=channel_id),
+        "",
+        title="Import a flow",
+        intro="Paste a flow definition in YAML or JSON (`/flow export` writes one).",
+        submit="Import",
+    )
+
+
 def saved_modal(flow_name: str, flow_id: str, version: int, webhook_token: str | None) -> View_:
     """Shown in place of the editor when there is something to see once (a webhook token)."""
     blocks = [section(f":white_check_mark: *{escape(flow_name)}* saved (version {version}).")]
@@ -138,6 +179,11 @@ def format_field_errors(lines: Sequence[str], limit: int = FIELD_ERROR_LIMIT) ->
             break
         out.append(line)
     return clip("\n".join(out), limit)
+
+
+def field_errors(lines: Sequence[str]) -> dict[str, Any]:
+    """The answer to an editor submission that saved nothing: the errors under the field."""
+    return {"response_action": "errors", "errors": {EDITOR_BLOCK: format_field_errors(lines)}}
 
 
 def message_modal(title: str, blocks: list[dict[str, Any]]) -> View_:

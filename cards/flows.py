@@ -1,4 +1,4 @@
-"""Messages about flows: show, list, export, on/off, delete."""
+"""Messages about flows: show, list, export, on/off, delete; the catalog's refusals."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from cards.common import (
     message,
     section,
 )
+from flows.catalog import CreationRefused, NameTaken, NotAWebhookFlow, VersionConflict
 from flows.definition import (
     ApprovalStep,
     ConditionStep,
@@ -35,8 +36,9 @@ from flows.definition import (
     Step,
     WebhookTrigger,
 )
+from flows.errors import FlowbotError
 from flows.records import FlowRecord
-from flows.sharing import mention
+from flows.slack_ids import mention
 
 DELETE_CONFIRM_ACTION = "flow_delete_confirm"
 DELETE_CANCEL_ACTION = "flow_delete_cancel"
@@ -225,6 +227,16 @@ def export_messages(flow: FlowRecord, yaml_text: str) -> list[Message] | None:
     return messages
 
 
+ALREADY_DELETED = "This flow is already deleted; nothing else was changed."
+
+
+def too_long_to_export(flow: FlowRecord, team_id: str) -> str:
+    return (
+        "This flow is too long to show in Slack. Export it with "
+        f"`python -m bot flows export {flow.id} --team {team_id}`."
+    )
+
+
 def delete_confirm(flow: FlowRecord) -> Message:
     buttons = actions(
         button("Delete", DELETE_CONFIRM_ACTION, flow.id, "danger"),
@@ -276,3 +288,31 @@ def saved(flow: FlowRecord, created: bool, token_shown: bool) -> Message:
     if flow.kind == "instant":
         hint += f" · `/flow run {ref}` to start it"
     return message(f"{verb} flow {flow.name}.", section(text), context(hint))
+
+
+def describe_flows_error(error: FlowbotError) -> str | None:
+    """The catalog's own refusals (`cards.errors` words unknown flows and permissions)."""
+    if isinstance(error, NameTaken):
+        return (
+            f"A flow named `{escape(error.name)}` already exists in this workspace (names "
+            "ignore case). Pick another name, or change that flow with `/flow edit`."
+        )
+    if isinstance(error, VersionConflict):
+        return (
+            f"<@{error.saved_by}> saved version {error.current} of *{escape(error.flow_name)}* "
+            f"while you were editing version {error.expected}. Nothing was overwritten and "
+            "your text is still here: copy it, reopen `/flow edit`, and apply your changes "
+            "to the new version."
+        )
+    if isinstance(error, CreationRefused):
+        who = f" (<@{error.policy_set_by}> set this)" if error.policy_set_by else ""
+        return (
+            "Only some people may create flows in this workspace, and you are not one of "
+            f"them. Ask a workspace admin{who} to add you with `/flow admin creators`."
+        )
+    if isinstance(error, NotAWebhookFlow):
+        return (
+            f"*{escape(error.flow_name)}* is not started by a webhook (its trigger is "
+            f"`{error.trigger_type}`)."
+        )
+    return None

@@ -29,7 +29,16 @@ from slack_sdk.models.views import View
 from cards.common import Message, clip, context, escape, message, section
 from flows.definition import FlowInput
 from flows.durations import format_duration
+from flows.errors import FlowbotError
 from flows.records import RunRecord, StepResult
+from flows.run_model import CancelRequest, RunRefused
+from flows.run_requests import (
+    FlowGone,
+    HistoryNotAllowed,
+    RunHidden,
+    RunNotAllowed,
+    RunNotFound,
+)
 
 # action_id / callback_id the handlers listen to
 RUN_DETAILS_ACTION = "run_details"
@@ -105,9 +114,15 @@ def _step_line(result: StepResult, run: RunRecord) -> str:
     return line
 
 
+def cancel_reason(request: CancelRequest) -> str:
+    """The error a cancelled run records ("the flow was deleted by <@U…>"): the words
+    the runner is given (`Runner(describe_cancel=…)`) for `request`."""
+    return f"{request.reason} by <@{request.by}>" if request.by else request.reason
+
+
 def _cancel_reason(run: RunRecord, limit: int = 2000) -> str:
-    """Why a run was cancelled: the runner's own text ("the flow was deleted by <@U…>"),
-    so its mention is kept (a step's error, quoting the outside world, is escaped)."""
+    """Why a run was cancelled: `cancel_reason`'s own words, so their mention is kept
+    (a step's error, quoting the outside world, is escaped)."""
     return clip(run.error or "cancelled", limit)
 
 
@@ -176,6 +191,14 @@ def run_started(flow_name: str, has_wait: bool) -> Message:
     text = f"Running {flow_name}…"
     tail = " It waits at some steps: you will get the result when it ends." if has_wait else ""
     return message(text, section(f":arrow_forward: Running *{escape(flow_name)}*…{tail}"))
+
+
+def running_notice(flow_name: str) -> str:
+    """A run started from a button, with no form to fill: where its result will come."""
+    return (
+        f":arrow_forward: *{escape(flow_name)}* is running. "
+        "You will get the result in a direct message."
+    )
 
 
 def history_message(
@@ -266,47 +289,73 @@ def run_details_view(run: RunRecord, now: datetime) -> dict[str, Any]:
     return view.to_dict()
 
 
-def _element(spec: FlowInput, value: Any) -> dict[str, Any]:
-    kind = spec.type
-    given = value is not None and value != ""
-    if kind == "number":
-        return NumberInputElement(
-            action_id=INPUT_ACTION,
-            is_decimal_allowed=True,
-            initial_value=str(value) if given else None,
-        ).to_dict()
-    if kind == "boolean":
-        options = [Option(value=v, text=label) for v, label in BOOLEAN_OPTIONS]
-        initial = None
-        if isinstance(value, bool):
-            initial = options[0] if value else options[1]
-        return RadioButtonsElement(
-            action_id=INPUT_ACTION, options=options, initial_option=initial
-        ).to_dict()
-    if kind == "date":
-        return DatePickerElement(
-            action_id=INPUT_ACTION, initial_date=str(value) if given else None
-        ).to_dict()
-    if kind == "user":
-        return UserSelectElement(
-            action_id=INPUT_ACTION, initial_user=str(value) if given else None
-        ).to_dict()
-    if kind == "channel":
-        channel = str(value) if given else ""
-        return ConversationSelectElement(
-            action_id=INPUT_ACTION,
-            initial_conversation=channel if channel[:1] in ("C", "G") else None,
-            filter=ConversationFilter(include=["public", "private"], exclude_bot_users=True),
-        ).to_dict()
-    if kind == "choice":
-        options = [Option(value=c, text=clip(c, 75)) for c in spec.choices[:100]]
-        chosen = next((o for o in options if o.value == value), None)
-        return StaticSelectElement(
-            action_id=INPUT_ACTION, options=options, initial_option=chosen
-        ).to_dict()
+def _boolean_element(spec: FlowInput, value: Any, given: bool) -> dict[str, Any]:
+    options = [Option(value=v, text=label) for v, label in BOOLEAN_OPTIONS]
+    initial = None
+    if isinstance(value, bool):
+        initial = options[0] if value else options[1]
+    return RadioButtonsElement(
+        action_id=INPUT_ACTION, options=options, initial_option=initial
+    ).to_dict()
+
+
+def _number_element(spec: FlowInput, value: Any, given: bool) -> dict[str, Any]:
+    return NumberInputElement(
+        action_id=INPUT_ACTION,
+        is_decimal_allowed=True,
+        initial_value=str(value) if given else None,
+    ).to_dict()
+
+
+def _date_element(spec: FlowInput, value: Any, given: bool) -> dict[str, Any]:
+    return DatePickerElement(
+        action_id=INPUT_ACTION, initial_date=str(value) if given else None
+    ).to_dict()
+
+
+def _user_element(spec: FlowInput, value: Any, given: bool) -> dict[str, Any]:
+    return UserSelectElement(
+        action_id=INPUT_ACTION, initial_user=str(value) if given else None
+    ).to_dict()
+
+
+def _channel_element(spec: FlowInput, value: Any, given: bool) -> dict[str, Any]:
+    channel = str(value) if given else ""
+    return ConversationSelectElement(
+        action_id=INPUT_ACTION,
+        initial_conversation=channel if channel[:1] in ("C", "G") else None,
+        filter=ConversationFilter(include=["public", "private"], exclude_bot_users=True),
+    ).to_dict()
+
+
+def _choice_element(spec: FlowInput, value: Any, given: bool) -> dict[str, Any]:
+    options = [Option(value=c, text=clip(c, 75)) for c in spec.choices[:100]]
+    chosen = next((o for o in options if o.value == value), None)
+    return StaticSelectElement(
+        action_id=INPUT_ACTION, options=options, initial_option=chosen
+    ).to_dict()
+
+
+def _text_element(spec: FlowInput, value: Any, given: bool) -> dict[str, Any]:
     return PlainTextInputElement(
         action_id=INPUT_ACTION, initial_value=str(value) if given else None
     ).to_dict()
+
+
+# The modal's element for each input type (text for any other).
+_ELEMENTS = {
+    "number": _number_element,
+    "boolean": _boolean_element,
+    "date": _date_element,
+    "user": _user_element,
+    "channel": _channel_element,
+    "choice": _choice_element,
+}
+
+
+def _element(spec: FlowInput, value: Any) -> dict[str, Any]:
+    build = _ELEMENTS.get(spec.type, _text_element)
+    return build(spec, value, value is not None and value != "")
 
 
 def run_modal(
@@ -348,3 +397,33 @@ def run_modal(
 def notice_view(title: str, text: str) -> dict[str, Any]:
     """A small modal that only says something (a refusal after a Home tab click)."""
     return View(type="modal", title=clip(title, 24), close="OK", blocks=[section(text)]).to_dict()
+
+
+# ---------------------------------------------------------------------------- refusals
+
+FLOW_GONE = "This flow no longer exists: it was deleted."
+
+_NOT_ALLOWED = {
+    "automated": "{name} is an automated flow: it runs when its trigger fires, not by hand.",
+    "owners_only": "Only the owners of {name} can run this scheduled flow now.",
+    "not_shared": "You can't run {name}: ask an owner to share it with you.",
+    "disabled": "{name} is turned off. An owner can turn it on with `/flow on`.",
+}
+
+
+def describe_runs_error(error: FlowbotError) -> str | None:
+    """Words for the refusals of `flows.run_requests` and the runner (`cards.errors`)."""
+    if isinstance(error, RunNotAllowed):
+        template = _NOT_ALLOWED.get(error.why, _NOT_ALLOWED["not_shared"])
+        return template.format(name=f"*{escape(error.flow_name)}*")
+    if isinstance(error, RunRefused):
+        return f"the flow {escape(error.flow_name)} is {error.why}"
+    if isinstance(error, FlowGone):
+        return FLOW_GONE
+    if isinstance(error, HistoryNotAllowed):
+        return f"You can't see the runs of *{escape(error.flow_name)}*."
+    if isinstance(error, RunNotFound):
+        return "This run no longer exists."
+    if isinstance(error, RunHidden):
+        return "You can't see this run."
+    return None

@@ -51,8 +51,10 @@ def webhook_message(
     token: str | None,
     token_header: str,
     base_url: str | None = None,
+    base_url_setting: str | None = None,
 ) -> Message:
-    """The address of a webhook flow; `token` only right after it was regenerated."""
+    """The address of a webhook flow; `token` only right after it was regenerated. Without
+    `base_url`, how to complete the address (and the setting that would show it whole)."""
     name = escape(flow_name)
     path = f"/hooks/{flow_id}"
     url = f"{base_url.rstrip('/')}{path}" if base_url else f"https://<flowbot host>{path}"
@@ -87,4 +89,11 @@ def webhook_message(
         text = f"{name} starts on POST {url}"
     if not base_url:
         blocks.append(context("The host is the one Slack sends events to (your Request URL)."))
+        if base_url_setting:
+            blocks.append(
+                context(
+                    f"Prefix `{path}` with the bot's public URL; set "
+                    f"`{base_url_setting}` to have the full address shown here."
+                )
+            )
     return message(text, *blocks)

@@ -18,6 +18,7 @@ from cards.common import (
     button,
     clip,
     context,
+    error_message,
     escape,
     message,
     section,
@@ -27,20 +28,27 @@ from cards.common import (
     header as header_block,
 )
 from cards.home import RUN_FLOW_ACTION
+from flows.errors import FlowbotError
 from flows.records import FlowRecord, Role
 from flows.sharing import (
-    ROLE_LABELS,
     AccessRequest,
     AuditEntry,
+    BadCreatorsList,
     ButtonItem,
+    LinkNotPosted,
     MyButtons,
+    NotAButton,
+    PrincipalRefusal,
+    RequestGone,
     ShareLine,
     ShareResult,
+    SharingConflict,
+    SharingRefused,
     UnshareResult,
     UsersView,
     WorkspacePolicy,
-    mention,
 )
+from flows.slack_ids import mention
 
 ADD_BUTTON_ACTION = "sharing:add_button"
 REMOVE_BUTTON_ACTION = "sharing:remove_button"
@@ -64,12 +72,86 @@ def _name(flow: FlowRecord) -> str:
     return f"*{escape(flow.name)}*"
 
 
+ROLE_LABELS: dict[str, str] = {"creator": "creator", "owner": "co-owner", "runner": "run-only"}
+
+# Why one principal of a share / unshare was left out.
+PRINCIPAL_REFUSALS: dict[PrincipalRefusal, str] = {
+    "is_creator": "is the creator and always owns the flow",
+    "cannot_add": "can't be added",
+    "creator_unremovable": "is the creator and can never be removed",
+    "not_shared": "isn't on the sharing list",
+    "cannot_remove": "can't be removed",
+}
+
+# What a button of a flow that no longer exists (or is no longer shared) answers.
+GONE = "This flow no longer exists, or it is no longer shared with you."
+
+
 def role_label(role: str) -> str:
     return ROLE_LABELS.get(role, role)
 
 
 def _list(principals: Sequence[str]) -> str:
     return ", ".join(mention(p) for p in principals)
+
+
+def _refused_line(principal: str, why: PrincipalRefusal) -> str:
+    return f"{mention(principal)} {PRINCIPAL_REFUSALS[why]}."
+
+
+# ------------------------------------------------------------------ refusals
+
+
+# `flows.permissions` said no: `{name}` is the flow's name.
+_REFUSED_OPERATIONS: dict[str, str] = {
+    "share": "You can't share {name}: only its owners and workspace admins can.",
+    "unshare": (
+        "You can't change who {name} is shared with: only its owners and workspace admins can."
+    ),
+    "see_users": "Only the owners of {name} (and workspace admins) can see who it is shared with.",
+    "see_audit": "Only the owners of {name} (and workspace admins) can see its sharing history.",
+    "share_link": "You can't share a link to {name}: only people who may run it can.",
+    "keep_managing": "You can no longer change who {name} is shared with.",
+    "answer_request": "Only the owners of {name} can answer access requests.",
+    "add_button": "{name} is not shared with you (any more).",
+    "set_creators": "Only workspace admins and owners can change who may create flows.",
+}
+# An instant flow (a button) was needed: `{name}`, `{kind}` the flow's name and kind.
+_NOT_A_BUTTON: dict[str, str] = {
+    "run_only_share": (
+        "{name} is a {kind} flow: run-only sharing is for instant flows (buttons). "
+        "Share it `as owner` to let people run it on demand."
+    ),
+    "link": "{name} is a {kind} flow; only instant flows (buttons) have links.",
+    "request": "{name} is not a button; ask its owners directly.",
+    "approve": "{name} is no longer a button.",
+}
+
+
+def describe_sharing_error(error: FlowbotError) -> str | None:
+    """The words for sharing's refusals (`flows.sharing.errors`); None for others."""
+    if isinstance(error, SharingRefused):
+        name = f"*{escape(error.flow_name or '')}*"
+        return _REFUSED_OPERATIONS[error.operation].format(name=name)
+    if isinstance(error, NotAButton):
+        name = f"*{escape(error.flow_name)}*"
+        return _NOT_A_BUTTON[error.purpose].format(name=name, kind=error.kind)
+    if isinstance(error, SharingConflict):
+        return "The sharing list changed under us several times; try again."
+    if isinstance(error, RequestGone):
+        if error.flow_name is None:
+            return "That access request no longer exists."
+        return f"The flow *{escape(error.flow_name)}* no longer exists."
+    if isinstance(error, BadCreatorsList):
+        return "List people, user groups or channels, or say `everyone`."
+    if isinstance(error, LinkNotPosted):
+        return f"I couldn't post in <#{error.channel}>: invite me there (`/invite @Flowbot`)."
+    return None
+
+
+def principal_refused(principal: str, why: PrincipalRefusal) -> Message:
+    """The Remove button of `/flow users` did not remove `principal`."""
+    return error_message(_refused_line(principal, why), None)
 
 
 # ------------------------------------------------------------------ share / unshare answers
@@ -93,7 +175,7 @@ def share_result(result: ShareResult) -> Message:
             f"{_list(result.unchanged)} already had {_name(flow)} as *{role_label(result.role)}*."
         )
     for principal, why in result.refused:
-        lines.append(f":warning: {mention(principal)} {why}.")
+        lines.append(f":warning: {_refused_line(principal, why)}")
     if result.added or result.changed:
         lines.append("_They have been told, with a button to add it to their buttons._")
     text = "\n".join(lines) or "Nothing changed."
@@ -107,7 +189,7 @@ def unshare_result(result: UnshareResult) -> Message:
         who = _list([c.principal for c in result.removed])
         lines.append(f":white_check_mark: {_name(flow)} is no longer shared with {who}.")
     for principal, why in result.refused:
-        lines.append(f":warning: {mention(principal)} {why}.")
+        lines.append(f":warning: {_refused_line(principal, why)}")
     text = "\n".join(lines) or "Nothing changed."
     return message(f"Sharing of {flow.name} updated", section(text))
 

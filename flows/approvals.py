@@ -1,12 +1,8 @@
-"""Approvals (SPEC §7): a run parks at an `approval` step until its approvers decide.
+"""Approvals' use cases (SPEC §7): a run parks at an `approval` step until its approvers
+decide. What an approval is (record, ports, refusals) is in `flows.approval_model`.
 
-- `ApprovalRecord` is the stored approval: who may answer (expanded when the request is
-  made), the mode, the responses, the outcome and the Slack messages carrying its buttons.
-- `ApprovalStore` is its storage port (MongoDB adapter in `storage.approvals_repo`). Every
-  response is a compare-and-set on (status "pending", responder not yet present, version),
-  so double clicks, Slack retries and racing approvers give exactly one outcome.
-- `ApprovalNotifier` is how approvals reach Slack (implemented in `handlers.approvals`).
-- `ApprovalService` records responses, expires and reminds, and resumes the run.
+- `ApprovalService` makes the request, records responses, expires and reminds, and resumes
+  the run.
 - `ApprovalStepExecutor` is the runner's executor for `approval` steps: it makes the
   request and parks the run with wake_at = the reminder or the timeout, so both survive
   restarts through the runner's durable wake-ups.
@@ -29,316 +25,51 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Coroutine, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any
 
-from pydantic import BaseModel, Field
-
+from flows.approval_model import (
+    COMMENT_LIMIT,
+    DEFAULT_OPTIONS,
+    WAITING_PREFIX,
+    ApprovalError,
+    ApprovalNotifier,
+    ApprovalRecord,
+    ApprovalRequest,
+    ApprovalResponse,
+    ApprovalStore,
+    ImpossibleQuorum,
+    NoApprovers,
+    RespondResult,
+    RunResumer,
+    TooFewOptions,
+    UnknownApproveOption,
+    UnknownApprover,
+    evaluate,
+)
 from flows.definition import ApprovalStep
 from flows.ports import Clock, Directory, IdGenerator
 from flows.records import RunRecord
 from flows.runner import CancelRequest, Done, Outcome, Park, StepContext, StepFailed, is_timer
+from flows.slack_ids import parse_principal, principal_kind, split_principals
+
+# This module's API; the record and request types are re-exported for its callers.
+__all__ = [
+    "ApprovalError",
+    "ApprovalRecord",
+    "ApprovalRequest",
+    "ApprovalService",
+    "ApprovalStepExecutor",
+    "ApprovalStore",
+    "RespondResult",
+    "expand_approvers",
+]
 
 log = logging.getLogger(__name__)
 
-ApprovalMode = Literal["first_response", "everyone", "quorum"]
-ApprovalStatus = Literal["pending", "decided", "cancelled"]
 
-APPROVED = "approved"
-REJECTED = "rejected"
-EXPIRED = "expired"
-CANCELLED = "cancelled"
-WAITING_PREFIX = "approval:"
-COMMENT_LIMIT = 2000
-
-
-class ApprovalError(Exception):
-    """The approval step cannot be requested as written (no approvers, bad quorum…)."""
-
-
-DEFAULT_OPTIONS: tuple[str, str] = ("Approve", "Reject")
-
-
-class ApprovalResponse(BaseModel):
-    user: str
-    # The option label chosen.
-    response: str
-    comment: str | None = None
-    at: datetime
-
-
-class ApprovalMessage(BaseModel):
-    """A Slack message carrying the buttons: a DM to `approver`, or a channel post."""
-
-    channel: str
-    ts: str
-    approver: str | None = None
-
-
-class ApprovalRecord(BaseModel):
-    id: str
-    team_id: str
-    run_id: str
-    step_id: str
-    flow_id: str = ""
-    flow_name: str = ""
-    requester: str | None = None
-    title: str
-    details: str = ""
-    mode: ApprovalMode = "first_response"
-    min: int = 1
-    # As written in the step (users, groups, channels), and expanded to users.
-    principals: list[str] = Field(default_factory=list)
-    approvers: list[str] = Field(default_factory=list)
-    options: list[str] = Field(default_factory=lambda: list(DEFAULT_OPTIONS))
-    approve_option: str = DEFAULT_OPTIONS[0]
-    allow_comment: bool = False
-    channel: str | None = None
-    notify_channel: str | None = None
-    status: ApprovalStatus = "pending"
-    # "approved", "rejected", "expired", or "cancelled" (status cancelled).
-    outcome: str | None = None
-    # The label of the deciding response (None when expired).
-    option: str | None = None
-    responder: str | None = None
-    comment: str | None = None
-    # Why and by whom a cancelled approval was cancelled ("the flow was deleted", U…).
-    cancel_reason: str | None = None
-    cancelled_by: str | None = None
-    responses: list[ApprovalResponse] = Field(default_factory=list)
-    messages: list[ApprovalMessage] = Field(default_factory=list)
-    # The buttons were posted (a re-executed step does not post them twice).
-    requested: bool = False
-    created_at: datetime
-    decided_at: datetime | None = None
-    timeout_at: datetime | None = None
-    reminder_at: datetime | None = None
-    reminded: bool = False
-    # The run was given the outcome (a sweep at start-up resumes the others).
-    resumed: bool = False
-    version: int = 0
-
-    @property
-    def pending(self) -> bool:
-        return self.status == "pending"
-
-    @property
-    def cancelled(self) -> bool:
-        return self.status == "cancelled"
-
-    @property
-    def required(self) -> int:
-        """How many positive responses approve."""
-        if self.mode == "everyone":
-            return len(self.approvers)
-        if self.mode == "quorum":
-            return self.min
-        return 1
-
-    @property
-    def negative(self) -> bool:
-        """Decided, and not approved (rejected or expired)."""
-        return self.status == "decided" and self.outcome != APPROVED
-
-    def outcome_of(self, option: str) -> str:
-        return APPROVED if option == self.approve_option else REJECTED
-
-    def has_option(self, option: str) -> bool:
-        return option in self.options
-
-    def response_of(self, user: str) -> ApprovalResponse | None:
-        return next((r for r in self.responses if r.user == user), None)
-
-    def awaiting(self) -> list[str]:
-        """Approvers who have not answered yet."""
-        answered = {r.user for r in self.responses}
-        return [u for u in self.approvers if u not in answered]
-
-    def next_wake(self) -> datetime | None:
-        if self.reminder_at is not None and not self.reminded:
-            if self.timeout_at is None or self.reminder_at < self.timeout_at:
-                return self.reminder_at
-        return self.timeout_at
-
-    def output(self) -> dict[str, Any]:
-        """What the run sees as `steps.<id>`."""
-        return {
-            "approval_id": self.id,
-            "outcome": self.outcome,
-            "option": self.option,
-            "responder": self.responder,
-            "comment": self.comment,
-            "responses": [
-                {
-                    "user": r.user,
-                    "response": r.response,
-                    "comment": r.comment,
-                    "at": r.at.isoformat(),
-                }
-                for r in self.responses
-            ],
-            "approvers": list(self.approvers),
-        }
-
-
-@dataclass(frozen=True)
-class Decision:
-    outcome: str
-    option: str | None
-    responder: str | None
-    comment: str | None
-    at: datetime
-
-    @classmethod
-    def by(cls, record: ApprovalRecord, response: ApprovalResponse) -> Decision:
-        outcome = record.outcome_of(response.response)
-        return cls(outcome, response.response, response.user, response.comment, response.at)
-
-
-def evaluate(record: ApprovalRecord, responses: Sequence[ApprovalResponse]) -> Decision | None:
-    """The decision these responses (in order) reach, or None while still open.
-
-    Deterministic in the list, so two writers racing on the same responses agree."""
-    if not responses:
-        return None
-    if record.mode == "first_response":
-        return Decision.by(record, responses[0])
-    need, total, yes = record.required, len(record.approvers), 0
-    for index, response in enumerate(responses):
-        if response.response == record.approve_option:
-            yes += 1
-        # An approving answer decides "approved" at the threshold; any other answer
-        # decides "rejected" once the threshold is out of reach.
-        if yes >= need or yes + (total - index - 1) < need:
-            return Decision.by(record, response)
-    return None
-
-
-# ------------------------------------------------------------------ ports
-
-
-class ApprovalStore(Protocol):
-    async def create(self, record: ApprovalRecord) -> ApprovalRecord:
-        """Insert, or return the approval already made for (run_id, step_id)."""
-        ...
-
-    async def get(self, approval_id: str) -> ApprovalRecord | None: ...
-
-    async def get_for_step(self, run_id: str, step_id: str) -> ApprovalRecord | None: ...
-
-    async def add_response(
-        self,
-        approval_id: str,
-        version: int,
-        response: ApprovalResponse,
-        decision: Decision | None,
-    ) -> ApprovalRecord | None:
-        """Compare-and-set: only if still pending at `version`, the responder is an
-        approver and has not answered. Returns the updated record, or None."""
-        ...
-
-    async def expire(self, approval_id: str, at: datetime) -> ApprovalRecord | None:
-        """Compare-and-set pending → decided with outcome "expired"; None if not pending."""
-        ...
-
-    async def cancel(
-        self, approval_id: str, at: datetime, reason: str, by: str | None
-    ) -> ApprovalRecord | None:
-        """Compare-and-set pending → cancelled; None if not pending."""
-        ...
-
-    async def pending_of_run(self, run_id: str) -> list[ApprovalRecord]:
-        """The run's approvals still pending."""
-        ...
-
-    async def set_messages(self, approval_id: str, messages: Sequence[ApprovalMessage]) -> None:
-        """Record the posted messages and mark the approval requested."""
-        ...
-
-    async def mark_reminded(self, approval_id: str) -> bool:
-        """True for the one caller that flips `reminded` (while still pending)."""
-        ...
-
-    async def mark_resumed(self, approval_id: str) -> None: ...
-
-    async def pending_for(self, team_id: str, user: str) -> list[ApprovalRecord]:
-        """Pending approvals where `user` is an approver who has not answered."""
-        ...
-
-    async def unresumed(self) -> list[ApprovalRecord]:
-        """Decided approvals whose run has not been given the outcome yet."""
-        ...
-
-
-class ApprovalNotifier(Protocol):
-    """How approvals reach people. Implemented with Block Kit cards in handlers."""
-
-    async def send_request(self, record: ApprovalRecord) -> list[ApprovalMessage]:
-        """Post the buttons: a DM to each approver, or one post in `record.channel`."""
-        ...
-
-    async def show_progress(self, record: ApprovalRecord) -> None:
-        """A response was recorded without deciding: refresh the messages."""
-        ...
-
-    async def show_outcome(self, record: ApprovalRecord) -> None:
-        """Decided: every message shows the outcome, who decided, the comment; no buttons.
-        Cancelled: every message says so and why; no buttons."""
-        ...
-
-    async def remind(self, record: ApprovalRecord, users: Sequence[str]) -> None: ...
-
-    async def tell_requester(self, record: ApprovalRecord) -> None:
-        """The requester hears of a negative outcome (rejected, expired, custom)."""
-        ...
-
-    async def notify(self, record: ApprovalRecord, event: Literal["requested", "decided"]) -> None:
-        """A notice in the flow's notify channel."""
-        ...
-
-    async def bot_user(self) -> str | None:
-        """The bot's own user id: never an approver (it is a member of channels)."""
-        ...
-
-    async def refresh_lists(self, record: ApprovalRecord) -> None:
-        """The approvers' pending lists changed (the App Home's Pending approvals)."""
-        ...
-
-
-class RunResumer(Protocol):
-    """The runner's external wake-up (issue 4): give a parked step its result."""
-
-    async def resume(self, run_id: str, step_id: str, payload: dict[str, Any]) -> Any: ...
-
-
-# ------------------------------------------------------------------ principals
-
-_USER = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
-_GROUP = re.compile(r"^<!subteam\^(S[A-Z0-9]+)(?:\|[^>]*)?>$")
-_CHANNEL = re.compile(r"^<#([CG][A-Z0-9]+)(?:\|[^>]*)?>$")
-_BARE = re.compile(r"^[UWSCG][A-Z0-9]{2,}$")
-_TOKEN = re.compile(r"<[^>]*>|[^\s,<>]+")
-
-
-def parse_principal(text: str) -> str | None:
-    """`<@U1|x>` → U1, `<!subteam^S1|x>` → S1, `<#C1|x>` → C1, bare ids as they are."""
-    text = text.strip()
-    for pattern in (_USER, _GROUP, _CHANNEL):
-        match = pattern.match(text)
-        if match:
-            return match.group(1)
-    return text if _BARE.match(text) else None
-
-
-def split_principals(values: Iterable[str]) -> list[str]:
-    """Rendered approver entries may hold several mentions separated by spaces or commas."""
-    out: list[str] = []
-    for value in values:
-        out.extend(_TOKEN.findall(value))
-    return out
+# ------------------------------------------------------------------ approvers and options
 
 
 async def expand_approvers(
@@ -350,10 +81,11 @@ async def expand_approvers(
     for raw in principals:
         principal = parse_principal(raw)
         if principal is None:
-            raise ApprovalError(f"approver {raw!r} is not a user, group or channel mention")
-        if principal.startswith("S"):
+            raise UnknownApprover(raw)
+        kind = principal_kind(principal)
+        if kind == "group":
             members: Iterable[str] = sorted(await directory.usergroup_members(team_id, principal))
-        elif principal.startswith(("C", "G")):
+        elif kind == "channel":
             members = sorted(await directory.channel_members(team_id, principal))
         else:
             members = [principal]
@@ -363,54 +95,39 @@ async def expand_approvers(
     return users
 
 
+def _quorum(req: ApprovalRequest, approvers: int) -> int:
+    """How many approving answers `quorum` mode needs (1 in the other modes)."""
+    if req.mode != "quorum":
+        return 1
+    minimum = req.min or 1
+    if not 1 <= minimum <= approvers:
+        raise ImpossibleQuorum(minimum, approvers)
+    return minimum
+
+
+def _options(req: ApprovalRequest) -> tuple[list[str], str]:
+    """The button labels and the one that approves."""
+    options = [o.strip() for o in req.options or DEFAULT_OPTIONS if o.strip()]
+    if len(options) < 2 or len(set(options)) != len(options):
+        raise TooFewOptions(options)
+    approve_option = req.approve_option or options[0]
+    if approve_option not in options:
+        raise UnknownApproveOption(approve_option, options)
+    return options, approve_option
+
+
+def _deadlines(
+    now: datetime, timeout: timedelta | None, reminder: timedelta | None
+) -> tuple[datetime | None, datetime | None]:
+    """(timeout_at, reminder_at); a reminder that would fall before now is dropped."""
+    timeout_at = now + timeout if timeout else None
+    if reminder is None:
+        return timeout_at, None
+    reminder_at = timeout_at - reminder if timeout_at else now + reminder
+    return timeout_at, reminder_at if reminder_at > now else None
+
+
 # ------------------------------------------------------------------ the service
-
-
-@dataclass
-class ApprovalRequest:
-    """An approval step with its templates rendered (the executor builds it)."""
-
-    team_id: str
-    run_id: str
-    step_id: str
-    title: str
-    approvers: list[str]
-    flow_id: str = ""
-    flow_name: str = ""
-    requester: str | None = None
-    details: str = ""
-    mode: ApprovalMode = "first_response"
-    min: int | None = None
-    options: list[str] = field(default_factory=lambda: list(DEFAULT_OPTIONS))
-    approve_option: str | None = None
-    allow_comment: bool = False
-    channel: str | None = None
-    notify_channel: str | None = None
-    timeout: timedelta | None = None
-    # How long before the timeout the approvers still waiting are reminded.
-    reminder: timedelta | None = None
-
-
-RespondKind = Literal[
-    "recorded",  # counted, not decided yet
-    "decided",  # this response decided the approval
-    "already_decided",
-    "cancelled",  # the run was cancelled (its flow deleted)
-    "already_responded",
-    "not_approver",
-    "not_found",
-    "unknown_option",
-]
-
-
-@dataclass(frozen=True)
-class RespondResult:
-    kind: RespondKind
-    record: ApprovalRecord | None = None
-
-    @property
-    def counted(self) -> bool:
-        return self.kind in ("recorded", "decided")
 
 
 class ApprovalService:
@@ -482,40 +199,25 @@ class ApprovalService:
         existing = await self.store.get_for_step(req.run_id, req.step_id)
         if existing is not None:
             return await self._post_if_needed(existing)
+        record = await self.store.create(await self._new_record(req))
+        return await self._post_if_needed(record)
+
+    async def _new_record(self, req: ApprovalRequest) -> ApprovalRecord:
+        """The approval `req` asks for; an `ApprovalError` if it cannot be made as written."""
         bot_user = await self.notifier.bot_user()
         principals = split_principals(req.approvers)
         approvers = await expand_approvers(
             req.team_id, principals, self.directory, exclude=[bot_user] if bot_user else []
         )
         if not approvers:
-            raise ApprovalError("the approval has no approvers (empty groups or channels?)")
-        minimum = 1
-        if req.mode == "quorum":
-            minimum = req.min or 1
-            if not 1 <= minimum <= len(approvers):
-                raise ApprovalError(
-                    f"quorum of {minimum} is impossible with {len(approvers)} approver(s)"
-                )
-        options = [o.strip() for o in req.options or DEFAULT_OPTIONS if o.strip()]
-        if len(options) < 2 or len(set(options)) != len(options):
-            raise ApprovalError("an approval needs at least two distinct options")
-        approve_option = req.approve_option or options[0]
-        if approve_option not in options:
-            raise ApprovalError(f"approve option {approve_option!r} is not one of the options")
+            raise NoApprovers()
+        minimum = _quorum(req, len(approvers))
+        options, approve_option = _options(req)
         now = self.clock.now()
-        timeout_at = now + req.timeout if req.timeout else None
-        reminder_at: datetime | None = None
-        if req.reminder is not None:
-            reminder_at = timeout_at - req.reminder if timeout_at else now + req.reminder
-            if reminder_at <= now:
-                reminder_at = None
-        channel = None
-        if req.channel:
-            channel = await self.directory.resolve_channel(req.team_id, req.channel)
-        notify_channel = None
-        if req.notify_channel:
-            notify_channel = await self.directory.resolve_channel(req.team_id, req.notify_channel)
-        record = ApprovalRecord(
+        timeout_at, reminder_at = _deadlines(now, req.timeout, req.reminder)
+        channel = await self._resolve_channel(req.team_id, req.channel)
+        notify_channel = await self._resolve_channel(req.team_id, req.notify_channel)
+        return ApprovalRecord(
             id=self.ids.new_id("A"),
             team_id=req.team_id,
             run_id=req.run_id,
@@ -538,8 +240,9 @@ class ApprovalService:
             timeout_at=timeout_at,
             reminder_at=reminder_at,
         )
-        record = await self.store.create(record)
-        return await self._post_if_needed(record)
+
+    async def _resolve_channel(self, team_id: str, channel: str | None) -> str | None:
+        return await self.directory.resolve_channel(team_id, channel) if channel else None
 
     async def _post_if_needed(self, record: ApprovalRecord) -> ApprovalRecord:
         if record.requested or not record.pending:

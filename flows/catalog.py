@@ -1,6 +1,7 @@
 """The flow catalog: creating, finding, editing, enabling and deleting flows.
 
-Handlers call `FlowCatalog`; it asks `flows.permissions` before every change and keeps
+Handlers call one `FlowCatalog` use case each; it asks `flows.permissions` before every
+read or change for a person, raises refusals as data (worded by `cards.flows`) and keeps
 definitions versioned through a `FlowStore` (implemented in `storage.flows_repo`).
 """
 
@@ -9,12 +10,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from flows.definition import FlowDefinition, WebhookTrigger
+from flows.definition import FlowDefinition, ScheduleTrigger, WebhookTrigger
+from flows.errors import FlowbotError, NotAllowed
+from flows.errors import FlowNotFound as FlowNotFound  # re-exported: importers catch it here
 from flows.permissions import Access, Action, allowed, resolve_access
 from flows.ports import Clock, Directory, IdGenerator
 from flows.records import FlowRecord, SlotBinding
@@ -29,56 +32,40 @@ ChangeListener = Callable[[str, str], Awaitable[None]]
 DeleteListener = Callable[[str, str, str], Awaitable[None]]
 
 
-def _shown(text: str) -> str:
-    """Typed text echoed in a Slack message: its three control characters escaped."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+# Catalog refusals are data: `flows.errors.FlowNotFound` and `NotAllowed`, and the
+# `FlowbotError`s below; `cards.flows.describe_flows_error` words them.
 
 
-class CatalogError(Exception):
-    """A refused catalog operation; the message is meant for the person who asked."""
+class CreationRefused(FlowbotError):
+    """The workspace's creation policy does not list this person (issue 5: sharing).
+    `policy_set_by` is the admin who last set the policy, if known: whom to ask."""
 
-
-class FlowNotFound(CatalogError):
-    def __init__(self, ref: str) -> None:
-        super().__init__(f"There is no flow named `{_shown(ref)}` in this workspace.")
-        self.ref = ref
-
-
-class PermissionDenied(CatalogError):
-    def __init__(self, flow_name: str, action: Action) -> None:
-        verb = _ACTION_VERBS.get(action, action.value)
-        super().__init__(f"You can't {verb} flow *{flow_name}*: only its owners can.")
-        self.flow_name = flow_name
-        self.action = action
-
-
-# --- sharing (issue 5): workspace admins may restrict who creates flows.
-class CreationRefused(CatalogError):
-    """The workspace's creation policy does not list this person; says whom to ask."""
+    def __init__(self, user_id: str, policy_set_by: str | None = None) -> None:
+        super().__init__(f"{user_id} may not create flows in this workspace.")
+        self.user_id = user_id
+        self.policy_set_by = policy_set_by
 
 
 class CreationPolicy(Protocol):
-    async def creation_refusal(self, team_id: str, user_id: str) -> str | None:
-        """None if the user may create flows, else the message to show them."""
+    async def creation_refusal(self, team_id: str, user_id: str) -> CreationRefused | None:
+        """None if the user may create flows, else the refusal to raise."""
 
 
-class NameTaken(CatalogError):
+class NameTaken(FlowbotError):
+    """Another flow of the workspace has this name (names ignore case)."""
+
     def __init__(self, name: str) -> None:
-        super().__init__(
-            f"A flow named `{name}` already exists in this workspace (names ignore case). "
-            "Pick another name, or change that flow with `/flow edit`."
-        )
+        super().__init__(f"A flow named {name!r} already exists in this workspace.")
         self.name = name
 
 
-class VersionConflict(CatalogError):
+class VersionConflict(FlowbotError):
     """Someone saved the flow after the version the editor started from."""
 
     def __init__(self, flow_name: str, expected: int, current: int, saved_by: str) -> None:
         super().__init__(
-            f"<@{saved_by}> saved version {current} of *{flow_name}* while you were editing "
-            f"version {expected}. Nothing was overwritten and your text is still here: "
-            "copy it, reopen `/flow edit`, and apply your changes to the new version."
+            f"{saved_by} saved version {current} of {flow_name!r} while version {expected} "
+            "was being edited."
         )
         self.flow_name = flow_name
         self.expected = expected
@@ -86,13 +73,13 @@ class VersionConflict(CatalogError):
         self.saved_by = saved_by
 
 
-_ACTION_VERBS = {
-    Action.VIEW: "see",
-    Action.EDIT: "edit",
-    Action.DELETE: "delete",
-    Action.EXPORT: "export",
-    Action.RUN: "run",
-}
+class NotAWebhookFlow(FlowbotError):
+    """`/flow webhook` on a flow that another trigger starts."""
+
+    def __init__(self, flow_name: str, trigger_type: str) -> None:
+        super().__init__(f"Flow {flow_name!r} is not started by a webhook ({trigger_type}).")
+        self.flow_name = flow_name
+        self.trigger_type = trigger_type
 
 
 @dataclass(frozen=True)
@@ -185,18 +172,50 @@ def needs_webhook_token(definition: FlowDefinition) -> bool:
     return isinstance(definition.trigger, WebhookTrigger)
 
 
+@dataclass(frozen=True)
+class FlowDetails:
+    """A flow as `/flow show` presents it."""
+
+    flow: FlowRecord
+    # The next scheduled run (None: not scheduled, or off).
+    next_run: datetime | None
+
+
+@dataclass(frozen=True)
+class FlowListing:
+    """The flows a person sees in `/flow list`, by name."""
+
+    owned: list[FlowRecord]
+    shared: list[FlowRecord]  # run only
+
+
+@dataclass(frozen=True)
+class WebhookAddress:
+    flow: FlowRecord
+    # A new token, only right after it was made (the store keeps its sha256).
+    token: str | None = None
+
+
 class FlowCatalog:
     def __init__(
-        self, store: FlowStore, directory: Directory, clock: Clock, ids: IdGenerator
+        self,
+        store: FlowStore,
+        directory: Directory,
+        clock: Clock,
+        ids: IdGenerator,
+        *,
+        creation_policy: CreationPolicy | None = None,
+        on_change: Sequence[ChangeListener] = (),
+        on_delete: Sequence[DeleteListener] = (),
     ) -> None:
         self.store = store
         self.directory = directory
         self.clock = clock
         self.ids = ids
-        self.on_change: list[ChangeListener] = []
-        self.on_delete: list[DeleteListener] = []
-        # --- sharing (issue 5): set by bot.app to the SharingService.
-        self.creation_policy: CreationPolicy | None = None
+        # Sharing (issue 5): workspace admins may restrict who creates flows.
+        self.creation_policy = creation_policy
+        self.on_change: list[ChangeListener] = list(on_change)
+        self.on_delete: list[DeleteListener] = list(on_delete)
 
     # ------------------------------------------------------------------ reading
 
@@ -213,11 +232,11 @@ class FlowCatalog:
     async def authorize(
         self, team_id: str, user_id: str, ref: str, action: Action
     ) -> tuple[FlowRecord, Access]:
-        """The flow and the user's access to it, if they may do `action`; else an error."""
+        """The flow and the user's access to it, if they may do `action`; else NotAllowed."""
         flow = await self.find(team_id, ref)
         access = await resolve_access(flow, user_id, self.directory)
         if not allowed(action, flow, access):
-            raise PermissionDenied(flow.name, action)
+            raise NotAllowed(action.value, flow.name, user_id)
         return flow, access
 
     async def list_for(self, team_id: str, user_id: str) -> list[ListedFlow]:
@@ -229,6 +248,23 @@ class FlowCatalog:
                 listed.append(ListedFlow(flow, access))
         return sorted(listed, key=lambda item: item.flow.name.casefold())
 
+    async def listing(self, team_id: str, user_id: str) -> FlowListing:
+        listed = await self.list_for(team_id, user_id)
+        return FlowListing(
+            owned=[item.flow for item in listed if item.access.is_owner],
+            shared=[item.flow for item in listed if not item.access.is_owner],
+        )
+
+    async def show(self, team_id: str, user_id: str, ref: str) -> FlowDetails:
+        flow, _ = await self.authorize(team_id, user_id, ref, Action.VIEW)
+        return FlowDetails(flow, self.next_run(flow))
+
+    def next_run(self, flow: FlowRecord) -> datetime | None:
+        trigger = flow.definition.trigger
+        if isinstance(trigger, ScheduleTrigger) and flow.enabled:
+            return trigger.next_fire_time(self.clock.now())
+        return None
+
     async def versions(self, team_id: str, user_id: str, ref: str) -> list[FlowVersion]:
         flow, _ = await self.authorize(team_id, user_id, ref, Action.EXPORT)
         return await self.store.versions(team_id, flow.id)
@@ -237,14 +273,24 @@ class FlowCatalog:
         flow, _ = await self.authorize(team_id, user_id, ref, Action.EXPORT)
         return flow
 
+    async def open_for_editing(self, team_id: str, user_id: str, ref: str) -> FlowRecord:
+        """The flow to prefill the editor with, if the user may edit it."""
+        flow, _ = await self.authorize(team_id, user_id, ref, Action.EDIT)
+        return flow
+
+    async def ask_to_delete(self, team_id: str, user_id: str, ref: str) -> FlowRecord:
+        """The flow to ask about, if the user may delete it (the click checks again)."""
+        flow, _ = await self.authorize(team_id, user_id, ref, Action.DELETE)
+        return flow
+
     # ------------------------------------------------------------------ changing
 
     async def create(self, team_id: str, user_id: str, definition: FlowDefinition) -> SaveResult:
-        # --- sharing (issue 5): the workspace's creation policy comes first.
+        # Sharing (issue 5): the workspace's creation policy comes first.
         if self.creation_policy is not None:
             refusal = await self.creation_policy.creation_refusal(team_id, user_id)
-            if refusal:
-                raise CreationRefused(refusal)
+            if refusal is not None:
+                raise refusal
         now = self.clock.now()
         token = secrets.token_urlsafe(32) if needs_webhook_token(definition) else None
         flow = FlowRecord(
@@ -262,6 +308,19 @@ class FlowCatalog:
         await self.store.insert(flow)
         await self._changed(team_id, flow.id)
         return SaveResult(flow, token, created=True)
+
+    async def save(
+        self,
+        team_id: str,
+        user_id: str,
+        definition: FlowDefinition,
+        flow_id: str | None = None,
+        expected_version: int | None = None,
+    ) -> SaveResult:
+        """What the editor submits: a new flow (no `flow_id`), or a new version of one."""
+        if flow_id is None:
+            return await self.create(team_id, user_id, definition)
+        return await self.update_definition(team_id, user_id, flow_id, definition, expected_version)
 
     async def update_definition(
         self,
@@ -285,6 +344,20 @@ class FlowCatalog:
             saved = saved.model_copy(update={"webhook_token_hash": hash_webhook_token(token)})
         await self._changed(team_id, saved.id)
         return SaveResult(saved, token)
+
+    async def webhook(
+        self, team_id: str, user_id: str, ref: str, regenerate: bool = False
+    ) -> WebhookAddress:
+        """An owner's look at a webhook flow; with `regenerate`, a new secret token (the
+        old one stops working at once)."""
+        flow, _ = await self.authorize(team_id, user_id, ref, Action.EDIT)
+        if not needs_webhook_token(flow.definition):
+            raise NotAWebhookFlow(flow.name, flow.definition.trigger.type)
+        if not regenerate:
+            return WebhookAddress(flow)
+        token = secrets.token_urlsafe(32)
+        await self.store.set_webhook_hash(team_id, flow.id, hash_webhook_token(token))
+        return WebhookAddress(flow, token)
 
     async def set_enabled(self, team_id: str, user_id: str, ref: str, enabled: bool) -> FlowRecord:
         flow, _ = await self.authorize(team_id, user_id, ref, Action.EDIT)

@@ -7,13 +7,21 @@ attributes; `str()` of one is a plain-text fallback for logs and the CLI.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class FlowbotError(Exception):
     """A refused operation; nothing was changed."""
 
+    # A slash command refused with this error shows the subcommand's usage line too:
+    # true for mistakes in what was typed (an unknown flow, slot or connection name).
+    typing_mistake: ClassVar[bool] = False
+
 
 class FlowNotFound(FlowbotError):
     """No flow with this name or id in the workspace (or none the person may see)."""
+
+    typing_mistake = True
 
     def __init__(self, ref: str) -> None:
         super().__init__(f"There is no flow named {ref!r} in this workspace.")

@@ -1,4 +1,5 @@
-"""The one permission function. Every handler asks it; SPEC §4's table is the law.
+"""The one place permissions are decided. The use cases in `flows` ask it (never the
+listeners in `handlers`); SPEC §4's table is the law.
 
 | action                    | creator | co-owner | run-only        | admin          | others |
 | run an instant flow       | yes     | yes      | yes             | no             | no     |
@@ -21,12 +22,32 @@ access it gave.
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from flows.ports import Directory
 from flows.records import FlowRecord
+from flows.slack_ids import is_principal, principal_kind
+
+__all__ = [
+    "ADMIN_ACTIONS",
+    "OWNER_ACTIONS",
+    "RUNNER_ACTIONS",
+    "Access",
+    "Action",
+    "allowed",
+    "granted",
+    "hides_flow",
+    "is_principal",
+    "may_add",
+    "may_create_flows",
+    "may_remove",
+    "may_set_creation_policy",
+    "may_view_run",
+    "principal_includes",
+    "principal_kind",
+    "resolve_access",
+]
 
 
 class Action(str, enum.Enum):
@@ -57,22 +78,6 @@ RUNNER_ACTIONS: frozenset[Action] = frozenset(
     }
 )
 ADMIN_ACTIONS: frozenset[Action] = frozenset({Action.MANAGE_SHARING})
-
-# U…/W… users, S… user groups, C…/G… channels (G: legacy private channels).
-_PRINCIPAL = re.compile(r"^[UWSCG][A-Z0-9]{2,}$")
-
-
-def is_principal(principal: str) -> bool:
-    return bool(_PRINCIPAL.match(principal))
-
-
-def principal_kind(principal: str) -> str:
-    """ "user", "group" or "channel" (by Slack's id prefixes)."""
-    if principal.startswith("S"):
-        return "group"
-    if principal.startswith(("C", "G")):
-        return "channel"
-    return "user"
 
 
 @dataclass(frozen=True)
@@ -165,6 +170,12 @@ def allowed(action: Action, flow: FlowRecord, access: Access) -> bool:
     return action in granted(flow, access)
 
 
+def hides_flow(flow: FlowRecord, access: Access) -> bool:
+    """Someone who may not even see the flow (and is no admin) is told it does not exist:
+    its name must not leak."""
+    return not allowed(Action.VIEW, flow, access) and not access.is_admin
+
+
 def may_remove(flow: FlowRecord, access: Access, principal: str) -> bool:
     """Owners and admins may remove anyone from the sharing list but the creator."""
     return principal != flow.creator and allowed(Action.MANAGE_SHARING, flow, access)
@@ -193,8 +204,9 @@ def may_view_run(flow: FlowRecord, access: Access, user_id: str, started_by: str
     )
 
 
-async def can(action: Action, flow: FlowRecord, user_id: str, directory: Directory) -> bool:
-    return allowed(action, flow, await resolve_access(flow, user_id, directory))
+def may_view_run_of_deleted_flow(user_id: str, started_by: str | None) -> bool:
+    """A deleted flow has no sharing left: only whoever started a run still sees it."""
+    return bool(user_id) and started_by == user_id
 
 
 async def may_create_flows(
@@ -212,3 +224,8 @@ async def may_create_flows(
         if await principal_includes(team_id, principal, user_id, directory):
             return True
     return False
+
+
+async def may_set_creation_policy(team_id: str, user_id: str, directory: Directory) -> bool:
+    """Only workspace admins (and owners) choose who may create flows."""
+    return await directory.is_workspace_admin(team_id, user_id)

@@ -1,8 +1,9 @@
 """Cross-cutting ports: what the engine needs from the outside world.
 
 Each area keeps its own storage Protocol next to its service (FlowStore in
-`flows.catalog`, RunStore in `flows.runner`, …). Adapters live in `storage/` and
-`handlers/`; tests use real adapters, and fakes only for the clock and ids.
+`flows.catalog`, RunStore in `flows.runner`, …). Adapters live in `storage/` (the
+database) and `adapters/` (Slack); tests use real adapters, and fakes only for the clock
+and ids.
 """
 
 from __future__ import annotations

@@ -28,373 +28,72 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import secrets
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Final, Literal, Protocol, runtime_checkable
+from typing import Any, Literal
 
 from flows.ports import Clock, IdGenerator
-from flows.records import FlowRecord, MessageRef, RunRecord, RunTrigger, StepResult
-from flows.templating import TemplateError, is_truthy, render_text, render_value
+from flows.records import FlowRecord, RunRecord, RunTrigger, StepResult
+
+# The engine's vocabulary, re-exported: `from flows.runner import Done, Park, …` keeps working.
+from flows.run_model import (
+    TIMER,
+    BranchingExecutor,
+    CancelListener,
+    CancelRequest,
+    CancelResult,
+    Claim,
+    Done,
+    DuplicateRun,
+    ExecutorRegistry,
+    Lease,
+    NullNotifier,
+    Outcome,
+    Park,
+    RunEvent,
+    RunNotifier,
+    RunRefused,
+    RunStore,
+    StepContext,
+    StepExecutor,
+    StepFailed,
+    explain_template_error,
+    is_timer,
+    plain_cancel_reason,
+    template_data,
+)
+
+__all__ = [
+    "TIMER",
+    "BranchingExecutor",
+    "CancelListener",
+    "CancelRequest",
+    "CancelResult",
+    "Claim",
+    "Done",
+    "DuplicateRun",
+    "ExecutorRegistry",
+    "Lease",
+    "NullNotifier",
+    "Outcome",
+    "Park",
+    "RunEvent",
+    "RunNotifier",
+    "RunRefused",
+    "RunStore",
+    "Runner",
+    "StepContext",
+    "StepExecutor",
+    "StepFailed",
+    "default_owner",
+    "explain_template_error",
+    "is_timer",
+    "template_data",
+]
 
 log = logging.getLogger(__name__)
-
-# ------------------------------------------------------------------ executor protocol
-
-
-@dataclass(frozen=True)
-class Done:
-    """The step finished; `output` is what `steps.<id>.…` templates see."""
-
-    output: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Park:
-    """The step waits: until `wake_at` (then `resume` gets `TIMER`) and/or for an outside
-    event named by `waiting_for` (then `resume` gets the payload of `Runner.resume`).
-    `output` is recorded on the waiting step (for example the time it waits until)."""
-
-    wake_at: datetime | None = None
-    waiting_for: str | None = None
-    output: dict[str, Any] = field(default_factory=dict)
-
-
-Outcome = Done | Park
-
-#: The payload `resume` receives when a parked step's `wake_at` has passed.
-TIMER: Final[Mapping[str, Any]] = {"event": "timer"}
-
-
-def is_timer(payload: Mapping[str, Any]) -> bool:
-    return payload.get("event") == "timer"
-
-
-class StepFailed(Exception):
-    """A step failed; the message is shown as the step's error. `field` names the field
-    of the step the error is about, if any."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
-
-    def __str__(self) -> str:
-        return f"field {self.field}: {self.message}" if self.field else self.message
-
-
-class StepContext:
-    """What an executor sees of the run: its data, template rendering, its variables."""
-
-    def __init__(self, run: RunRecord, step_id: str, clock: Clock) -> None:
-        self.run = run
-        self.step_id = step_id
-        self.clock = clock
-
-    @property
-    def team_id(self) -> str:
-        return self.run.team_id
-
-    @property
-    def vars(self) -> dict[str, Any]:
-        return self.run.vars
-
-    def now(self) -> datetime:
-        return self.clock.now()
-
-    def set_var(self, name: str, value: Any) -> None:
-        self.run.vars[name] = value
-
-    def template_data(self) -> dict[str, Any]:
-        return template_data(self.run)
-
-    def render(self, field_name: str, source: Any) -> str:
-        """Render a text field; a template error is a StepFailed naming the field."""
-        if source is None:
-            return ""
-        if not isinstance(source, str):
-            source = str(source)
-        try:
-            return render_text(source, self.template_data())
-        except TemplateError as exc:
-            raise StepFailed(explain_template_error(source, str(exc)), field_name) from None
-
-    def value(self, field_name: str, source: Any) -> Any:
-        """Render a value keeping native types (`{{ inputs.amount }}` stays a number)."""
-        try:
-            return render_value(source, self.template_data())
-        except TemplateError as exc:
-            raise StepFailed(explain_template_error(source, str(exc)), field_name) from None
-
-    def truthy(self, field_name: str, source: Any) -> bool:
-        return is_truthy(self.value(field_name, source))
-
-
-class StepExecutor(Protocol):
-    """Executes one step type. Raise `StepFailed` (or any exception) to fail the step."""
-
-    async def execute(self, step: Any, ctx: StepContext) -> Outcome: ...
-
-    async def resume(self, step: Any, ctx: StepContext, payload: Mapping[str, Any]) -> Outcome:
-        """A parked step wakes up: `TIMER` when its wake_at passed, else the payload given
-        to `Runner.resume`. Return Done to go on, or Park to wait again."""
-        ...
-
-
-@runtime_checkable
-class BranchingExecutor(Protocol):
-    """An executor whose step contains steps (condition): after it is done, the runner
-    runs `children(step, output)`; the output recorded decides the branch on resume."""
-
-    def children(self, step: Any, output: Mapping[str, Any]) -> Sequence[Any]: ...
-
-
-class ExecutorRegistry:
-    """Step type → executor. Issues plug theirs in with `register` (approval, http…)."""
-
-    def __init__(self, executors: Mapping[str, StepExecutor] | None = None) -> None:
-        self._executors: dict[str, StepExecutor] = dict(executors or {})
-
-    def register(self, step_type: str, executor: StepExecutor) -> None:
-        self._executors[step_type] = executor
-
-    def get(self, step_type: str) -> StepExecutor | None:
-        return self._executors.get(step_type)
-
-    def types(self) -> list[str]:
-        return sorted(self._executors)
-
-
-# ------------------------------------------------------------------ storage and notifier ports
-
-
-@dataclass(frozen=True)
-class Lease:
-    """Who drives a run, until when. Every write after the insert checks it."""
-
-    owner: str
-    until: datetime
-
-
-@dataclass(frozen=True)
-class CancelRequest:
-    """Why runs are cancelled: `reason` ("the flow was deleted"), by whom (a user id, if
-    known), when. `error` is what the cancelled run records and shows."""
-
-    reason: str
-    by: str | None
-    at: datetime
-
-    @property
-    def error(self) -> str:
-        return f"{self.reason} by <@{self.by}>" if self.by else self.reason
-
-
-@dataclass(frozen=True)
-class CancelResult:
-    """What `RunStore.cancel_flow_runs` did: runs now cancelled, and runs being driven
-    that were asked to stop at their next step boundary (their ids)."""
-
-    cancelled: list[RunRecord] = field(default_factory=list)
-    requested: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A run this process now drives; `resume` is (step id, payload) of a waiting step;
-    `cancel` is set when the run was asked to stop (it ends cancelled before any step)."""
-
-    run: RunRecord
-    resume: tuple[str, dict[str, Any]] | None = None
-    cancel: CancelRequest | None = None
-
-
-class DuplicateRun(Exception):
-    """A run with this run_key exists already (one scheduled slot or event, one run)."""
-
-
-class RunStore(Protocol):
-    """The `runs` collection (MongoDB adapter: `storage.runs_repo.MongoRunStore`)."""
-
-    async def insert(self, run: RunRecord, lease: Lease | None) -> None:
-        """Insert a new run, leased (status running) or not (queued). DuplicateRun if its
-        run_key exists."""
-        ...
-
-    async def get(self, run_id: str) -> RunRecord | None: ...
-
-    async def record_step(
-        self, run_id: str, lease: Lease, result: StepResult, extra: Mapping[str, Any]
-    ) -> bool:
-        """`$set steps.<id>` (and `extra` top-level fields: vars, notify_message) and
-        extend the lease. False if the lease is not ours any more or a cancel was
-        requested (see `end_cancelled`)."""
-        ...
-
-    async def park(
-        self,
-        run_id: str,
-        lease: Lease,
-        result: StepResult,
-        wake_at: datetime | None,
-        waiting_for: str | None,
-        extra: Mapping[str, Any],
-    ) -> bool:
-        """Record the waiting step, set status waiting, wake_at, waiting_for; drop the lease.
-        False like `record_step`."""
-        ...
-
-    async def finish(
-        self,
-        run_id: str,
-        lease: Lease,
-        status: Literal["succeeded", "failed", "cancelled"],
-        finished_at: datetime,
-        error: str | None,
-        error_step: str | None,
-        result: StepResult | None,
-        extra: Mapping[str, Any],
-    ) -> bool:
-        """The final update (with the failing step's result, if any); drops the lease.
-        False like `record_step`."""
-        ...
-
-    async def requeue(self, run_id: str, owner: str) -> None:
-        """Shutdown: a run we drive goes back to queued, lease dropped."""
-        ...
-
-    async def renew(self, run_ids: Sequence[str], lease: Lease) -> None: ...
-
-    async def record_notify(self, run_id: str, ref: MessageRef) -> None:
-        """Remember the notify message of a run (when no other write carried it)."""
-        ...
-
-    async def claim_waiting(
-        self, run_id: str, step_id: str, payload: Mapping[str, Any], lease: Lease
-    ) -> Claim | None:
-        """waiting (or queued) → running if `step_id` is the waiting step; the payload is kept
-        with the run until the step is recorded (a crash meanwhile replays it)."""
-        ...
-
-    async def claim_due(self, now: datetime, lease: Lease, limit: int) -> list[Claim]:
-        """Claim runs to drive: queued ones, waiting ones whose wake_at passed (payload
-        TIMER) and running ones whose lease expired (a crashed process)."""
-        ...
-
-    async def history(
-        self, team_id: str, flow_id: str, limit: int, started_by: str | None = None
-    ) -> list[RunRecord]:
-        """The last runs of a flow, newest first (only `started_by`'s if given)."""
-        ...
-
-    async def cancel_flow_runs(
-        self, team_id: str, flow_id: str, request: CancelRequest
-    ) -> CancelResult:
-        """Every unfinished run of the flow: queued, waiting, or running under an expired
-        lease → `cancelled` with `request.error` (a compare-and-set on what was read);
-        running under a live lease → flagged `cancel_requested`."""
-        ...
-
-    async def end_cancelled(
-        self,
-        run_id: str,
-        lease: Lease,
-        finished_at: datetime,
-        error_step: str | None,
-        result: StepResult | None,
-        extra: Mapping[str, Any],
-    ) -> CancelRequest | None:
-        """After a refused write: if the run is still ours and flagged, record `result`
-        (the step that just ended, if any) and end it `cancelled`; return the request.
-        None: the lease is lost."""
-        ...
-
-
-RunEvent = Literal["started", "progress", "waiting", "resumed", "finished", "cancelled"]
-
-
-class RunNotifier(Protocol):
-    """Tells Slack how a run goes: one message per run in the flow's notify channel
-    (posted once, then updated), and the result to whoever started it."""
-
-    async def run_event(self, run: RunRecord, event: RunEvent) -> MessageRef | None:
-        """Post or update the run's notify message; return its ref (None: no message)."""
-        ...
-
-
-class NullNotifier:
-    async def run_event(self, run: RunRecord, event: RunEvent) -> MessageRef | None:
-        return run.notify_message
-
-
-class RunRefused(Exception):
-    """The flow can't run (disabled, no steps)."""
-
-
-#: Called with each run once it is cancelled (its approvals are cancelled this way).
-CancelListener = Callable[[RunRecord, CancelRequest], Awaitable[None]]
-
-
-# ------------------------------------------------------------------ templates
-
-_NO_ATTRIBUTE = re.compile(r"^'(?:dict|list) object' has no attribute '(?P<name>[^']+)'$")
-
-
-def _sources(source: Any) -> list[str]:
-    if isinstance(source, str):
-        return [source]
-    if isinstance(source, Mapping):
-        return [text for value in source.values() for text in _sources(value)]
-    if isinstance(source, (list, tuple)):
-        return [text for value in source for text in _sources(value)]
-    return []
-
-
-def explain_template_error(source: Any, message: str) -> str:
-    """Name the object in jinja's "'dict object' has no attribute 'amout'": the template
-    says `inputs.amout`, so the message becomes "'inputs' has no attribute 'amout'"."""
-    match = _NO_ATTRIBUTE.match(message)
-    if match is None:
-        return message
-    name = re.escape(match.group("name"))
-    pattern = re.compile(r"(?<![\w.])(?P<path>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\." + name + r"\b")
-    for text in _sources(source):
-        found = pattern.search(text)
-        if found:
-            return f"'{found.group('path')}' has no attribute '{match.group('name')}'"
-    return message
-
-
-def template_data(run: RunRecord) -> dict[str, Any]:
-    """The names templates see: inputs, trigger, steps, run, vars (plain data)."""
-    steps: dict[str, Any] = {}
-    for step_id, result in run.steps.items():
-        steps[step_id] = {
-            **result.output,
-            "status": result.status,
-            "error": result.error,
-        }
-    trigger = {**run.trigger.data, "type": run.trigger.type, "user": run.trigger.user}
-    return {
-        "inputs": dict(run.inputs),
-        "trigger": trigger,
-        "steps": steps,
-        "run": {
-            "id": run.id,
-            "flow": run.flow_name,
-            "flow_name": run.flow_name,
-            "flow_id": run.flow_id,
-            "flow_version": run.flow_version,
-            "started_by": run.started_by or "",
-            "started_at": run.started_at.isoformat() if run.started_at else "",
-            "trigger": run.trigger.type,
-            "team_id": run.team_id,
-        },
-        "vars": dict(run.vars),
-    }
-
 
 # ------------------------------------------------------------------ the runner
 
@@ -459,6 +158,7 @@ class Runner:
         notifier: RunNotifier | None = None,
         *,
         describe_error: Callable[[BaseException], str] | None = None,
+        describe_cancel: Callable[[CancelRequest], str] | None = None,
         lease_time: timedelta = timedelta(seconds=30),
         poll_interval: float = 0.5,
         stop_grace: float = 5.0,
@@ -472,6 +172,8 @@ class Runner:
         self.ids = ids
         self.notifier: RunNotifier = notifier or NullNotifier()
         self.describe_error = describe_error or _default_describe
+        # Words for a cancelled run's error (cards word them; plain text without).
+        self.describe_cancel = describe_cancel or plain_cancel_reason
         self.lease_time = lease_time
         self.poll_interval = poll_interval
         self.stop_grace = stop_grace
@@ -503,7 +205,7 @@ class Runner:
         """Record a new run of `flow` and drive it in a task the runner
         owns. Returns once the run is stored. RunRefused if the flow is disabled."""
         if not flow.enabled:
-            raise RunRefused(f"the flow {flow.name} is disabled")
+            raise RunRefused(flow.name)
         now = self.clock.now()
         run = RunRecord(
             id=self.ids.new_id("R"),
@@ -563,11 +265,12 @@ class Runner:
     ) -> int:
         """Cancel every run of the flow in progress (a deleted flow): queued and waiting
         ones at once, those a process drives right now at their next step boundary.
-        The error says `reason` and `by` whom ("the flow was deleted by <@U…>"). The
+        The error says `reason` and `by` whom, in `describe_cancel`'s words. The
         `on_cancelled` listeners (approvals) run before this returns; the run's notify
         message and its starter are told in the background. Returns how many runs were
         cancelled or asked to stop."""
         request = CancelRequest(reason=reason, by=by, at=self.clock.now())
+        request = replace(request, words=self.describe_cancel(request))
         result = await self.store.cancel_flow_runs(team_id, flow_id, request)
         for run in result.cancelled:
             await self._tell_cancel_listeners(run, request)
@@ -792,72 +495,100 @@ class Runner:
 
     async def _run_step(self, drive: _Drive, step: Any) -> None:
         run = drive.run
-        step_id: str = step.id
-        step_type: str = step.type
-        recorded = run.steps.get(step_id)
-        executor = self.executors.get(step_type)
+        recorded = run.steps.get(step.id)
+        executor = self.executors.get(step.type)
         if recorded is not None and recorded.status in ("succeeded", "skipped"):
+            # Done before a restart or a wait: follow the branch it recorded.
             if executor is not None and isinstance(executor, BranchingExecutor):
                 await self._run_steps(drive, executor.children(step, recorded.output))
             return
         if self._stopping:
             raise _Stopping
         started_at = recorded.started_at if recorded and recorded.started_at else self.clock.now()
-        ctx = StepContext(run, step_id, self.clock)
         vars_before = dict(run.vars)
-        try:
-            if executor is None:
-                raise StepFailed(f"no executor for step type {step_type!r}")
-            if recorded is not None and recorded.status == "waiting":
-                if drive.wake is None or drive.wake[0] != step_id:
-                    # Woken without news for this step: wait on as before.
-                    await self._park(
-                        drive, recorded, Park(run.wake_at, run.waiting_for, recorded.output)
-                    )
-                    raise _Parked
-                payload = drive.wake[1]
-                drive.wake = None
-                outcome = await executor.resume(step, ctx, payload)
-            else:
-                outcome = await executor.execute(step, ctx)
-        except (_Parked, _LeaseLost, _Cancelled, asyncio.CancelledError):
-            raise
-        except StepFailed as exc:
-            raise self._failure(step_id, step_type, started_at, exc.message, exc.field) from None
-        except Exception as exc:
-            log.info("run %s: step %s failed", run.id, step_id, exc_info=True)
-            raise self._failure(step_id, step_type, started_at, self.describe_error(exc)) from None
+        outcome = await self._outcome(drive, step, executor, recorded, started_at)
         if run.vars != vars_before:
             drive.dirty_vars = True
         if isinstance(outcome, Park):
             result = StepResult(
-                step_id=step_id,
-                type=step_type,
+                step_id=step.id,
+                type=step.type,
                 status="waiting",
                 output=dict(outcome.output),
                 started_at=started_at,
             )
             await self._park(drive, result, outcome)
             raise _Parked
+        result = await self._record_done(drive, step, outcome, started_at)
+        await self._notify(drive, "progress")
+        if isinstance(executor, BranchingExecutor):
+            await self._run_steps(drive, executor.children(step, result.output))
+
+    async def _outcome(
+        self,
+        drive: _Drive,
+        step: Any,
+        executor: StepExecutor | None,
+        recorded: StepResult | None,
+        started_at: datetime,
+    ) -> Outcome:
+        """Execute the step, or resume it if it waited; any failure is a `_Failure`."""
+        step_id: str = step.id
+        step_type: str = step.type
+        ctx = StepContext(drive.run, step_id, self.clock)
+        try:
+            if executor is None:
+                raise StepFailed(f"no executor for step type {step_type!r}")
+            if recorded is not None and recorded.status == "waiting":
+                return await self._resume_step(drive, step, executor, recorded, ctx)
+            return await executor.execute(step, ctx)
+        except (_Parked, _LeaseLost, _Cancelled, asyncio.CancelledError):
+            raise
+        except StepFailed as exc:
+            raise self._failure(step_id, step_type, started_at, exc.message, exc.field) from None
+        except Exception as exc:
+            log.info("run %s: step %s failed", drive.run.id, step_id, exc_info=True)
+            raise self._failure(step_id, step_type, started_at, self.describe_error(exc)) from None
+
+    async def _resume_step(
+        self,
+        drive: _Drive,
+        step: Any,
+        executor: StepExecutor,
+        recorded: StepResult,
+        ctx: StepContext,
+    ) -> Outcome:
+        run = drive.run
+        if drive.wake is None or drive.wake[0] != step.id:
+            # Woken without news for this step: wait on as before.
+            await self._park(drive, recorded, Park(run.wake_at, run.waiting_for, recorded.output))
+            raise _Parked
+        payload = drive.wake[1]
+        drive.wake = None
+        return await executor.resume(step, ctx, payload)
+
+    async def _record_done(
+        self, drive: _Drive, step: Any, outcome: Done, started_at: datetime
+    ) -> StepResult:
+        """One `$set` of the finished step (refused when cancelled or the lease is lost)."""
+        run = drive.run
         result = StepResult(
-            step_id=step_id,
-            type=step_type,
+            step_id=step.id,
+            type=step.type,
             status="succeeded",
             output=dict(outcome.output),
             started_at=started_at,
             finished_at=self.clock.now(),
         )
-        run.steps[step_id] = result
+        run.steps[step.id] = result
         drive.lease = self.lease()
         if not await self.store.record_step(run.id, drive.lease, result, self._extra(drive)):
             if await self._cancelled_at_boundary(drive, result):
                 raise _Cancelled
-            log.warning("run %s: lease lost at step %s; another process drives it", run.id, step_id)
+            log.warning("run %s: lease lost at step %s; another process drives it", run.id, step.id)
             raise _LeaseLost
         self._clean(drive)
-        await self._notify(drive, "progress")
-        if isinstance(executor, BranchingExecutor):
-            await self._run_steps(drive, executor.children(step, result.output))
+        return result
 
     async def _park(self, drive: _Drive, result: StepResult, park: Park) -> None:
         run = drive.run

@@ -49,6 +49,7 @@ from flows.definition import ScheduleTrigger
 from flows.ports import Clock
 from flows.records import FlowRecord, RunRecord, RunTrigger
 from flows.runner import DuplicateRun, RunRefused
+from flows.slack_ids import principal_kind
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +157,16 @@ class ScheduleNotifier(Protocol):
     async def slots_skipped(
         self, flow: FlowRecord, skipped: SkippedSlots, next_run: datetime | None
     ) -> None: ...
+
+
+def direct_owners(flow: FlowRecord) -> list[str]:
+    """Whom a skip is told to: the creator and the co-owners named directly (people, not
+    the members of a group or channel that owns it)."""
+    owners = [flow.creator]
+    for principal in flow.principals("owner"):
+        if principal_kind(principal) == "user" and principal not in owners:
+            owners.append(principal)
+    return owners
 
 
 # ------------------------------------------------------------------ slot arithmetic

@@ -8,7 +8,6 @@ Messages a run posts carry Slack message metadata naming the run and its depth
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -21,12 +20,9 @@ from flows.definition import (
     SetVariableStep,
 )
 from flows.ports import Directory, Messenger
-from flows.runner import Done, ExecutorRegistry, Outcome, Park, StepContext, StepFailed
+from flows.run_model import Done, ExecutorRegistry, Outcome, Park, StepContext, StepFailed
+from flows.slack_ids import CONVERSATION_MENTION, USER_ID, USER_MENTION
 from flows.triggers import run_message_metadata
-
-_USER_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
-_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
-_CHANNEL_MENTION = re.compile(r"^<#([CGD][A-Z0-9]+)(?:\|[^>]*)?>$")
 
 
 class _Instant:
@@ -65,11 +61,11 @@ class PostMessageExecutor(_Instant):
         target = ctx.render("channel", step.channel).strip()
         if not target:
             raise StepFailed("the channel is empty", "channel")
-        mention = _CHANNEL_MENTION.match(target)
+        mention = CONVERSATION_MENTION.fullmatch(target)
         if mention:
             channel = mention.group(1)
         else:
-            user = _USER_MENTION.match(target)
+            user = USER_MENTION.fullmatch(target)
             channel = (
                 user.group(1) if user else await self.directory.resolve_channel(ctx.team_id, target)
             )
@@ -89,9 +85,9 @@ class SendDmExecutor(_Instant):
 
     async def execute(self, step: SendDmStep, ctx: StepContext) -> Outcome:
         raw = ctx.render("user", step.user).strip()
-        mention = _USER_MENTION.match(raw)
+        mention = USER_MENTION.fullmatch(raw)
         user = mention.group(1) if mention else raw
-        if not _USER_ID.match(user):
+        if not USER_ID.fullmatch(user):
             raise StepFailed(f"{raw!r} is not a user", "user")
         text = ctx.render("text", step.text)
         blocks = _blocks(ctx, step.blocks)

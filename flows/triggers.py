@@ -25,7 +25,6 @@ import hmac
 import json
 import logging
 import re
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -36,6 +35,7 @@ from flows.ports import Clock
 from flows.records import FlowRecord, RunRecord, RunTrigger
 from flows.runner import DuplicateRun, RunRefused
 from flows.scheduling import RunStarter, default_inputs
+from flows.slack_ids import parse_channel
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,6 @@ METADATA_EVENT_TYPE = "flowbot_run"
 _MESSAGE_SUBTYPES = frozenset({None, "thread_broadcast", "file_share", "me_message", "bot_message"})
 # Regexes search at most this much of a message (Slack caps messages at 40,000 characters).
 _MAX_MATCHED_TEXT = 40_000
-_CHANNEL_MENTION = re.compile(r"^<#([CG][A-Z0-9]+)(?:\|[^>]*)?>$")
-_CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")
 
 EventType = Literal["message", "reaction", "member_joined"]
 
@@ -176,6 +174,76 @@ def _is_ours(
     )
 
 
+def _parse_message(
+    event: Mapping[str, Any], body: Mapping[str, Any], bot_user_id: str | None, bot_id: str | None
+) -> SlackEvent | None:
+    if event.get("subtype") not in _MESSAGE_SUBTYPES or event.get("hidden"):
+        return None
+    if _is_ours(event, body, bot_user_id, bot_id):
+        return None
+    team_id = _team_of(body, event)
+    channel = str(event.get("channel") or "")
+    ts = str(event.get("ts") or "")
+    if not channel or not team_id:
+        return None
+    return SlackEvent(
+        type="message",
+        team_id=team_id,
+        event_id=str(body.get("event_id") or "") or f"{channel}-{ts}",
+        channel=channel,
+        user=event.get("user") or event.get("bot_id"),
+        text=str(event.get("text") or ""),
+        ts=ts or None,
+        thread_ts=event.get("thread_ts"),
+        depth=depth_from_metadata(event.get("metadata")),
+    )
+
+
+def _parse_reaction(
+    event: Mapping[str, Any], body: Mapping[str, Any], bot_user_id: str | None
+) -> SlackEvent | None:
+    team_id = _team_of(body, event)
+    item = _mapping(event.get("item"))
+    channel = str(item.get("channel") or "")
+    if item.get("type") != "message" or not channel or not team_id:
+        return None
+    if bot_user_id and event.get("user") == bot_user_id:
+        return None
+    fallback_id = f"{channel}-{item.get('ts')}-{event.get('event_ts')}"
+    return SlackEvent(
+        type="reaction",
+        team_id=team_id,
+        event_id=str(body.get("event_id") or "") or fallback_id,
+        channel=channel,
+        user=event.get("user"),
+        ts=item.get("ts"),
+        reaction=str(event.get("reaction") or ""),
+        item_user=event.get("item_user"),
+    )
+
+
+def _parse_member_joined(
+    event: Mapping[str, Any], body: Mapping[str, Any], bot_user_id: str | None
+) -> SlackEvent | None:
+    team_id = _team_of(body, event)
+    channel = str(event.get("channel") or "")
+    if not channel or not team_id or (bot_user_id and event.get("user") == bot_user_id):
+        return None
+    fallback_id = f"{channel}-{event.get('user')}-{event.get('event_ts')}"
+    return SlackEvent(
+        type="member_joined",
+        team_id=team_id,
+        event_id=str(body.get("event_id") or "") or fallback_id,
+        channel=channel,
+        user=event.get("user"),
+        inviter=event.get("inviter"),
+    )
+
+
+def _team_of(body: Mapping[str, Any], event: Mapping[str, Any]) -> str:
+    return str(body.get("team_id") or event.get("team") or "")
+
+
 def parse_event(
     body: Mapping[str, Any], bot_user_id: str | None = None, bot_id: str | None = None
 ) -> SlackEvent | None:
@@ -184,58 +252,13 @@ def parse_event(
     event = body.get("event")
     if not isinstance(event, Mapping):
         return None
-    team_id = str(body.get("team_id") or event.get("team") or "")
     kind = event.get("type")
-    event_id = str(body.get("event_id") or "")
     if kind == "message":
-        if event.get("subtype") not in _MESSAGE_SUBTYPES or event.get("hidden"):
-            return None
-        if _is_ours(event, body, bot_user_id, bot_id):
-            return None
-        channel = str(event.get("channel") or "")
-        ts = str(event.get("ts") or "")
-        if not channel or not team_id:
-            return None
-        return SlackEvent(
-            type="message",
-            team_id=team_id,
-            event_id=event_id or f"{channel}-{ts}",
-            channel=channel,
-            user=event.get("user") or event.get("bot_id"),
-            text=str(event.get("text") or ""),
-            ts=ts or None,
-            thread_ts=event.get("thread_ts"),
-            depth=depth_from_metadata(event.get("metadata")),
-        )
+        return _parse_message(event, body, bot_user_id, bot_id)
     if kind == "reaction_added":
-        item = _mapping(event.get("item"))
-        channel = str(item.get("channel") or "")
-        if item.get("type") != "message" or not channel or not team_id:
-            return None
-        if bot_user_id and event.get("user") == bot_user_id:
-            return None
-        return SlackEvent(
-            type="reaction",
-            team_id=team_id,
-            event_id=event_id or f"{channel}-{item.get('ts')}-{event.get('event_ts')}",
-            channel=channel,
-            user=event.get("user"),
-            ts=item.get("ts"),
-            reaction=str(event.get("reaction") or ""),
-            item_user=event.get("item_user"),
-        )
+        return _parse_reaction(event, body, bot_user_id)
     if kind == "member_joined_channel":
-        channel = str(event.get("channel") or "")
-        if not channel or not team_id or (bot_user_id and event.get("user") == bot_user_id):
-            return None
-        return SlackEvent(
-            type="member_joined",
-            team_id=team_id,
-            event_id=event_id or f"{channel}-{event.get('user')}-{event.get('event_ts')}",
-            channel=channel,
-            user=event.get("user"),
-            inviter=event.get("inviter"),
-        )
+        return _parse_member_joined(event, body, bot_user_id)
     return None
 
 
@@ -256,8 +279,6 @@ class AutomatedFlowSource(Protocol):
     async def list_enabled(
         self, trigger_type: str, team_id: str | None = None
     ) -> list[FlowRecord]: ...
-
-    async def set_webhook_hash(self, team_id: str, flow_id: str, token_hash: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -344,11 +365,9 @@ class TriggerService:
     async def channel_matches(self, ref: str, event: SlackEvent) -> bool:
         """`#name`, `C…` or `<#C…|name>` against the event's channel id."""
         ref = ref.strip()
-        mention = _CHANNEL_MENTION.match(ref)
-        if mention:
-            return mention.group(1) == event.channel
-        if _CHANNEL_ID.match(ref) and not ref.startswith("#"):
-            return ref == event.channel
+        channel_id = parse_channel(ref)
+        if channel_id is not None:
+            return channel_id == event.channel
         wanted = ref.lstrip("#").casefold()
         name = await self.channels.channel_name(event.team_id, event.channel)
         return name is not None and name.casefold() == wanted
@@ -382,6 +401,30 @@ class TriggerService:
         headers: Mapping[str, str] | None = None,
     ) -> WebhookResult:
         """`POST /hooks/<flow id>`: 202 with the run id, or the reason nothing ran."""
+        flow = await self._webhook_flow(flow_id, token, body)
+        if isinstance(flow, WebhookResult):
+            return flow
+        call = self._read_call(body, depth_header)
+        if isinstance(call, WebhookResult):
+            return call
+        payload, depth = call
+        delivery = (delivery or "").strip()[:200] or None
+        data: dict[str, Any] = {
+            "body": payload,
+            "query": dict(query or {}),
+            "headers": visible_headers(headers or {}),
+            "flow_id": flow.id,
+            "received_at": self.clock.now().isoformat(),
+        }
+        if delivery:
+            data["delivery"] = delivery
+        return await self._start_webhook_run(flow, data, delivery, depth)
+
+    async def _webhook_flow(
+        self, flow_id: str, token: str | None, body: bytes
+    ) -> FlowRecord | WebhookResult:
+        """The enabled webhook flow this call may start, or the refusal (checked in this
+        order: size, flow, token, on/off)."""
         if len(body) > MAX_WEBHOOK_BODY:
             return _refusal(400, "body_too_large", f"The body is over {MAX_WEBHOOK_BODY} bytes.")
         flow = await self.flows.get_by_id(flow_id) if _safe_id(flow_id) else None
@@ -391,6 +434,10 @@ class TriggerService:
             return _refusal(401, "invalid_token", f"Wrong or missing {TOKEN_HEADER} header.")
         if not flow.enabled:
             return _refusal(409, "flow_disabled", "This flow is turned off.")
+        return flow
+
+    def _read_call(self, body: bytes, depth_header: str | None) -> tuple[Any, int] | WebhookResult:
+        """The JSON body and the depth of the run to start, or the refusal."""
         try:
             payload: Any = json.loads(body) if body.strip() else {}
         except (ValueError, UnicodeDecodeError):
@@ -405,16 +452,11 @@ class TriggerService:
                 "trigger_depth_exceeded",
                 f"Flows triggering flows stop at depth {self.max_depth}.",
             )
-        delivery = (delivery or "").strip()[:200] or None
-        data: dict[str, Any] = {
-            "body": payload,
-            "query": dict(query or {}),
-            "headers": visible_headers(headers or {}),
-            "flow_id": flow.id,
-            "received_at": self.clock.now().isoformat(),
-        }
-        if delivery:
-            data["delivery"] = delivery
+        return payload, depth
+
+    async def _start_webhook_run(
+        self, flow: FlowRecord, data: dict[str, Any], delivery: str | None, depth: int
+    ) -> WebhookResult:
         try:
             run = await self.runner.start_run(
                 flow,
@@ -428,13 +470,6 @@ class TriggerService:
         except RunRefused as exc:
             return _refusal(409, "flow_disabled", str(exc))
         return WebhookResult(202, {"ok": True, "run_id": run.id})
-
-    async def regenerate_webhook_token(self, flow: FlowRecord) -> str:
-        """A new secret token for a webhook flow; the old one stops working at once. The
-        caller checks that the person may edit the flow (Action.EDIT)."""
-        token = secrets.token_urlsafe(32)
-        await self.flows.set_webhook_hash(flow.team_id, flow.id, hash_webhook_token(token))
-        return token
 
 
 # Never handed to a run: credentials of the call itself.

@@ -1,4 +1,5 @@
-"""The `/flow` slash command: tokenizing, the subcommand table and dispatch."""
+"""The `/flow` slash command: tokenizing, and `SlashRouter`, built in `bot.app` from every
+handler module's `SUBCOMMANDS` list, which checks the words and runs the subcommand."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,8 @@ from slack_bolt.response import BoltResponse
 from cards import common as common_cards
 from cards import help as help_cards
 from cards.common import escape
+from cards.errors import describe
+from flows.errors import FlowbotError
 from handlers.deps import HandlerDeps
 
 log = logging.getLogger(__name__)
@@ -37,15 +40,16 @@ class CommandContext:
     raw_text: str
     respond: AsyncRespond
     deps: HandlerDeps
+    router: SlashRouter
 
     async def reply(self, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
         """An ephemeral answer to the person who typed the command."""
         await self.respond(text=text, blocks=blocks, response_type="ephemeral")
 
     async def error(self, message: str) -> None:
-        spec = SUBCOMMANDS.get(self.subcommand)
-        usage = spec.usage if spec else None
-        await self.reply(**common_cards.error_message(message, usage))
+        """`message` (mrkdwn) with the usage line of the subcommand."""
+        spec = self.router.get(self.subcommand)
+        await self.reply(**common_cards.error_message(message, spec.usage if spec else None))
 
 
 CommandHandler = Callable[[CommandContext], Awaitable[None]]
@@ -60,31 +64,6 @@ class Subcommand:
     aliases: tuple[str, ...] = ()
     # At most this many words after the subcommand (None: the handler checks them).
     max_args: int | None = None
-
-
-SUBCOMMANDS: dict[str, Subcommand] = {}
-_ORDER: list[str] = []
-
-
-def subcommand(
-    name: str,
-    usage: str,
-    summary: str,
-    aliases: tuple[str, ...] = (),
-    max_args: int | None = None,
-) -> Callable[[CommandHandler], CommandHandler]:
-    def decorate(handler: CommandHandler) -> CommandHandler:
-        spec = Subcommand(name, usage, summary, handler, aliases, max_args)
-        for key in (name, *aliases):
-            SUBCOMMANDS[key] = spec
-        _ORDER.append(name)
-        return handler
-
-    return decorate
-
-
-def listed_subcommands() -> list[Subcommand]:
-    return [SUBCOMMANDS[name] for name in _ORDER]
 
 
 _TOKEN = re.compile(
@@ -163,102 +142,132 @@ def _unexpected(name: str, args: list[str], max_args: int) -> str:
     return f"Unexpected words after the arguments of `/flow {name}`: `{extra}`."
 
 
-def _help_answer(args: list[str]) -> common_cards.Message:
-    if not args:
-        return help_cards.help_message([(s.usage, s.summary) for s in listed_subcommands()])
-    spec = SUBCOMMANDS.get(args[0].lower())
-    if spec is None or len(args) > 1:
-        what = escape(" ".join(args).replace("`", "'"))
-        return common_cards.error_message(
-            f"There is no subcommand `{what}`.", SUBCOMMANDS["help"].usage
-        )
-    return help_cards.subcommand_help(spec.usage, spec.summary)
+HELP_USAGE = "/flow help [<subcommand>]"
 
 
-async def _dispatch(
-    ack: AsyncAck,
-    command: dict[str, Any],
-    respond: AsyncRespond,
-    deps: HandlerDeps,
-    deliveries: Deliveries,
-) -> None:
-    text = (command.get("text") or "").strip()
-    try:
-        tokens = tokenize(text)
-    except UsageError as exc:
-        # The usage of the subcommand being typed, when it can be told.
-        typed = SUBCOMMANDS.get(_first_word(text))
-        await ack(**common_cards.error_message(str(exc), typed.usage if typed else "/flow help"))
-        return
-    name = tokens[0].lower() if tokens else "help"
-    spec = SUBCOMMANDS.get(name)
-    if spec is None:
-        what = escape(tokens[0].replace("`", "'"))
-        await ack(
-            **common_cards.error_message(f"Unknown subcommand `{what}`.", help_cards.usage_line())
-        )
-        return
-    args = tokens[1:]
-    if spec.name == "help":
-        await ack(**_help_answer(args))
-        return
-    if spec.max_args is not None and len(args) > spec.max_args:
-        # Rejected before any work: nothing is changed, nothing is opened.
-        await ack(
-            **common_cards.error_message(_unexpected(spec.name, args, spec.max_args), spec.usage)
-        )
-        return
-    if not deliveries.first_time("command:" + str(command.get("trigger_id") or "")):
-        # A retry of a command already taken in: its answer comes from the first delivery.
+class SlashRouter:
+    """`/flow <subcommand> …`: finds the subcommand (by name or alias), checks its words,
+    and runs its handler. Help lists the subcommands in the order they were given."""
+
+    def __init__(self, subcommands: Sequence[Subcommand]) -> None:
+        self.subcommands = list(subcommands)
+        self._by_name: dict[str, Subcommand] = {}
+        for spec in self.subcommands:
+            for key in (spec.name, *spec.aliases):
+                if key in self._by_name:
+                    raise ValueError(f"two subcommands are called {key!r}")
+                self._by_name[key] = spec
+
+    def get(self, name: str) -> Subcommand | None:
+        return self._by_name.get(name)
+
+    def help_answer(self, args: list[str]) -> common_cards.Message:
+        if not args:
+            return help_cards.help_message([(s.usage, s.summary) for s in self.subcommands])
+        spec = self.get(args[0].lower())
+        if spec is None or len(args) > 1:
+            what = escape(" ".join(args).replace("`", "'"))
+            return common_cards.error_message(f"There is no subcommand `{what}`.", HELP_USAGE)
+        return help_cards.subcommand_help(spec.usage, spec.summary)
+
+    def refusal(self, text: str) -> common_cards.Message | None:
+        """Why `text` is refused before any work (an answer for the acknowledgement), or
+        None when it goes to its subcommand's handler."""
+        try:
+            tokens = tokenize(text)
+        except UsageError as exc:
+            # The usage of the subcommand being typed, when it can be told.
+            typed = self.get(_first_word(text))
+            return common_cards.error_message(str(exc), typed.usage if typed else HELP_USAGE)
+        spec = self.get(tokens[0].lower() if tokens else "help")
+        if spec is None:
+            what = escape(tokens[0].replace("`", "'"))
+            return common_cards.error_message(
+                f"Unknown subcommand `{what}`.", help_cards.usage_line()
+            )
+        args = tokens[1:]
+        if spec.name == "help":
+            return self.help_answer(args)
+        if spec.max_args is not None and len(args) > spec.max_args:
+            return common_cards.error_message(
+                _unexpected(spec.name, args, spec.max_args), spec.usage
+            )
+        return None
+
+    async def dispatch(
+        self,
+        ack: AsyncAck,
+        command: dict[str, Any],
+        respond: AsyncRespond,
+        deps: HandlerDeps,
+        deliveries: Deliveries,
+    ) -> None:
+        text = (command.get("text") or "").strip()
+        refused = self.refusal(text)
+        if refused is not None:
+            # Rejected (or help) in the acknowledgement: nothing is changed, nothing opened.
+            await ack(**refused)
+            return
+        if not deliveries.first_time("command:" + str(command.get("trigger_id") or "")):
+            # A retry of a command already taken in: its answer comes from the first delivery.
+            await ack()
+            return
+        # Acknowledge at once; the answer follows through response_url or a modal.
         await ack()
-        return
-    # Acknowledge at once; the answer follows through response_url or a modal.
-    await ack()
-    ctx = CommandContext(
-        team_id=command.get("team_id", ""),
-        user_id=command.get("user_id", ""),
-        channel_id=command.get("channel_id", ""),
-        trigger_id=command.get("trigger_id", ""),
-        response_url=command.get("response_url", ""),
-        subcommand=spec.name,
-        args=args,
-        raw_text=text,
-        respond=respond,
-        deps=deps,
-    )
-    try:
-        await spec.handler(ctx)
-    except UsageError as exc:
-        await ctx.error(str(exc))
-    except Exception:
-        log.exception("/flow %s failed", spec.name)
-        await ctx.reply(
-            **common_cards.error_message("Something went wrong; nothing was changed.", None)
+        tokens = tokenize(text)
+        spec = self._by_name[tokens[0].lower()]
+        ctx = CommandContext(
+            team_id=command.get("team_id", ""),
+            user_id=command.get("user_id", ""),
+            channel_id=command.get("channel_id", ""),
+            trigger_id=command.get("trigger_id", ""),
+            response_url=command.get("response_url", ""),
+            subcommand=spec.name,
+            args=tokens[1:],
+            raw_text=text,
+            respond=respond,
+            deps=deps,
+            router=self,
         )
+        try:
+            await spec.handler(ctx)
+        except UsageError as exc:
+            await ctx.error(str(exc))
+        except FlowbotError as exc:
+            # Unknown flows and names were mistyped: shown with the usage line (SPEC 9).
+            usage = spec.usage if exc.typing_mistake else None
+            await ctx.reply(**common_cards.error_message(describe(exc), usage))
+        # Anything else reaches the app's error handler (handlers.errors).
+
+    def register(self, app: AsyncApp, deps: HandlerDeps) -> None:
+        """The `/flow` command, and the middleware that drops repeated deliveries."""
+        deliveries = Deliveries()
+
+        @app.use
+        async def once_per_delivery(
+            body: dict[str, Any], response: BoltResponse, next: Callable[[], Awaitable[None]]
+        ) -> BoltResponse:
+            """Clicks and submissions delivered again (Slack retries) are acknowledged only."""
+            kind = body.get("type")
+            if kind in _DEDUPED_PAYLOADS and not deliveries.first_time(
+                f"{kind}:{body.get('trigger_id') or ''}"
+            ):
+                log.info("ignoring a repeated %s delivery", kind)
+                return BoltResponse(status=200, body="")
+            await next()
+            return response
+
+        @app.command("/flow")
+        async def flow_command(
+            ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond
+        ) -> None:
+            await self.dispatch(ack, command, respond, deps, deliveries)
 
 
-def register(app: AsyncApp, deps: HandlerDeps) -> None:
-    deliveries = Deliveries()
-
-    @app.use
-    async def once_per_delivery(
-        body: dict[str, Any], response: BoltResponse, next: Callable[[], Awaitable[None]]
-    ) -> BoltResponse:
-        """Clicks and submissions delivered again (Slack retries) are acknowledged only."""
-        kind = body.get("type")
-        if kind in _DEDUPED_PAYLOADS and not deliveries.first_time(
-            f"{kind}:{body.get('trigger_id') or ''}"
-        ):
-            log.info("ignoring a repeated %s delivery", kind)
-            return BoltResponse(status=200, body="")
-        await next()
-        return response
-
-    @app.command("/flow")
-    async def flow_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
-        await _dispatch(ack, command, respond, deps, deliveries)
-
-
-@subcommand("help", "/flow help [<subcommand>]", "Show this help, or one subcommand's usage")
 async def _help(ctx: CommandContext) -> None:  # answered in the acknowledgement
-    await ctx.reply(**_help_answer(ctx.args))
+    await ctx.reply(**ctx.router.help_answer(ctx.args))
+
+
+SUBCOMMANDS: list[Subcommand] = [
+    Subcommand("help", HELP_USAGE, "Show this help, or one subcommand's usage", _help),
+]

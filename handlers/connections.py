@@ -1,8 +1,10 @@
 """`/flow connect`, `/flow connections`, their buttons and modals, and the run modal's
 connection picker (used by `handlers.run_commands`).
 
-Secrets arrive only in the connect modal's submission; they go straight to the
-`ConnectionService` and are never logged, echoed in an answer or put back in a view.
+Each listener reads the payload, calls one use case of `ConnectionService` (which decides
+who may do what) and renders its answer with `cards.connections`. Secrets arrive only in
+the connect modal's submission; they go straight to the service and are never logged,
+echoed in an answer or put back in a view.
 """
 
 from __future__ import annotations
@@ -12,33 +14,23 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from cards import common as common_cards
+from cards import connection_slots
 from cards import connections as cards
-from cards.common import escape
-from flows.catalog import CatalogError
+from cards.errors import describe
 from flows.connections import (
     DEFAULT_KIND,
-    FIELD_LABELS,
-    HEADER_NAME_KINDS,
-    KIND_LABELS,
     KINDS,
-    OPTIONAL_SECRET_FIELDS,
     SECRET_FIELDS,
+    ConnectionForm,
     ConnectionProblem,
-    ConnectionRecord,
-    ConnectionService,
-    SlotState,
-    kind_label,
-    slot_accepts,
-    slot_spec,
-    slots_runner_provides,
+    SlotChange,
 )
-from flows.permissions import Access, Action, allowed, resolve_access
 from flows.records import FlowRecord
-from handlers.commands import CommandContext, UsageError, subcommand
+from handlers.commands import CommandContext, Subcommand, UsageError
 from handlers.deps import HandlerDeps
 
 log = logging.getLogger(__name__)
@@ -46,226 +38,74 @@ log = logging.getLogger(__name__)
 CONNECT_USAGE = "/flow connect [<flow> <slot> [<connection name>]]"
 CONNECTIONS_USAGE = "/flow connections [<flow>]"
 
-
-def _service(deps: HandlerDeps) -> ConnectionService:
-    return deps.connections
-
-
-# --------------------------------------------------------------------------- flows
-
-
-async def _find_flow(deps: HandlerDeps, team_id: str, name: str) -> FlowRecord:
-    """The flow by name or id; UsageError (shown with the usage line) if there is none."""
-    try:
-        return await deps.catalog.find(team_id, name)
-    except CatalogError as exc:
-        raise UsageError(str(exc)) from None
-
-
-async def _flow_by_id(deps: HandlerDeps, team_id: str, flow_id: str) -> FlowRecord | None:
-    return await _service(deps).flows.get(team_id, flow_id)
-
-
-# --------------------------------------------------------------------------- rendering
-
-
-def _kinds() -> list[tuple[str, str]]:
-    return [(kind, KIND_LABELS[kind]) for kind in KINDS]
-
-
-def _secret_fields(kind: str) -> list[tuple[str, str, bool]]:
-    return [
-        (name, FIELD_LABELS[name], name in OPTIONAL_SECRET_FIELDS) for name in SECRET_FIELDS[kind]
-    ]
-
-
-def _connect_view(
-    kind: str,
-    metadata: Mapping[str, Any],
-    *,
-    name: str = "",
-    base_url: str = "",
-    header_name: str = "",
-    updating: ConnectionRecord | None = None,
-    intro: str | None = None,
-) -> dict[str, Any]:
-    return cards.connect_modal(
-        kinds=_kinds(),
-        kind=kind,
-        secret_fields=_secret_fields(kind),
-        metadata=metadata,
-        asks_header_name=kind in HEADER_NAME_KINDS,
-        name=name,
-        base_url=base_url,
-        header_name=header_name,
-        updating=updating.name if updating else None,
-        intro=intro,
-    )
-
-
-async def _my_list(
-    deps: HandlerDeps, team_id: str, user_id: str, notice: str | None = None
-) -> common_cards.Message:
-    service = _service(deps)
-    items: list[dict[str, Any]] = []
-    for record in await service.mine(team_id, user_id):
-        used_by = [flow.name for flow in await service.usage(team_id, record.id)]
-        items.append(
-            {
-                "id": record.id,
-                "name": record.name,
-                "label": record.label,
-                "base_url": record.base_url,
-                "hint": record.hint,
-                "header_name": record.header_name,
-                "used_by": used_by,
-            }
-        )
-    return cards.my_connections_message(items, notice)
-
-
-def _filled_text(state: SlotState, viewer: str) -> str:
-    record = state.connection
-    if record is None:
-        if state.binding.connection_id:
-            return ":warning: _Its connection was deleted: attach another._"
-        return "_Empty: steps using it fail until an owner attaches a connection._"
-    whose = "your" if record.owner == viewer else f"<@{record.owner}>'s"
-    text = f"Uses {whose} connection *{escape(record.name)}* ({escape(record.host)})"
-    if record.owner == viewer:
-        text += f" · `{record.hint}`"
-    return text
-
-
-def _runner_text(state: SlotState) -> str:
-    if state.runner_provides:
-        return ":key: When you run it, you choose one of your own connections for this."
-    return "Runs with the owner's connection."
-
-
-async def _flow_modal(
-    deps: HandlerDeps, flow: FlowRecord, user_id: str, access: Access, notice: str | None = None
-) -> dict[str, Any]:
-    service = _service(deps)
-    is_owner = allowed(Action.ATTACH_CONNECTION, flow, access)
-    mine = await service.mine(flow.team_id, user_id) if is_owner else []
-    items: list[dict[str, Any]] = []
-    for state in await service.slots(flow):
-        fitting = [c for c in mine if slot_accepts(state.kind, c.kind)]
-        selected = (
-            state.connection.id
-            if state.connection is not None and state.connection.owner == user_id
-            else None
-        )
-        filled = _filled_text(state, user_id)
-        if is_owner and flow.kind == "instant":
-            filled += "\nRun-only users " + (
-                "provide their own connection."
-                if state.runner_provides
-                else "use the owner's connection."
-            )
-        items.append(
-            {
-                "slot": state.slot,
-                "kind_label": kind_label(state.kind) if state.kind in KINDS else "HTTP",
-                "description": state.description,
-                "filled_text": filled,
-                "filled": state.binding.connection_id is not None,
-                "mine": [(c.id, f"{c.name} ({c.host})") for c in fitting],
-                "selected": selected,
-                "runner_provides": state.runner_provides,
-                "show_mode": flow.kind == "instant",
-                "runner_text": _runner_text(state),
-            }
-        )
-    return cards.flow_connections_modal(
-        flow_id=flow.id, flow_name=flow.name, slots=items, is_owner=is_owner, notice=notice
-    )
+# The connect form's inputs by the form field a refusal names.
+_FIELD_BLOCKS = {
+    "name": cards.NAME_BLOCK,
+    "base_url": cards.BASE_URL_BLOCK,
+    "header_name": cards.HEADER_NAME_BLOCK,
+}
 
 
 # --------------------------------------------------------------------------- commands
 
 
-@subcommand(
-    "connect",
-    CONNECT_USAGE,
-    "Create a connection (an API credential, stored encrypted); with a flow and a slot, "
-    "attach one of your connections to it",
-)
 async def _connect(ctx: CommandContext) -> None:
-    deps = ctx.deps
-    service = _service(deps)
-    args = ctx.args
+    deps, args = ctx.deps, ctx.args
     if not args:
         metadata = {"mode": "create", "response_url": ctx.response_url}
-        await deps.client.views_open(
-            trigger_id=ctx.trigger_id, view=_connect_view(DEFAULT_KIND, metadata)
-        )
+        view = cards.connect_form(DEFAULT_KIND, metadata)
+        await deps.client.views_open(trigger_id=ctx.trigger_id, view=view)
         return
     if len(args) == 1:
         raise UsageError("Name the flow's slot too (or nothing, to create a connection).")
     if len(args) > 3:
         raise UsageError("Too many words: put names with spaces in double quotes.")
-    flow = await _find_flow(deps, ctx.team_id, args[0])
-    access = await resolve_access(flow, ctx.user_id, deps.directory)
-    if not allowed(Action.ATTACH_CONNECTION, flow, access):
-        await ctx.error(f"Only owners of “{flow.name}” can attach connections to it.")
-        return
-    slot = args[1]
-    spec = slot_spec(flow, slot)
-    if spec is None:
-        names = ", ".join(f"`{s}`" for s in flow.definition.slot_names()) or "none"
-        raise UsageError(f"“{flow.name}” has no connection slot `{slot}` (its slots: {names}).")
-    if len(args) == 2:
-        kind = spec.kind if spec.kind in KINDS else DEFAULT_KIND
-        metadata = {
-            "mode": "create",
-            "flow": flow.id,
-            "slot": slot,
-            "response_url": ctx.response_url,
-        }
-        intro = f"A new connection for slot `{slot}` of *{escape(flow.name)}*."
-        await deps.client.views_open(
-            trigger_id=ctx.trigger_id, view=_connect_view(kind, metadata, intro=intro)
+    if len(args) == 3:
+        attached = await deps.connections.connect_by_name(
+            ctx.team_id, ctx.user_id, args[0], args[1], args[2]
         )
+        await ctx.reply(**cards.attached_message(attached))
         return
-    try:
-        record = await service.own_by_name(ctx.team_id, ctx.user_id, args[2])
-        await service.attach(flow, access, ctx.user_id, slot, record.id)
-    except ConnectionProblem as exc:
-        await ctx.error(str(exc))
-        return
-    await ctx.reply(
-        **common_cards.info_message(
-            f":link: Slot `{slot}` of *{escape(flow.name)}* now uses your connection "
-            f"*{escape(record.name)}*: its steps act as you. Co-owners can use it in this "
-            "flow only, and nobody can read it."
-        )
-    )
+    target = await deps.connections.target_for_new(ctx.team_id, ctx.user_id, args[0], args[1])
+    metadata = {
+        "mode": "create",
+        "flow": target.flow.id,
+        "slot": target.slot,
+        "response_url": ctx.response_url,
+    }
+    view = cards.connect_form(target.kind, metadata, intro=cards.new_for_slot_intro(target))
+    await deps.client.views_open(trigger_id=ctx.trigger_id, view=view)
 
 
-@subcommand(
-    "connections",
-    CONNECTIONS_USAGE,
-    "My connections (masked), or a flow's connection slots: attach yours, and choose per "
-    "slot whether run-only users use the owner's connection or provide their own",
-)
 async def _connections(ctx: CommandContext) -> None:
     deps = ctx.deps
     if not ctx.args:
-        await ctx.reply(**await _my_list(deps, ctx.team_id, ctx.user_id))
+        listing = await deps.connections.my_connections(ctx.team_id, ctx.user_id)
+        await ctx.reply(**cards.my_connections(listing))
         return
     # Like `/flow show`, the words are the flow's name (quotes are optional).
-    flow = await _find_flow(deps, ctx.team_id, " ".join(ctx.args))
-    access = await resolve_access(flow, ctx.user_id, deps.directory)
-    if not (
-        allowed(Action.ATTACH_CONNECTION, flow, access)
-        or allowed(Action.PROVIDE_OWN_CONNECTION, flow, access)
-    ):
-        await ctx.error(f"You don't have access to “{flow.name}”.")
-        return
-    view = await _flow_modal(deps, flow, ctx.user_id, access)
-    await deps.client.views_open(trigger_id=ctx.trigger_id, view=view)
+    panel = await deps.connections.slots_panel(ctx.team_id, ctx.user_id, " ".join(ctx.args))
+    await deps.client.views_open(
+        trigger_id=ctx.trigger_id, view=connection_slots.slots_panel(panel)
+    )
+
+
+SUBCOMMANDS: list[Subcommand] = [
+    Subcommand(
+        "connect",
+        CONNECT_USAGE,
+        "Create a connection (an API credential, stored encrypted); with a flow and a slot, "
+        "attach one of your connections to it",
+        _connect,
+    ),
+    Subcommand(
+        "connections",
+        CONNECTIONS_USAGE,
+        "My connections (masked), or a flow's connection slots: attach yours, and choose per "
+        "slot whether run-only users use the owner's connection or provide their own",
+        _connections,
+    ),
+]
 
 
 # --------------------------------------------------------------------------- run modal
@@ -277,21 +117,7 @@ async def connection_pickers(
     """Run modal blocks: for each slot this person must provide ("provided by the run-only
     user"), a picker of their own connections of that kind, or a note telling them to
     create one with `/flow connect`. Empty when they provide none."""
-    service = deps.connections
-    access = await resolve_access(flow, user_id, deps.directory)
-    items: list[dict[str, Any]] = []
-    for slot in slots_runner_provides(flow, access):
-        spec = slot_spec(flow, slot)
-        options = await service.runner_options(flow, user_id, slot)
-        items.append(
-            {
-                "slot": slot,
-                "kind_label": kind_label(spec.kind) if spec.kind in KINDS else "HTTP",
-                "description": spec.description or "",
-                "options": [(c.id, f"{c.name} ({c.host})") for c in options],
-            }
-        )
-    return cards.runner_slot_blocks(items)
+    return cards.runner_pickers(await deps.connections.runner_slots(flow, user_id))
 
 
 def read_runner_choices(state_values: Mapping[str, Any]) -> dict[str, str]:
@@ -312,19 +138,18 @@ async def chosen_connections(
     """(choices, errors) of a submitted run modal: {slot: connection id}, each checked to be
     the runner's own and of the slot's kind; or errors by input block id — under `""` when
     the slot has no picker (the runner has no fitting connection yet)."""
-    service = deps.connections
-    access = await resolve_access(flow, user_id, deps.directory)
     chosen = read_runner_choices(state_values)
     try:
-        return await service.check_runner_choices(flow, access, user_id, chosen), {}
+        return await deps.connections.runner_choices(flow, user_id, chosen), {}
     except ConnectionProblem as exc:
+        # Shown on the modal's input (plain text), not as a message.
         block_id = cards.RUNNER_BLOCK_PREFIX + (exc.field or "")
         if exc.field and block_id in (state_values or {}):
-            return {}, {block_id: str(exc)}
-        return {}, {"": str(exc)}
+            return {}, {block_id: cards.plain_error(exc)}
+        return {}, {"": cards.plain_error(exc)}
 
 
-# --------------------------------------------------------------------------- listeners
+# --------------------------------------------------------------------------- payloads
 
 
 def _values(view: Mapping[str, Any]) -> dict[str, Any]:
@@ -344,24 +169,63 @@ def _metadata(view: Mapping[str, Any]) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _team(body: Mapping[str, Any]) -> str:
-    return str((body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id") or "")
-
-
-def _user(body: Mapping[str, Any]) -> str:
-    return str((body.get("user") or {}).get("id") or "")
-
-
-def _action(body: Mapping[str, Any]) -> dict[str, Any]:
-    actions = body.get("actions") or [{}]
-    return dict(actions[0])
-
-
 def _action_value(body: Mapping[str, Any]) -> str:
-    action = _action(body)
+    action = dict((body.get("actions") or [{}])[0])
     if "selected_option" in action:
         return str((action.get("selected_option") or {}).get("value") or "")
     return str(action.get("value") or "")
+
+
+def _who(context: AsyncBoltContext) -> tuple[str, str]:
+    return context.team_id or "", context.user_id or ""
+
+
+def _intro_of(view: Mapping[str, Any]) -> str | None:
+    blocks = view.get("blocks") or []
+    if blocks and blocks[0].get("type") == "section":
+        return str((blocks[0].get("text") or {}).get("text") or "") or None
+    return None
+
+
+def _slot_change(body: Mapping[str, Any], what: str) -> SlotChange:
+    value = _action_value(body)
+    if what == "detach":
+        return SlotChange("detach", value)
+    slot, _, rest = value.partition("|")
+    if what == "attach":
+        return SlotChange("attach", slot, connection_id=rest)
+    return SlotChange("mode", slot, runner_provides=rest == cards.MODE_RUNNER)
+
+
+def _form(view: Mapping[str, Any]) -> ConnectionForm:
+    """The connect modal's submission (secret fields go to the service only)."""
+    values = _values(view)
+    metadata = _metadata(view)
+    secrets = {
+        field: _text(values, cards.SECRET_BLOCK_PREFIX + field)
+        for fields in SECRET_FIELDS.values()
+        for field in fields
+        if cards.SECRET_BLOCK_PREFIX + field in values
+    }
+    kind_entry = (values.get(cards.KIND_BLOCK) or {}).get(cards.KIND_ACTION) or {}
+    updating = metadata.get("mode") == "update"
+    return ConnectionForm(
+        name=_text(values, cards.NAME_BLOCK),
+        base_url=_text(values, cards.BASE_URL_BLOCK),
+        secrets=secrets,
+        header_name=_text(values, cards.HEADER_NAME_BLOCK) or None,
+        kind=str((kind_entry.get("selected_option") or {}).get("value") or DEFAULT_KIND),
+        connection_id=str(metadata.get("id") or "") if updating else None,
+    )
+
+
+def _form_errors(view: Mapping[str, Any], exc: ConnectionProblem) -> dict[str, str]:
+    """The refusal on the input it is about (the name input when it is about none)."""
+    values = _values(view)
+    block = _FIELD_BLOCKS.get(exc.field or "") or (
+        cards.SECRET_BLOCK_PREFIX + exc.field if exc.field else cards.NAME_BLOCK
+    )
+    return {block if block in values else cards.NAME_BLOCK: cards.plain_error(exc)}
 
 
 async def _reply(
@@ -385,255 +249,195 @@ async def _reply(
     await deps.messenger.send_dm(user_id, card["text"], card["blocks"])
 
 
-def register(app: AsyncApp, deps: HandlerDeps) -> None:
-    client = deps.client
+async def _refused(respond: AsyncRespond, exc: ConnectionProblem, replace: bool) -> None:
+    await respond(**common_cards.error_message(describe(exc), None), replace_original=replace)
 
-    @app.action(cards.NEW_ACTION)
-    async def new_connection(ack: AsyncAck, body: dict[str, Any]) -> None:
-        await ack()
-        container = body.get("container") or {}
-        if container.get("type") == "view":
-            # From a flow's connections modal: create one for this slot, then attach it.
-            view = body.get("view") or {}
-            flow = await _flow_by_id(deps, _team(body), str(view.get("private_metadata") or ""))
-            slot = _action_value(body)
-            spec = slot_spec(flow, slot) if flow else None
-            if flow is None or spec is None:
-                return
-            kind = spec.kind if spec.kind in KINDS else DEFAULT_KIND
-            metadata = {"mode": "create", "flow": flow.id, "slot": slot, "parent": view["id"]}
-            intro = f"A new connection for slot `{slot}` of *{escape(flow.name)}*."
-            await client.views_push(
-                trigger_id=body["trigger_id"], view=_connect_view(kind, metadata, intro=intro)
-            )
-            return
+
+# --------------------------------------------------------------------------- listeners
+
+
+async def _new_connection(
+    body: dict[str, Any], context: AsyncBoltContext, deps: HandlerDeps
+) -> None:
+    if (body.get("container") or {}).get("type") != "view":
         metadata = {"mode": "create", "response_url": body.get("response_url") or ""}
-        await client.views_open(
-            trigger_id=body["trigger_id"], view=_connect_view(DEFAULT_KIND, metadata)
+        view = cards.connect_form(DEFAULT_KIND, metadata)
+        await deps.client.views_open(trigger_id=body["trigger_id"], view=view)
+        return
+    # From a flow's connections modal: create one for this slot, then attach it.
+    parent = body.get("view") or {}
+    team, _user = _who(context)
+    flow_id = str(parent.get("private_metadata") or "")
+    target = await deps.connections.target_in_panel(team, flow_id, _action_value(body))
+    if target is None:
+        return
+    metadata = {
+        "mode": "create",
+        "flow": target.flow.id,
+        "slot": target.slot,
+        "parent": parent["id"],
+    }
+    view = cards.connect_form(target.kind, metadata, intro=cards.new_for_slot_intro(target))
+    await deps.client.views_push(trigger_id=body["trigger_id"], view=view)
+
+
+async def _kind_changed(body: dict[str, Any], deps: HandlerDeps) -> None:
+    view = body.get("view") or {}
+    kind = _action_value(body)
+    if kind not in KINDS:
+        return
+    values = _values(view)
+    # Only the non-secret fields are carried over: a secret never goes back to Slack.
+    new_view = cards.connect_form(
+        kind,
+        _metadata(view),
+        name=_text(values, cards.NAME_BLOCK),
+        base_url=_text(values, cards.BASE_URL_BLOCK),
+        header_name=_text(values, cards.HEADER_NAME_BLOCK),
+        intro=_intro_of(view),
+    )
+    await deps.client.views_update(view_id=view["id"], hash=view.get("hash"), view=new_view)
+
+
+async def _update_connection(
+    body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond, deps: HandlerDeps
+) -> None:
+    team, user = _who(context)
+    try:
+        record = await deps.connections.own(team, user, _action_value(body))
+    except ConnectionProblem as exc:
+        await _refused(respond, exc, replace=False)
+        return
+    metadata = {"mode": "update", "id": record.id, "response_url": body.get("response_url") or ""}
+    await deps.client.views_open(
+        trigger_id=body["trigger_id"], view=cards.update_form(record, metadata)
+    )
+
+
+async def _delete_connection(
+    body: dict[str, Any],
+    context: AsyncBoltContext,
+    respond: AsyncRespond,
+    deps: HandlerDeps,
+    confirmed: bool,
+) -> None:
+    team, user = _who(context)
+    service, connection_id = deps.connections, _action_value(body)
+    try:
+        if confirmed:
+            asked = await service.delete_confirmed(team, user, connection_id)
+        else:
+            asked = await service.ask_delete(team, user, connection_id)
+    except ConnectionProblem as exc:
+        # A confirmation replaces the question it answered.
+        await _refused(respond, exc, replace=confirmed)
+        return
+    await respond(**cards.delete_answer(asked), replace_original=True)
+
+
+async def _change_slot(
+    body: dict[str, Any], context: AsyncBoltContext, deps: HandlerDeps, what: str
+) -> None:
+    view = body.get("view") or {}
+    team, user = _who(context)
+    flow_id = str(view.get("private_metadata") or "")
+    changed = await deps.connections.change_slot(team, user, flow_id, _slot_change(body, what))
+    if changed is None:
+        return
+    new_view = connection_slots.slots_panel(
+        changed.panel, connection_slots.slot_changed_notice(changed)
+    )
+    await deps.client.views_update(view_id=view["id"], view=new_view)
+
+
+async def _save(
+    ack: AsyncAck, context: AsyncBoltContext, view: dict[str, Any], deps: HandlerDeps
+) -> None:
+    team, user = _who(context)
+    metadata = _metadata(view)
+    parent = str(metadata.get("parent") or "")
+    try:
+        saved = await deps.connections.save(
+            team,
+            user,
+            _form(view),
+            flow_id=str(metadata.get("flow") or "") or None,
+            slot=str(metadata.get("slot") or "") or None,
+            in_panel=bool(parent),
         )
+    except ConnectionProblem as exc:
+        await ack(response_action="errors", errors=_form_errors(view, exc))
+        return
+    await ack()
+    notice = cards.saved_notice(saved)
+    if saved.panel is not None:
+        await deps.client.views_update(
+            view_id=parent, view=connection_slots.slots_panel(saved.panel, notice)
+        )
+        return
+    card = cards.my_connections(saved.listing, notice)
+    await _reply(deps, str(metadata.get("response_url") or ""), user, card, saved.updated)
+
+
+def register(app: AsyncApp, deps: HandlerDeps) -> None:
+    @app.action(cards.NEW_ACTION)
+    async def new_connection(
+        ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        await ack()
+        await _new_connection(body, context, deps)
 
     @app.action(cards.KIND_ACTION)
     async def kind_changed(ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
-        view = body.get("view") or {}
-        kind = _action_value(body)
-        if kind not in KINDS:
-            return
-        values = _values(view)
-        # Only the non-secret fields are carried over: a secret never goes back to Slack.
-        new_view = _connect_view(
-            kind,
-            _metadata(view),
-            name=_text(values, cards.NAME_BLOCK),
-            base_url=_text(values, cards.BASE_URL_BLOCK),
-            header_name=_text(values, cards.HEADER_NAME_BLOCK),
-            intro=_intro_of(view),
-        )
-        await client.views_update(view_id=view["id"], hash=view.get("hash"), view=new_view)
+        await _kind_changed(body, deps)
 
     @app.action(cards.UPDATE_ACTION)
-    async def update_connection(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+    async def update_connection(
+        ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond
+    ) -> None:
         await ack()
-        service = _service(deps)
-        try:
-            record = await service.own(_team(body), _user(body), _action_value(body))
-        except ConnectionProblem as exc:
-            await respond(**common_cards.error_message(str(exc), None), replace_original=False)
-            return
-        metadata = {
-            "mode": "update",
-            "id": record.id,
-            "response_url": body.get("response_url") or "",
-        }
-        view = _connect_view(
-            record.kind,
-            metadata,
-            name=record.name,
-            base_url=record.base_url,
-            header_name=record.header_name or "",
-            updating=record,
-            intro=f"New credentials for *{escape(record.name)}* ({record.label}); "
-            f"the current ones end in `{record.hint}`. Flows using it switch at once.",
-        )
-        await client.views_open(trigger_id=body["trigger_id"], view=view)
+        await _update_connection(body, context, respond, deps)
 
     @app.action(cards.DELETE_ACTION)
-    async def delete_connection(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+    async def delete_connection(
+        ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond
+    ) -> None:
         await ack()
-        service = _service(deps)
-        team, user = _team(body), _user(body)
-        try:
-            record = await service.own(team, user, _action_value(body))
-        except ConnectionProblem as exc:
-            await respond(**common_cards.error_message(str(exc), None), replace_original=False)
-            return
-        used = await service.usage(team, record.id)
-        if used:
-            card = cards.delete_confirm_message(record.id, record.name, [f.name for f in used])
-            await respond(**card, replace_original=True)
-            return
-        await service.delete(team, user, record.id)
-        notice = f":wastebasket: Deleted *{escape(record.name)}*."
-        await respond(**await _my_list(deps, team, user, notice), replace_original=True)
+        await _delete_connection(body, context, respond, deps, confirmed=False)
 
     @app.action(cards.DELETE_CONFIRM_ACTION)
-    async def delete_confirmed(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+    async def delete_confirmed(
+        ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext, respond: AsyncRespond
+    ) -> None:
         await ack()
-        service = _service(deps)
-        team, user = _team(body), _user(body)
-        try:
-            record = await service.own(team, user, _action_value(body))
-            broken = await service.delete(team, user, record.id)
-        except ConnectionProblem as exc:
-            await respond(**common_cards.error_message(str(exc), None), replace_original=True)
-            return
-        notice = f":wastebasket: Deleted *{escape(record.name)}*."
-        if broken:
-            names = ", ".join(f"“{escape(f.name)}”" for f in broken)
-            notice += f" These flows need another connection now: {names}."
-        await respond(**await _my_list(deps, team, user, notice), replace_original=True)
+        await _delete_connection(body, context, respond, deps, confirmed=True)
 
     @app.action(cards.LIST_ACTION)
-    async def show_list(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+    async def show_list(ack: AsyncAck, context: AsyncBoltContext, respond: AsyncRespond) -> None:
         await ack()
-        await respond(**await _my_list(deps, _team(body), _user(body)), replace_original=True)
-
-    async def _slot_change(body: dict[str, Any], change: str) -> None:
-        service = _service(deps)
-        view = body.get("view") or {}
-        team, user = _team(body), _user(body)
-        flow = await _flow_by_id(deps, team, str(view.get("private_metadata") or ""))
-        if flow is None:
-            return
-        access = await resolve_access(flow, user, deps.directory)
-        value = _action_value(body)
-        notice: str
-        try:
-            if change == "attach":
-                slot, _, connection_id = value.partition("|")
-                flow = await service.attach(flow, access, user, slot, connection_id)
-                notice = f":link: `{escape(slot)}` now uses your connection."
-            elif change == "detach":
-                flow = await service.detach(flow, access, user, value)
-                notice = f"`{escape(value)}` is empty now."
-            else:
-                slot, _, mode = value.partition("|")
-                provides = mode == cards.MODE_RUNNER
-                flow = await service.set_runner_provides(flow, access, user, slot, provides)
-                notice = f"`{escape(slot)}`: " + (
-                    "run-only users provide their own connection."
-                    if provides
-                    else "run-only users use the owner's connection."
-                )
-        except ConnectionProblem as exc:
-            notice = f":warning: {escape(str(exc))}"
-        new_view = await _flow_modal(deps, flow, user, access, notice)
-        await client.views_update(view_id=view["id"], view=new_view)
+        listing = await deps.connections.my_connections(*_who(context))
+        await respond(**cards.my_connections(listing), replace_original=True)
 
     @app.action(cards.SLOT_ATTACH_ACTION)
-    async def slot_attach(ack: AsyncAck, body: dict[str, Any]) -> None:
+    async def slot_attach(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
         await ack()
-        await _slot_change(body, "attach")
+        await _change_slot(body, context, deps, "attach")
 
     @app.action(cards.SLOT_DETACH_ACTION)
-    async def slot_detach(ack: AsyncAck, body: dict[str, Any]) -> None:
+    async def slot_detach(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
         await ack()
-        await _slot_change(body, "detach")
+        await _change_slot(body, context, deps, "detach")
 
     @app.action(cards.SLOT_MODE_ACTION)
-    async def slot_mode(ack: AsyncAck, body: dict[str, Any]) -> None:
+    async def slot_mode(ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
         await ack()
-        await _slot_change(body, "mode")
+        await _change_slot(body, context, deps, "mode")
 
     @app.action(cards.RUNNER_PICK_ACTION)
     async def runner_pick(ack: AsyncAck) -> None:
         await ack()
 
     @app.view(cards.SAVE_CALLBACK)
-    async def save(ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]) -> None:
-        await _save(ack, body, view, deps)
-
-
-def _intro_of(view: Mapping[str, Any]) -> str | None:
-    blocks = view.get("blocks") or []
-    if blocks and blocks[0].get("type") == "section":
-        return str((blocks[0].get("text") or {}).get("text") or "") or None
-    return None
-
-
-_FIELD_BLOCKS = {
-    "name": cards.NAME_BLOCK,
-    "base_url": cards.BASE_URL_BLOCK,
-    "header_name": cards.HEADER_NAME_BLOCK,
-}
-
-
-async def _save(
-    ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], deps: HandlerDeps
-) -> None:
-    service = _service(deps)
-    team, user = _team(body), _user(body)
-    metadata = _metadata(view)
-    values = _values(view)
-    secrets = {
-        field: _text(values, cards.SECRET_BLOCK_PREFIX + field)
-        for fields in SECRET_FIELDS.values()
-        for field in fields
-        if cards.SECRET_BLOCK_PREFIX + field in values
-    }
-    name = _text(values, cards.NAME_BLOCK)
-    base_url = _text(values, cards.BASE_URL_BLOCK)
-    header_name = _text(values, cards.HEADER_NAME_BLOCK) or None
-    try:
-        if metadata.get("mode") == "update":
-            record = await service.update_credentials(
-                team,
-                user,
-                str(metadata.get("id") or ""),
-                secrets=secrets,
-                base_url=base_url,
-                header_name=header_name,
-                name=name,
-            )
-            verb = "Updated"
-        else:
-            kind_entry = (values.get(cards.KIND_BLOCK) or {}).get(cards.KIND_ACTION) or {}
-            kind = str((kind_entry.get("selected_option") or {}).get("value") or DEFAULT_KIND)
-            record = await service.create(
-                team,
-                user,
-                name=name,
-                kind=kind,
-                base_url=base_url,
-                secrets=secrets,
-                header_name=header_name,
-            )
-            verb = "Saved"
-    except ConnectionProblem as exc:
-        block = _FIELD_BLOCKS.get(exc.field or "") or (
-            cards.SECRET_BLOCK_PREFIX + exc.field if exc.field else cards.NAME_BLOCK
-        )
-        if block not in values:
-            block = cards.NAME_BLOCK
-        await ack(response_action="errors", errors={block: str(exc)})
-        return
-    await ack()
-    notice = f":lock: {verb} *{escape(record.name)}* (`{record.hint}`)."
-    flow_id, slot = metadata.get("flow"), metadata.get("slot")
-    if flow_id and slot:
-        flow = await _flow_by_id(deps, team, str(flow_id))
-        if flow is not None:
-            access = await resolve_access(flow, user, deps.directory)
-            try:
-                flow = await service.attach(flow, access, user, str(slot), record.id)
-                notice += f" Slot `{escape(str(slot))}` of *{escape(flow.name)}* now uses it."
-            except ConnectionProblem as exc:
-                notice += f" :warning: {escape(str(exc))}"
-            parent = metadata.get("parent")
-            if parent:
-                new_view = await _flow_modal(deps, flow, user, access, notice)
-                await deps.client.views_update(view_id=str(parent), view=new_view)
-                return
-    replace = metadata.get("mode") == "update"
-    card = await _my_list(deps, team, user, notice)
-    await _reply(deps, str(metadata.get("response_url") or ""), user, card, replace)
+    async def save(ack: AsyncAck, context: AsyncBoltContext, view: dict[str, Any]) -> None:
+        await _save(ack, context, view, deps)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -10,9 +12,13 @@ from flows.approvals import ApprovalService
 from flows.catalog import FlowCatalog, UserStore
 from flows.connections import ConnectionService
 from flows.ports import Clock, Directory, IdGenerator, Messenger
+from flows.run_requests import RunRequests
 from flows.runner import Runner
 from flows.sharing import SharingService
 from flows.triggers import TriggerService
+
+# A section of the App Home another area adds: (deps, team_id, user_id) → its blocks.
+HomeSection = Callable[["HandlerDeps", str, str], Awaitable[list[dict[str, Any]]]]
 
 
 @dataclass
@@ -29,3 +35,7 @@ class HandlerDeps:
     sharing: SharingService
     triggers: TriggerService
     connections: ConnectionService
+    runs: RunRequests
+    # The App Home's sections after My flows, by name, in order ("my_buttons" fills My
+    # buttons): given by bot.app.
+    home_sections: Sequence[tuple[str, HomeSection]] = ()

@@ -1,10 +1,13 @@
 """Running flows by hand and reading their history: `/flow run`, the App Home Run button,
-the "Run flow" modal, `/flow history` and its run details modal."""
+the "Run flow" modal, `/flow history` and its run details modal.
+
+Listeners only: `flows.run_requests.RunRequests` decides (through `flows.permissions`)
+and refuses with data; `cards.runs` words it.
+"""
 
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -13,55 +16,21 @@ from slack_bolt.async_app import AsyncAck, AsyncApp
 from slack_sdk.errors import SlackApiError
 
 from cards import runs as run_cards
-from cards.common import error_message, escape
-from flows.catalog import CatalogError, FlowCatalog, FlowNotFound
-from flows.connections import RUN_CHOICES_KEY
-from flows.definition import FlowInput
-from flows.permissions import Action, allowed, resolve_access
-from flows.records import FlowRecord, RunRecord, RunTrigger
-from flows.runner import Runner, RunRefused
-from handlers.commands import CommandContext, UsageError, subcommand
+from cards.common import escape
+from cards.errors import describe
+from flows.errors import FlowbotError
+from flows.records import FlowRecord
+from flows.run_model import RunRefused
+from flows.run_requests import has_wait, missing_required, with_defaults
+from handlers.commands import CommandContext, Subcommand, UsageError
 from handlers.connections import chosen_connections, connection_pickers
 from handlers.deps import HandlerDeps
 
-log = logging.getLogger(__name__)
-
 Body = dict[str, Any]
-HISTORY_SIZE = 15
 RUN_USAGE = "/flow run <flow> [key=value …]"
-FLOW_GONE = "This flow no longer exists: it was deleted."
+HISTORY_USAGE = "/flow history <flow>"
 
-
-class RunDenied(Exception):
-    """The person can't run this flow now; the message says why."""
-
-
-def _runner(deps: HandlerDeps) -> Runner:
-    return deps.runner
-
-
-def _catalog(deps: HandlerDeps) -> FlowCatalog:
-    return deps.catalog
-
-
-# ---------------------------------------------------------------------------- checks
-
-
-async def check_can_run(deps: HandlerDeps, flow: FlowRecord, user_id: str) -> None:
-    """Who may start a flow by hand (SPEC §2, §4); RunDenied says why not."""
-    name = f"*{escape(flow.name)}*"
-    if flow.kind == "automated":
-        raise RunDenied(
-            f"{name} is an automated flow: it runs when its trigger fires, not by hand."
-        )
-    access = await resolve_access(flow, user_id, deps.directory)
-    action = Action.RUN if flow.kind == "instant" else Action.TEST_RUN
-    if not allowed(action, flow, access):
-        if flow.kind == "scheduled":
-            raise RunDenied(f"Only the owners of {name} can run this scheduled flow now.")
-        raise RunDenied(f"You can't run {name}: ask an owner to share it with you.")
-    if not flow.enabled:
-        raise RunDenied(f"{name} is turned off. An owner can turn it on with `/flow on`.")
+# ---------------------------------------------------------------------------- parsing
 
 
 def split_run_args(args: Sequence[str]) -> tuple[str, list[str]]:
@@ -96,26 +65,6 @@ def parse_assignments(flow: FlowRecord, tokens: Sequence[str]) -> dict[str, Any]
         except ValueError as exc:
             raise UsageError(f"Input `{spec.id}`: {exc}.") from None
     return values
-
-
-def with_defaults(flow: FlowRecord, values: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(values)
-    for spec in flow.definition.inputs:
-        if spec.id not in out and spec.default is not None:
-            out[spec.id] = spec.default
-    return out
-
-
-def missing_required(flow: FlowRecord, values: Mapping[str, Any]) -> list[FlowInput]:
-    return [
-        spec
-        for spec in flow.definition.inputs
-        if spec.required and values.get(spec.id) in (None, "")
-    ]
-
-
-def _has_wait(flow: FlowRecord) -> bool:
-    return any(step.type in ("delay", "approval") for step in flow.definition.walk_steps())
 
 
 # ---------------------------------------------------------------------------- the modal
@@ -201,45 +150,11 @@ def read_modal_values(
 # ---------------------------------------------------------------------------- starting
 
 
-async def start(
-    deps: HandlerDeps,
-    flow: FlowRecord,
-    user_id: str,
-    inputs: Mapping[str, Any],
-    *,
-    source: str,
-    response_url: str | None = None,
-    channel_id: str | None = None,
-    connections: Mapping[str, str] | None = None,
-) -> RunRecord:
-    data: dict[str, Any] = {"source": source}
-    if channel_id:
-        data["channel"] = channel_id
-    # --- connections (issue 7): the runner's own connection per slot they provide (ids).
-    if connections:
-        data[RUN_CHOICES_KEY] = dict(connections)
-    trigger = RunTrigger(type="manual", user=user_id, data=data)
-    return await _runner(deps).start_run(
-        flow, trigger, with_defaults(flow, inputs), reply_to=response_url
-    )
-
-
-@subcommand("run", RUN_USAGE, "Run a flow (a form asks for missing inputs)")
 async def run_command(ctx: CommandContext) -> None:
-    if not ctx.args:
-        raise UsageError("Name the flow to run.")
     deps = ctx.deps
     name, assignments = split_run_args(ctx.args)
-    try:
-        flow = await _catalog(deps).find(ctx.team_id, name)
-    except CatalogError as exc:
-        await ctx.error(str(exc))
-        return
-    try:
-        await check_can_run(deps, flow, ctx.user_id)
-    except RunDenied as exc:
-        await ctx.reply(**error_message(str(exc), None))
-        return
+    permit = await deps.runs.permit_named(ctx.team_id, ctx.user_id, name)
+    flow = permit.flow
     values = parse_assignments(flow, assignments)
     # --- connections (issue 7): slots "provided by the run-only user" are picked in the modal.
     pickers = await connection_pickers(deps, flow, ctx.user_id)
@@ -249,36 +164,20 @@ async def run_command(ctx: CommandContext) -> None:
         view["blocks"] += pickers
         await deps.client.views_open(trigger_id=ctx.trigger_id, view=view)
         return
-    await ctx.reply(**run_cards.run_started(flow.name, _has_wait(flow)))
-    try:
-        await start(
-            deps,
-            flow,
-            ctx.user_id,
-            values,
-            source="slash",
-            response_url=ctx.response_url,
-            channel_id=ctx.channel_id,
-        )
-    except RunRefused as exc:
-        await ctx.reply(**error_message(str(exc), None))
+    await ctx.reply(**run_cards.run_started(flow.name, has_wait(flow)))
+    await deps.runs.start(
+        permit, values, source="slash", response_url=ctx.response_url, channel_id=ctx.channel_id
+    )
 
 
 async def _home_run(deps: HandlerDeps, body: Body) -> None:
-    user_id = _user(body)
-    team_id = _team(body)
-    flow_id = str(((body.get("actions") or [{}])[0]).get("value") or "")
-    trigger_id = str(body.get("trigger_id") or "")
+    user_id, team_id, trigger_id = _user(body), _team(body), _trigger(body)
     try:
-        flow = await _catalog(deps).find(team_id, flow_id)
-        await check_can_run(deps, flow, user_id)
-    except FlowNotFound:
-        # A button names its flow by id: the flow was deleted since it was posted.
-        await _notice(deps, trigger_id, user_id, "Can't run", FLOW_GONE)
+        permit = await deps.runs.permit_by_id(team_id, user_id, _action_value(body))
+    except FlowbotError as refusal:
+        await _notice(deps, trigger_id, user_id, "Can't run", describe(refusal))
         return
-    except (CatalogError, RunDenied) as exc:
-        await _notice(deps, trigger_id, user_id, "Can't run", str(exc))
-        return
+    flow = permit.flow
     # --- connections (issue 7): slots "provided by the run-only user" are picked in the modal.
     pickers = await connection_pickers(deps, flow, user_id)
     if flow.definition.inputs or pickers:
@@ -288,18 +187,11 @@ async def _home_run(deps: HandlerDeps, body: Body) -> None:
         await deps.client.views_open(trigger_id=trigger_id, view=view)
         return
     try:
-        await start(deps, flow, user_id, {}, source="home")
-    except RunRefused as exc:
-        await _notice(deps, trigger_id, user_id, "Can't run", str(exc))
+        await deps.runs.start(permit, {}, source="home")
+    except RunRefused as refusal:
+        await _notice(deps, trigger_id, user_id, "Can't run", describe(refusal))
         return
-    await _notice(
-        deps,
-        trigger_id,
-        user_id,
-        "Running",
-        f":arrow_forward: *{escape(flow.name)}* is running. "
-        "You will get the result in a direct message.",
-    )
+    await _notice(deps, trigger_id, user_id, "Running", run_cards.running_notice(flow.name))
 
 
 # --- sharing (issue 5): link buttons (`/flow link`) start a run like the App Home button,
@@ -320,10 +212,10 @@ async def _modal_submitted(ack: AsyncAck, body: Body, deps: HandlerDeps) -> None
     team_id = _team(body) or str(view.get("team_id") or "")
     state = ModalState.load(str(view.get("private_metadata") or ""))
     try:
-        flow = await _catalog(deps).find(team_id, state.flow_id)
-    except CatalogError:
-        # Deleted while the form was open.
-        await ack(response_action="update", view=run_cards.notice_view("Can't run", FLOW_GONE))
+        flow = await deps.runs.flow_by_id(team_id, state.flow_id)
+    except FlowbotError as refusal:  # deleted while the form was open
+        notice = run_cards.notice_view("Can't run", describe(refusal))
+        await ack(response_action="update", view=notice)
         return
     state_values = (view.get("state") or {}).get("values") or {}
     values, errors = read_modal_values(flow, state_values)
@@ -340,80 +232,41 @@ async def _modal_submitted(ack: AsyncAck, body: Body, deps: HandlerDeps) -> None
     # Slack waits 3 seconds at most: close the modal, then check and start.
     await ack()
     try:
-        await check_can_run(deps, flow, user_id)
-        await start(
-            deps,
-            flow,
-            user_id,
+        permit = await deps.runs.permit(flow, user_id)
+        await deps.runs.start(
+            permit,
             values,
             source="modal",
             response_url=state.response_url,
             channel_id=state.channel_id,
             connections=connections,
         )
-    except (RunDenied, RunRefused) as exc:
-        await deps.messenger.send_dm(user_id, str(exc))
+    except FlowbotError as refusal:
+        await deps.messenger.send_dm(user_id, describe(refusal))
 
 
 # ---------------------------------------------------------------------------- history
 
 
-async def _history_scope(
-    deps: HandlerDeps, flow: FlowRecord, user_id: str
-) -> tuple[bool, str | None]:
-    """(may see, only this starter's runs or None for all)."""
-    access = await resolve_access(flow, user_id, deps.directory)
-    if allowed(Action.VIEW_HISTORY, flow, access):
-        return True, None
-    if allowed(Action.VIEW_OWN_RUNS, flow, access):
-        return True, user_id
-    return False, None
-
-
-@subcommand("history", "/flow history <flow>", "The last runs of a flow, with details")
 async def history_command(ctx: CommandContext) -> None:
     if not ctx.args:
         raise UsageError("Name the flow.")
-    deps = ctx.deps
-    try:
-        flow = await _catalog(deps).find(ctx.team_id, " ".join(ctx.args))
-    except CatalogError as exc:
-        await ctx.error(str(exc))
-        return
-    may_see, only = await _history_scope(deps, flow, ctx.user_id)
-    if not may_see:
-        await ctx.reply(**error_message(f"You can't see the runs of *{escape(flow.name)}*.", None))
-        return
-    runs = await _runner(deps).history(ctx.team_id, flow.id, HISTORY_SIZE, started_by=only)
+    history = await ctx.deps.runs.history(ctx.team_id, ctx.user_id, " ".join(ctx.args))
+    now = ctx.deps.clock.now()
     await ctx.reply(
-        **run_cards.history_message(flow.name, runs, deps.clock.now(), only is not None)
+        **run_cards.history_message(history.flow.name, history.runs, now, history.own_only)
     )
 
 
 async def _details(deps: HandlerDeps, body: Body) -> None:
-    user_id = _user(body)
-    team_id = _team(body)
-    run_id = str(((body.get("actions") or [{}])[0]).get("value") or "")
-    trigger_id = str(body.get("trigger_id") or "")
-    run = await _runner(deps).get(run_id)
-    if run is None or run.team_id != team_id:
-        await _notice(deps, trigger_id, user_id, "Run details", "This run no longer exists.")
-        return
+    user_id, trigger_id = _user(body), _trigger(body)
     try:
-        flow: FlowRecord | None = await _catalog(deps).find(team_id, run.flow_id)
-    except CatalogError:
-        flow = None
-    if flow is not None:
-        may_see, only = await _history_scope(deps, flow, user_id)
-        visible = may_see and (only is None or run.started_by == user_id)
-    else:
-        visible = run.started_by == user_id
-    if not visible:
-        await _notice(deps, trigger_id, user_id, "Run details", "You can't see this run.")
+        run = await deps.runs.details(_team(body), user_id, _action_value(body))
+    except FlowbotError as refusal:
+        await _notice(deps, trigger_id, user_id, "Run details", describe(refusal))
         return
-    await deps.client.views_open(
-        trigger_id=trigger_id, view=run_cards.run_details_view(run, deps.clock.now())
-    )
+    view = run_cards.run_details_view(run, deps.clock.now())
+    await deps.client.views_open(trigger_id=trigger_id, view=view)
 
 
 # ---------------------------------------------------------------------------- wiring
@@ -428,26 +281,32 @@ def _user(body: Body) -> str:
     return str((body.get("user") or {}).get("id") or "")
 
 
+def _trigger(body: Body) -> str:
+    return str(body.get("trigger_id") or "")
+
+
+def _action_value(body: Body) -> str:
+    """The clicked button's value (a flow id or a run id)."""
+    return str(((body.get("actions") or [{}])[0]).get("value") or "")
+
+
+SUBCOMMANDS: list[Subcommand] = [
+    Subcommand("run", RUN_USAGE, "Run a flow (a form asks for missing inputs)", run_command),
+    Subcommand("history", HISTORY_USAGE, "The last runs of a flow, with details", history_command),
+]
+
+
 def register(app: AsyncApp, deps: HandlerDeps) -> None:
     @app.action("run_flow")
     async def run_flow_clicked(ack: AsyncAck, body: Body) -> None:
         await ack()
-        try:
-            await _home_run(deps, body)
-        except Exception:
-            log.exception("run_flow click failed")
+        await _home_run(deps, body)
 
     @app.view(run_cards.RUN_MODAL_CALLBACK)
     async def run_modal_submitted(ack: AsyncAck, body: Body) -> None:
-        try:
-            await _modal_submitted(ack, body, deps)
-        except Exception:
-            log.exception("run modal submission failed")
+        await _modal_submitted(ack, body, deps)
 
     @app.action(run_cards.RUN_DETAILS_ACTION)
     async def run_details_clicked(ack: AsyncAck, body: Body) -> None:
         await ack()
-        try:
-            await _details(deps, body)
-        except Exception:
-            log.exception("run details failed")
+        await _details(deps, body)

@@ -1,38 +1,33 @@
-"""Sharing in Slack: `/flow share|unshare|users|audit|link|buttons|admin`, the buttons
-that go with them, and `SlackSharingNotifier` (the DMs and posts that tell people).
+"""Sharing in Slack: `/flow share|unshare|users|audit|link|buttons|admin` and the buttons
+that go with them.
 
-Who hears about a share: a user gets a DM; every member of a user group gets a DM; a
-channel gets one post, whose **Add to my buttons** works for each member who clicks it.
+Each listener takes team and user, calls one `SharingService` use case (which decides
+through `flows.permissions`) and answers with `cards.sharing`. A refusal is a
+`FlowbotError`: the slash router words those of commands; the buttons here word their own
+(a flow gone from under a button reads differently). Who hears about a share is the
+notifier's business (`adapters.sharing_notifier`).
 """
 
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from cards import common as common_cards
-from cards import home as home_cards
 from cards import sharing as cards
 from cards.common import Message, escape
-from flows.permissions import Action, can
-from flows.ports import Messenger
-from flows.records import FlowRecord, MessageRef, Role
-from flows.sharing import AccessRequest, SharingError, SharingService, UnknownFlow, mention
-from handlers.commands import CommandContext, UsageError, subcommand
+from cards.errors import describe
+from flows.errors import FlowbotError, FlowNotFound
+from flows.records import Role
+from flows.slack_ids import looks_like_mention, parse_channel, parse_mention
+from handlers.commands import CommandContext, Subcommand, UsageError
 from handlers.deps import HandlerDeps
 
 log = logging.getLogger(__name__)
 
-# What a button of a flow that no longer exists (or is no longer shared) answers.
-GONE = "This flow no longer exists, or it is no longer shared with you."
-
-_USER = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
-_GROUP = re.compile(r"^<!subteam\^(S[A-Z0-9]+)(?:\|[^>]*)?>$")
-_CHANNEL = re.compile(r"^<#([CG][A-Z0-9]+)(?:\|[^>]*)?>$")
 _ROLES: dict[str, Role] = {
     "owner": "owner",
     "owners": "owner",
@@ -43,19 +38,38 @@ _ROLES: dict[str, Role] = {
     "run-only": "runner",
     "runonly": "runner",
 }
+_EVERYONE = ("everyone", "all", "anyone")
 
 
-def parse_principal(token: str) -> str | None:
-    """`<@U…|name>` → U…, `<!subteam^S…|handle>` → S…, `<#C…|name>` → C…; else None."""
-    for pattern in (_USER, _GROUP, _CHANNEL):
-        match = pattern.match(token.strip())
-        if match:
-            return match.group(1)
-    return None
+# ------------------------------------------------------------------ reading the words
 
 
-def looks_like_mention(token: str) -> bool:
-    return token.startswith(("<@", "<!subteam", "<#", "@", "#"))
+def _not_a_principal(token: str) -> UsageError:
+    return UsageError(
+        f"`{escape(token)}` is not a person, user group or channel: pick them with @ or # "
+        "so Slack fills them in."
+    )
+
+
+def _split_role(args: list[str]) -> tuple[list[str], Role | None]:
+    """A trailing `as owner|runner`, if any."""
+    if len(args) < 2 or args[-2].lower() != "as":
+        return args, None
+    wanted = args[-1].lower()
+    if wanted not in _ROLES:
+        raise UsageError(f"`{escape(args[-1])}` is not a role: say `as owner` or `as runner`.")
+    return args[:-2], _ROLES[wanted]
+
+
+def _principals(tokens: Sequence[str]) -> list[str]:
+    """Escaped mentions; people often separate them with commas: `<@U1>, <@U2>`."""
+    principals: list[str] = []
+    for piece in (piece for token in tokens for piece in token.split(",") if piece):
+        principal = parse_mention(piece)
+        if principal is None:
+            raise _not_a_principal(piece)
+        principals.append(principal)
+    return principals
 
 
 def split_flow_and_principals(
@@ -63,213 +77,139 @@ def split_flow_and_principals(
 ) -> tuple[str, list[str], Role | None]:
     """`<flow words…> <principal…> [as owner|runner]`: the flow name is every token before
     the first mention (so quotes are optional)."""
-    role: Role | None = None
-    args = list(args)
-    if allow_role and len(args) >= 2 and args[-2].lower() == "as":
-        wanted = args[-1].lower()
-        if wanted not in _ROLES:
-            raise UsageError(f"`{escape(args[-1])}` is not a role: say `as owner` or `as runner`.")
-        role = _ROLES[wanted]
-        args = args[:-2]
+    args, role = _split_role(list(args)) if allow_role else (list(args), None)
     first = next((i for i, token in enumerate(args) if looks_like_mention(token)), None)
     if first is None and len(args) >= 2:
-        raise UsageError(
-            f"`{escape(args[-1])}` is not a person, user group or channel: pick them with @ or # "
-            "so Slack fills them in."
-        )
+        raise _not_a_principal(args[-1])
     if first is None or first == 0:
         raise UsageError("Name the flow, then the people, groups or channels.")
-    name = " ".join(args[:first])
-    principals: list[str] = []
-    # People often separate them with commas: `<@U1>, <@U2>` or `<@U1>,<@U2>`.
-    pieces = [piece for token in args[first:] for piece in token.split(",") if piece]
-    for piece in pieces:
-        principal = parse_principal(piece)
-        if principal is None:
-            raise UsageError(
-                f"`{escape(piece)}` is not a person, user group or channel: pick them with @ or # "
-                "so Slack fills them in."
-            )
-        principals.append(principal)
-    return name, principals, role
+    return " ".join(args[:first]), _principals(args[first:]), role
 
 
-def _service(deps: HandlerDeps) -> SharingService:
-    return deps.sharing
-
-
-def _flow_name(args: list[str]) -> str:
+def _flow_name(args: Sequence[str]) -> str:
     name = " ".join(args).strip()
     if not name:
         raise UsageError("Which flow?")
     return name
 
 
-async def _refuse(ctx: CommandContext, exc: SharingError) -> None:
-    """An ephemeral refusal; an unknown flow also gets the usage line."""
-    if isinstance(exc, UnknownFlow):
-        await ctx.error(str(exc))
-    else:
-        await ctx.reply(**common_cards.error_message(str(exc), None))
+def _link_args(args: list[str], here: str) -> tuple[str, str]:
+    """`<flow> [#channel]`: the flow's name and where to post (here by default)."""
+    if not args or not args[-1].startswith(("<#", "#")):
+        return _flow_name(args), here
+    channel = parse_channel(args[-1])
+    if channel is None:
+        raise UsageError(
+            f"`{escape(args[-1])}` is not a channel: pick it with # so Slack fills it in."
+        )
+    return _flow_name(args[:-1]), channel
+
+
+def _creators(words: list[str]) -> list[str] | None:
+    """`everyone` (None) or the people, groups and channels who may create flows."""
+    if len(words) == 1 and words[0].lower() in _EVERYONE:
+        return None
+    creators: list[str] = []
+    for token in words:
+        principal = parse_mention(token)
+        if principal is None:
+            raise UsageError(
+                f"`{escape(token)}` is not a person, user group or channel (or say `everyone`)."
+            )
+        creators.append(principal)
+    return creators
 
 
 # ------------------------------------------------------------------ subcommands
 
 
-@subcommand(
-    "share",
-    "/flow share <flow> <@user|@group|#channel …> [as owner|runner]",
-    "Share a flow: run-only (buttons) or as co-owners",
-)
-async def _share(ctx: CommandContext) -> None:
+async def share_command(ctx: CommandContext) -> None:
     name, principals, role = split_flow_and_principals(ctx.args, allow_role=True)
-    try:
-        result = await _service(ctx.deps).share(ctx.team_id, ctx.user_id, name, principals, role)
-    except SharingError as exc:
-        await _refuse(ctx, exc)
-        return
+    result = await ctx.deps.sharing.share(ctx.team_id, ctx.user_id, name, principals, role)
     await ctx.reply(**cards.share_result(result))
 
 
-@subcommand(
-    "unshare", "/flow unshare <flow> <@user|@group|#channel …>", "Stop sharing a flow with someone"
-)
-async def _unshare(ctx: CommandContext) -> None:
+async def unshare_command(ctx: CommandContext) -> None:
     name, principals, _ = split_flow_and_principals(ctx.args, allow_role=False)
-    try:
-        result = await _service(ctx.deps).unshare(ctx.team_id, ctx.user_id, name, principals)
-    except SharingError as exc:
-        await _refuse(ctx, exc)
-        return
+    result = await ctx.deps.sharing.unshare(ctx.team_id, ctx.user_id, name, principals)
     await ctx.reply(**cards.unshare_result(result))
 
 
-@subcommand("users", "/flow users <flow>", "Who a flow is shared with, and with which role")
-async def _users(ctx: CommandContext) -> None:
-    try:
-        view = await _service(ctx.deps).users(ctx.team_id, ctx.user_id, _flow_name(ctx.args))
-    except SharingError as exc:
-        await _refuse(ctx, exc)
-        return
+async def users_command(ctx: CommandContext) -> None:
+    view = await ctx.deps.sharing.users(ctx.team_id, ctx.user_id, _flow_name(ctx.args))
     await ctx.reply(**cards.users_list(view))
 
 
-@subcommand("audit", "/flow audit <flow>", "The sharing history of a flow (owners)")
-async def _audit(ctx: CommandContext) -> None:
-    try:
-        flow, entries = await _service(ctx.deps).audit(
-            ctx.team_id, ctx.user_id, _flow_name(ctx.args)
-        )
-    except SharingError as exc:
-        await _refuse(ctx, exc)
-        return
+async def audit_command(ctx: CommandContext) -> None:
+    flow, entries = await ctx.deps.sharing.audit(ctx.team_id, ctx.user_id, _flow_name(ctx.args))
     await ctx.reply(**cards.audit_list(flow, entries))
 
 
-@subcommand("link", "/flow link <flow> [#channel]", "Post a Run button for a flow in a channel")
-async def _link(ctx: CommandContext) -> None:
-    args = list(ctx.args)
-    channel = ctx.channel_id
-    if args and args[-1].startswith(("<#", "#")):
-        parsed = parse_principal(args[-1])
-        if parsed is None:
-            raise UsageError(
-                f"`{escape(args[-1])}` is not a channel: pick it with # so Slack fills it in."
-            )
-        channel = parsed
-        args = args[:-1]
-    service = _service(ctx.deps)
-    try:
-        flow = await service.authorize_link(ctx.team_id, ctx.user_id, _flow_name(args))
-    except SharingError as exc:
-        await _refuse(ctx, exc)
-        return
-    card = cards.link_message(flow, ctx.user_id)
-    try:
-        ref = await ctx.deps.messenger.post_message(channel, card["text"], card["blocks"])
-    except Exception:
-        log.warning("posting a link to %s in %s failed", flow.id, channel, exc_info=True)
-        await ctx.reply(
-            **common_cards.error_message(
-                f"I couldn't post in <#{channel}>: invite me there (`/invite @Flowbot`).", None
-            )
-        )
-        return
-    await ctx.reply(**cards.link_posted(flow, ref.channel))
+async def link_command(ctx: CommandContext) -> None:
+    name, channel = _link_args(list(ctx.args), ctx.channel_id)
+    posted = await ctx.deps.sharing.post_link(ctx.team_id, ctx.user_id, name, channel)
+    await ctx.reply(**cards.link_posted(posted.flow, posted.channel))
 
 
-@subcommand("buttons", "/flow buttons", "My buttons: the buttons shared with you", max_args=0)
-async def _buttons(ctx: CommandContext) -> None:
-    buttons = await _service(ctx.deps).my_buttons(ctx.team_id, ctx.user_id)
+async def buttons_command(ctx: CommandContext) -> None:
+    buttons = await ctx.deps.sharing.my_buttons(ctx.team_id, ctx.user_id)
     await ctx.reply(**cards.my_buttons_message(buttons))
 
 
-@subcommand(
-    "admin",
-    "/flow admin creators [everyone | <@user|@group|#channel …>]",
-    "Workspace admins: choose who may create flows",
-)
-async def _admin(ctx: CommandContext) -> None:
+async def admin_command(ctx: CommandContext) -> None:
     if not ctx.args or ctx.args[0].lower() != "creators":
         raise UsageError("The only admin setting is `creators`.")
-    service = _service(ctx.deps)
-    rest = ctx.args[1:]
-    if not rest:
+    service = ctx.deps.sharing
+    if len(ctx.args) == 1:
         await ctx.reply(**cards.policy_message(await service.policy(ctx.team_id)))
         return
-    creators: list[str] | None
-    if len(rest) == 1 and rest[0].lower() in ("everyone", "all", "anyone"):
-        creators = None
-    else:
-        creators = []
-        for token in rest:
-            principal = parse_principal(token)
-            if principal is None:
-                raise UsageError(
-                    f"`{escape(token)}` is not a person, user group or channel (or say `everyone`)."
-                )
-            creators.append(principal)
-    try:
-        policy = await service.set_creators(ctx.team_id, ctx.user_id, creators)
-    except SharingError as exc:
-        await _refuse(ctx, exc)
-        return
+    creators = _creators(ctx.args[1:])
+    policy = await service.set_creators(ctx.team_id, ctx.user_id, creators)
     await ctx.reply(**cards.policy_message(policy))
 
 
-# ------------------------------------------------------------------ the notifier
-
-
-class SlackSharingNotifier:
-    """Implements `flows.sharing.SharingNotifier` with `cards.sharing`."""
-
-    def __init__(self, messenger: Messenger) -> None:
-        self.messenger = messenger
-
-    async def button_shared(
-        self, recipient: str, flow: FlowRecord, actor: str, role: Role, via: str | None
-    ) -> None:
-        card = cards.shared_with_you(flow, actor, role, via)
-        if recipient.startswith(("C", "G")):
-            await self.messenger.post_message(recipient, card["text"], card["blocks"])
-        else:
-            await self.messenger.send_dm(recipient, card["text"], card["blocks"])
-
-    async def access_requested(
-        self, owner: str, request: AccessRequest, flow: FlowRecord
-    ) -> MessageRef | None:
-        card = cards.access_request(request, flow)
-        return await self.messenger.send_dm(owner, card["text"], card["blocks"])
-
-    async def access_decided(self, request: AccessRequest, flow: FlowRecord) -> None:
-        card = cards.access_answer(request, flow)
-        await self.messenger.send_dm(request.requester, card["text"], card["blocks"])
-
-    async def request_closed(
-        self, ref: MessageRef, request: AccessRequest, flow: FlowRecord
-    ) -> None:
-        card = cards.access_request_closed(request, flow)
-        await self.messenger.update_message(ref, card["text"], card["blocks"])
+SUBCOMMANDS: list[Subcommand] = [
+    Subcommand(
+        "share",
+        "/flow share <flow> <@user|@group|#channel …> [as owner|runner]",
+        "Share a flow: run-only (buttons) or as co-owners",
+        share_command,
+    ),
+    Subcommand(
+        "unshare",
+        "/flow unshare <flow> <@user|@group|#channel …>",
+        "Stop sharing a flow with someone",
+        unshare_command,
+    ),
+    Subcommand(
+        "users",
+        "/flow users <flow>",
+        "Who a flow is shared with, and with which role",
+        users_command,
+    ),
+    Subcommand(
+        "audit", "/flow audit <flow>", "The sharing history of a flow (owners)", audit_command
+    ),
+    Subcommand(
+        "link",
+        "/flow link <flow> [#channel]",
+        "Post a Run button for a flow in a channel",
+        link_command,
+    ),
+    Subcommand(
+        "buttons",
+        "/flow buttons",
+        "My buttons: the buttons shared with you",
+        buttons_command,
+        max_args=0,
+    ),
+    Subcommand(
+        "admin",
+        "/flow admin creators [everyone | <@user|@group|#channel …>]",
+        "Workspace admins: choose who may create flows",
+        admin_command,
+    ),
+]
 
 
 # ------------------------------------------------------------------ App Home
@@ -317,124 +257,96 @@ async def _say(
     )
 
 
+Click = Callable[[dict[str, Any], AsyncRespond], Awaitable[None]]
+
+
 def register(app: AsyncApp, deps: HandlerDeps) -> None:
     from handlers import home, run_commands
 
-    home.home_sections[home_cards.MY_BUTTONS_BLOCK] = my_buttons_section
+    service = deps.sharing
 
     async def refresh(team_id: str, user: str) -> None:
+        """Best effort, after the change was saved: the tab catches up when next opened."""
         try:
             await home.publish_home(deps, team_id, user)
         except Exception:
             log.exception("refreshing the App Home of %s failed", user)
 
-    async def guarded(
-        body: Mapping[str, Any], respond: AsyncRespond, work: Callable[[], Awaitable[None]]
-    ) -> None:
-        try:
-            await work()
-        except SharingError as exc:
-            # A button names its flow by id: an unknown one was deleted (or is hidden).
-            why = GONE if isinstance(exc, UnknownFlow) else str(exc)
-            await _say(respond, body, common_cards.error_message(why, None), False)
-            if _from_home(body) and not body.get("response_url"):
-                await deps.messenger.send_dm(_user(body), why)
-        except Exception:
-            log.exception("sharing action failed")
-            await _say(
-                respond,
-                body,
-                common_cards.error_message("Something went wrong; nothing was changed.", None),
-                False,
-            )
+    async def refused(body: dict[str, Any], respond: AsyncRespond, error: FlowbotError) -> None:
+        # A button names its flow by id: an unknown one was deleted (or is hidden).
+        why = cards.GONE if isinstance(error, FlowNotFound) else describe(error)
+        await _say(respond, body, common_cards.error_message(why, None), False)
+        if _from_home(body) and not body.get("response_url"):
+            await deps.messenger.send_dm(_user(body), why)
 
-    @app.action(cards.REMOVE_SHARE_ACTION)
-    async def remove_share(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
-        await ack()
+    def on_click(action_id: str) -> Callable[[Click], Click]:
+        """A button: acknowledged at once; a refusal answers the person who clicked."""
 
-        async def work() -> None:
-            flow_id, principal = cards.parse_remove_value(_value(body))
-            result, view = await _service(deps).remove_share(
-                _team(body), _user(body), flow_id, principal
-            )
-            if result.refused and not result.removed:
-                _, why = result.refused[0]
-                note = common_cards.error_message(f"{mention(principal)} {why}.", None)
-                await _say(respond, body, note, False)
-            await _say(respond, body, cards.users_list(view), True)
+        def listen(click: Click) -> Click:
+            @app.action(action_id)
+            async def clicked(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+                await ack()
+                try:
+                    await click(body, respond)
+                except FlowbotError as error:
+                    await refused(body, respond, error)
 
-        await guarded(body, respond, work)
+            return click
 
-    @app.action(cards.ADD_BUTTON_ACTION)
-    async def add_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
-        await ack()
+        return listen
 
-        async def work() -> None:
-            flow = await _service(deps).add_button(_team(body), _user(body), _value(body))
-            if _from_home(body):
-                await refresh(_team(body), _user(body))
-            else:
-                await _say(respond, body, cards.button_added(flow), False)
+    @on_click(cards.REMOVE_SHARE_ACTION)
+    async def remove_share(body: dict[str, Any], respond: AsyncRespond) -> None:
+        flow_id, principal = cards.parse_remove_value(_value(body))
+        result, view = await service.remove_share(_team(body), _user(body), flow_id, principal)
+        if result.refused and not result.removed:
+            await _say(respond, body, cards.principal_refused(*result.refused[0]), False)
+        await _say(respond, body, cards.users_list(view), True)
 
-        await guarded(body, respond, work)
+    @on_click(cards.ADD_BUTTON_ACTION)
+    async def add_button(body: dict[str, Any], respond: AsyncRespond) -> None:
+        flow = await service.add_button(_team(body), _user(body), _value(body))
+        if _from_home(body):
+            await refresh(_team(body), _user(body))
+        else:
+            await _say(respond, body, cards.button_added(flow), False)
 
-    @app.action(cards.REMOVE_BUTTON_ACTION)
-    async def remove_button(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
-        await ack()
+    @on_click(cards.REMOVE_BUTTON_ACTION)
+    async def remove_button(body: dict[str, Any], respond: AsyncRespond) -> None:
+        flow = await service.remove_button(_team(body), _user(body), _value(body))
+        if _from_home(body):
+            await refresh(_team(body), _user(body))
+        else:
+            await _say(respond, body, cards.button_removed(flow), False)
 
-        async def work() -> None:
-            flow = await _service(deps).remove_button(_team(body), _user(body), _value(body))
-            if _from_home(body):
-                await refresh(_team(body), _user(body))
-            else:
-                await _say(respond, body, cards.button_removed(flow), False)
+    @on_click(cards.LINK_RUN_ACTION)
+    async def link_run(body: dict[str, Any], respond: AsyncRespond) -> None:
+        opened = await service.open_link(_team(body), _user(body), _value(body))
+        if opened.may_run:
+            # The runs area's App Home button does the rest (inputs modal, run, result).
+            await run_commands.run_from_button(deps, body)
+        else:
+            await _say(respond, body, cards.request_offer(opened.flow), False)
 
-        await guarded(body, respond, work)
-
-    @app.action(cards.LINK_RUN_ACTION)
-    async def link_run(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
-        await ack()
-
-        async def work() -> None:
-            service = _service(deps)
-            flow = await service.find(_team(body), _value(body))
-            if await can(Action.RUN, flow, _user(body), deps.directory):
-                # The runs area's App Home button does the rest (inputs modal, run, result).
-                await run_commands.run_from_button(deps, body)
-                return
-            await _say(respond, body, cards.request_offer(flow), False)
-
-        await guarded(body, respond, work)
-
-    @app.action(cards.REQUEST_ACCESS_ACTION)
-    async def request_access(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
-        await ack()
-
-        async def work() -> None:
-            result = await _service(deps).request_access(_team(body), _user(body), _value(body))
-            if result.already_allowed:
-                card = cards.already_allowed(result.flow)
-            else:
-                card = cards.request_sent(result.flow, result.owners_told, result.already_pending)
-            await _say(respond, body, card, True)
-
-        await guarded(body, respond, work)
+    @on_click(cards.REQUEST_ACCESS_ACTION)
+    async def request_access(body: dict[str, Any], respond: AsyncRespond) -> None:
+        result = await service.request_access(_team(body), _user(body), _value(body))
+        if result.already_allowed:
+            card = cards.already_allowed(result.flow)
+        else:
+            card = cards.request_sent(result.flow, result.owners_told, result.already_pending)
+        await _say(respond, body, card, True)
 
     async def decide(body: dict[str, Any], respond: AsyncRespond, approve: bool) -> None:
-        async def work() -> None:
-            result = await _service(deps).decide(_team(body), _user(body), _value(body), approve)
-            if result.already_decided:
-                await _say(respond, body, cards.already_decided(result.request), False)
-            # On a decision every owner's message is updated by the notifier.
+        result = await service.decide(_team(body), _user(body), _value(body), approve)
+        if result.already_decided:
+            await _say(respond, body, cards.already_decided(result.request), False)
+        # On a decision every owner's message is updated by the notifier.
 
-        await guarded(body, respond, work)
-
-    @app.action(cards.APPROVE_ACTION)
-    async def approve(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
-        await ack()
+    @on_click(cards.APPROVE_ACTION)
+    async def approve(body: dict[str, Any], respond: AsyncRespond) -> None:
         await decide(body, respond, True)
 
-    @app.action(cards.DENY_ACTION)
-    async def deny(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
-        await ack()
+    @on_click(cards.DENY_ACTION)
+    async def deny(body: dict[str, Any], respond: AsyncRespond) -> None:
         await decide(body, respond, False)

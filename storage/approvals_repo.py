@@ -10,7 +10,7 @@ from motor.motor_asyncio import AsyncIOMotorDatabase
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from flows.approvals import (
+from flows.approval_model import (
     CANCELLED,
     EXPIRED,
     ApprovalMessage,
@@ -33,7 +33,7 @@ def _record(document: dict[str, Any]) -> ApprovalRecord:
 
 
 class ApprovalsRepo:
-    """Implements `flows.approvals.ApprovalStore`."""
+    """Implements `flows.approval_model.ApprovalStore`."""
 
     def __init__(self, db: AsyncIOMotorDatabase[dict[str, Any]]) -> None:
         self.collection = db["approvals"]

@@ -7,7 +7,7 @@ from typing import Any
 from motor.motor_asyncio import AsyncIOMotorDatabase
 from pymongo import ASCENDING, DESCENDING
 
-from flows.sharing import AuditEntry
+from flows.sharing.model import AuditEntry
 
 
 class AuditRepo:

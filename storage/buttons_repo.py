@@ -9,7 +9,7 @@ from motor.motor_asyncio import AsyncIOMotorDatabase
 from pymongo import ASCENDING, ReturnDocument
 
 from flows.records import MessageRef
-from flows.sharing import AccessRequest, ButtonState, ButtonStatus, RequestStatus
+from flows.sharing.model import AccessRequest, ButtonState, ButtonStatus, RequestStatus
 
 
 class ButtonsRepo:

@@ -46,9 +46,7 @@ class ConnectionsRepo:
         try:
             await self.collection.insert_one(_document(record))
         except DuplicateKeyError:
-            raise DuplicateConnectionName(
-                f"You already have a connection named “{record.name}”.", "name"
-            ) from None
+            raise DuplicateConnectionName(record.name) from None
 
     async def get(self, team_id: str, connection_id: str) -> ConnectionRecord | None:
         document = await self.collection.find_one({"_id": connection_id, "team_id": team_id})
@@ -76,9 +74,7 @@ class ConnectionsRepo:
                 {"_id": record.id, "team_id": record.team_id}, _document(record)
             )
         except DuplicateKeyError:
-            raise DuplicateConnectionName(
-                f"You already have a connection named “{record.name}”.", "name"
-            ) from None
+            raise DuplicateConnectionName(record.name) from None
 
     async def delete(self, team_id: str, connection_id: str) -> bool:
         result = await self.collection.delete_one({"_id": connection_id, "team_id": team_id})

@@ -1,4 +1,4 @@
-"""The `runs` collection: MongoDB adapter of `flows.runner.RunStore`.
+"""The `runs` collection: MongoDB adapter of `flows.run_model.RunStore`.
 
 A run document is the RunRecord (`_id` = run id) plus fields the engine never sees as
 record fields: `lease_owner` and `lease_until` (which process drives the run, until
@@ -21,9 +21,9 @@ from motor.motor_asyncio import AsyncIOMotorCollection, AsyncIOMotorDatabase
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from flows.definition import definition_from_dict, to_dict
+from flows.definition import definition_from_storage, to_dict
 from flows.records import MessageRef, RunRecord, StepResult
-from flows.runner import TIMER, CancelRequest, CancelResult, Claim, DuplicateRun, Lease
+from flows.run_model import TIMER, CancelRequest, CancelResult, Claim, DuplicateRun, Lease
 
 Doc = dict[str, Any]
 
@@ -68,7 +68,7 @@ def to_doc(run: RunRecord) -> Doc:
 def from_doc(doc: Doc) -> RunRecord:
     data = {k: v for k, v in doc.items() if k not in ("_id", *_UNSET_ENDED)}
     data["id"] = doc["_id"]
-    data["definition"] = definition_from_dict(doc["definition"])
+    data["definition"] = definition_from_storage(doc["definition"])
     data["steps"] = {step_id_of(k): v for k, v in (doc.get("steps") or {}).items()}
     return RunRecord.model_validate(data)
 
@@ -92,7 +92,7 @@ def _pending(doc: Doc) -> tuple[str, dict[str, Any]] | None:
 
 
 def _cancel_doc(request: CancelRequest) -> Doc:
-    return {"reason": request.reason, "by": request.by, "at": request.at}
+    return {"reason": request.reason, "by": request.by, "at": request.at, "words": request.words}
 
 
 def _cancel_request(doc: Doc) -> CancelRequest | None:
@@ -100,7 +100,13 @@ def _cancel_request(doc: Doc) -> CancelRequest | None:
     if not isinstance(flag, Mapping):
         return None
     by = flag.get("by")
-    return CancelRequest(reason=str(flag.get("reason") or "cancelled"), by=by, at=flag["at"])
+    words = flag.get("words")
+    return CancelRequest(
+        reason=str(flag.get("reason") or "cancelled"),
+        by=by,
+        at=flag["at"],
+        words=words if isinstance(words, str) else None,
+    )
 
 
 def _claim(doc: Doc, resume: tuple[str, dict[str, Any]] | None) -> Claim:

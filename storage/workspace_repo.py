@@ -6,7 +6,7 @@ from typing import Any
 
 from motor.motor_asyncio import AsyncIOMotorDatabase
 
-from flows.sharing import WorkspacePolicy
+from flows.sharing.model import WorkspacePolicy
 
 
 class WorkspaceRepo:

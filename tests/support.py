@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bot.app import Flowbot, build
+from bot.app import Flowbot, Overrides, build
 from bot.server import Server
 from bot.settings import Settings
 from emulator.driver import DriverResponse, SlackDriver
@@ -104,7 +104,7 @@ async def start_bot(
 ) -> BotHarness:
     """The bot serving HTTP on a free port, with a driver signing requests to it."""
     assert settings.mongodb_uri is not None
-    flowbot = build(settings, settings.mongodb_uri, clock=clock)
+    flowbot = build(settings, settings.mongodb_uri, Overrides(clock=clock))
     server = Server(flowbot, host="127.0.0.1", port=0)
     await server.start()
     driver = SlackDriver(server.url + "/slack/events", SIGNING_SECRET, emulator)
@@ -164,7 +164,7 @@ async def start_flowbot(settings: Settings, clock: Clock | None = None) -> Flowb
     """Another bot process on the same database, in-process and without HTTP: started (its
     services running) until `await flowbot.stop()`."""
     assert settings.mongodb_uri is not None
-    flowbot = build(settings, settings.mongodb_uri, clock=clock)
+    flowbot = build(settings, settings.mongodb_uri, Overrides(clock=clock))
     await flowbot.start()
     return flowbot
 

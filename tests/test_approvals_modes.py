@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from flows.approvals import ApprovalRecord, ApprovalResponse, evaluate
+from flows.approval_model import ApprovalRecord, ApprovalResponse, evaluate
 from tests.support import (
     ALICE,
     BOB,

@@ -12,7 +12,7 @@ import pytest
 from motor.motor_asyncio import AsyncIOMotorClient
 
 from emulator.server import SlackEmulator
-from flows.approvals import ApprovalResponse, Decision
+from flows.approval_model import ApprovalResponse, Decision
 from storage.approvals_repo import ApprovalsRepo
 from tests.fakes import FakeClock
 from tests.support import (

@@ -17,6 +17,7 @@ from tests.support import (
     TEAM,
     Answer,
     BotHarness,
+    answer_text,
     by_label,
     create_flow,
     deps,
@@ -427,3 +428,17 @@ async def test_missing_inputs_open_the_run_form_prefilled_and_typed(bot: BotHarn
         "pick": "red",
         "note": "by the form",
     }
+
+
+async def test_a_failure_is_answered_once_in_place_and_changes_nothing(bot: BotHarness) -> None:
+    """A listener's unexpected error reaches the app's one error handler: the person who
+    typed the command reads that nothing was changed, once, and only them."""
+    bot.emulator.fail_next("views.open", 500, count=10)  # past the client's retries
+    before = await state_of(bot)
+    answer = await slash(bot, ALICE, "new", settle=0.5)
+    assert [answer_text(e) for e in answer.ephemerals] == [
+        "Something went wrong; nothing was changed.\n"
+        ":warning: Something went wrong; nothing was changed."
+    ]
+    assert answer.ephemerals[0]["via"] == "response_url"
+    assert diff(before, await state_of(bot)) == []

@@ -6,6 +6,7 @@ import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import bson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -23,6 +24,7 @@ from flows.definition import (
     ReactionTrigger,
     ScheduleTrigger,
     definition_from_dict,
+    definition_from_storage,
     dump_json,
     dump_yaml,
     parse_definition,
@@ -87,6 +89,39 @@ def test_every_template_parses_and_round_trips(template: Any) -> None:
     assert definition_from_dict(json.loads(dump_json(definition))) == definition
     assert definition_from_dict(to_dict(definition, all_ids=True)) == definition
     assert FlowDefinition.model_validate(definition.model_dump(by_alias=True)) == definition
+
+
+def stored(definition: FlowDefinition) -> dict[str, Any]:
+    """The definition as MongoDB gives it back (written by `to_dict`, through BSON)."""
+    return bson.decode(bson.encode({"definition": to_dict(definition)}))["definition"]
+
+
+@pytest.mark.parametrize("template", TEMPLATES, ids=lambda t: t.key)
+def test_every_stored_template_loads_back_equal_without_validation(template: Any) -> None:
+    definition = template.definition()
+    document = stored(definition)
+    loaded = definition_from_storage(document)
+    assert loaded == definition
+    assert loaded == definition_from_dict(stored(definition))
+    assert [s.id for s in loaded.walk_steps()] == [s.id for s in definition.walk_steps()]
+    assert to_dict(loaded, all_ids=True) == to_dict(definition, all_ids=True)
+    assert dump_yaml(loaded) == dump_yaml(definition)
+
+
+def test_the_spec_example_loads_back_equal_without_validation() -> None:
+    definition = parse_definition(SPEC_EXAMPLE)
+    loaded = definition_from_storage(stored(definition))
+    assert loaded == definition
+    assert loaded.step("route.else1") == definition.step("route.else1")
+    assert loaded.inputs[0].label == definition.inputs[0].label
+
+
+def test_the_trusted_loader_validates_what_it_does_not_recognise() -> None:
+    with pytest.raises(DefinitionError) as info:
+        definition_from_storage({"name": "Odd", "steps": [{"type": "teleport"}]})
+    assert [e.loc for e in info.value.errors] == ["steps[0].type"]
+    with pytest.raises(DefinitionError):
+        definition_from_storage({"name": "No steps"})
 
 
 def test_template_kinds_and_triggers() -> None:
@@ -178,6 +213,12 @@ def test_spec_example() -> None:
     assert [s.slot for s in d.connection_slots()] == ["ledger"]
     assert d.step("route.else1") is route.else_[0]
     assert d.input("amount") is d.inputs[0]
+
+
+def test_spec_example_templates_and_dumps() -> None:
+    d = parse_definition(SPEC_EXAMPLE)
+    route = d.steps[1]
+    assert isinstance(route, ConditionStep)
     fields = dict(template_fields(d))
     assert fields["steps[1].then[0].json.amount"] == "{{ inputs.amount }}"
     assert fields["notify"] == "#finance-bots"
@@ -240,8 +281,7 @@ def test_unquoted_channel_is_not_silently_dropped() -> None:
     assert list(errors) == ["yaml"] and "line 2" in errors["yaml"]
 
 
-def test_all_errors_are_reported_at_their_locations() -> None:
-    source = """
+BROKEN = """
 name: Broken
 kind: instant
 inputs:
@@ -263,7 +303,10 @@ steps:
   - {id: later, type: delay, duration: "5 minutes"}
   - {type: http_request, connection: ledger, method: FETCH, path: "/x"}
 """
-    errors = errors_of(source)
+
+
+def test_all_errors_are_reported_at_their_locations() -> None:
+    errors = errors_of(BROKEN)
     assert errors["inputs[2].id"] == "duplicate input id 'amount'"
     assert "choices" in errors["inputs[3].choices"]
     assert errors["steps[0].type"].startswith("unknown step type 'post_mesage' (expected one of: ")
@@ -271,6 +314,13 @@ steps:
     assert errors["steps[1].text"] == "text or blocks is required"
     assert errors["steps[2].colour"].startswith("unknown field 'colour'")
     assert errors["steps[3].min"] == "min is required when mode is quorum"
+    # text: 42 is accepted as text (YAML numbers become strings)
+    assert "steps[2].text" not in errors
+    assert len(errors) == 12, errors
+
+
+def test_all_errors_are_reported_inside_branches_and_later_steps() -> None:
+    errors = errors_of(BROKEN)
     assert "later" in errors["steps[4].if"]
     assert (
         errors["steps[4].then[0].text"] == "unknown input 'amout' (declared: amount, reason, color)"
@@ -279,9 +329,6 @@ steps:
     assert errors["steps[4].then[1].text"].startswith("template syntax error")
     assert "invalid duration" in errors["steps[5].duration"]
     assert "FETCH" in errors["steps[6].method"]
-    # text: 42 is accepted as text (YAML numbers become strings)
-    assert "steps[2].text" not in errors
-    assert len(errors) == 12, errors
 
 
 def test_missing_and_wrong_type_fields() -> None:

@@ -6,8 +6,9 @@ import asyncio
 
 import pytest
 
-from flows.catalog import FlowNotFound, NameTaken, PermissionDenied, VersionConflict
+from flows.catalog import FlowNotFound, NameTaken, VersionConflict
 from flows.definition import parse_definition
+from flows.errors import NotAllowed
 from tests.support import ALICE, BOB, CAROL, TEAM, BotHarness, create_flow, plant_share
 
 FLOW = """\
@@ -82,7 +83,7 @@ async def test_list_for_follows_groups_and_channels(bot: BotHarness) -> None:
     assert await catalog.list_for(TEAM, CAROL) == []
     # Bob, a co-owner through the group, may edit; Carol may not.
     await catalog.set_enabled(TEAM, BOB, flow.id, False)
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(NotAllowed):
         await catalog.set_enabled(TEAM, CAROL, flow.id, True)
     assert not (await catalog.find(TEAM, flow.id)).enabled
 

@@ -19,10 +19,13 @@ from flows.definition import FlowDefinition, definition_from_dict
 from flows.permissions import (
     Action,
     allowed,
+    hides_flow,
     may_add,
     may_create_flows,
     may_remove,
+    may_set_creation_policy,
     may_view_run,
+    may_view_run_of_deleted_flow,
     resolve_access,
 )
 from flows.records import FlowRecord, Share
@@ -186,6 +189,15 @@ async def check_everyone(directory: FakeDirectory, kind: str, shares: dict[str, 
         theirs = may_view_run(flow, access, user, started_by="U0SOMEONE")
         assert mine is model_allows(roles, "own_runs")
         assert theirs is model_allows(roles, "full_history")
+        # A run nobody in particular started (a schedule's) is everyone's: owners only.
+        assert may_view_run(flow, access, user, started_by=None) is theirs
+        # Once the flow is deleted, only whoever started a run still sees it.
+        assert may_view_run_of_deleted_flow(user, started_by=user)
+        assert not may_view_run_of_deleted_flow(user, started_by="U0SOMEONE")
+        # Sharing commands tell someone who may not even see the flow (and is no admin)
+        # that it does not exist.
+        seen = model_allows(roles, row_of(Action.VIEW, kind)) or "admin" in roles
+        assert hides_flow(flow, access) is not seen
 
 
 async def play(kind: str, ops: list[tuple[str, ...]], admins: set[str]) -> None:
@@ -264,6 +276,8 @@ def test_creation_policy_is_everyone_or_the_listed_principals_and_admins(
     else:
         expected = user in admins or any(includes(directory, p, user) for p in creators)
     assert got is expected
+    # Only workspace admins change the policy.
+    assert asyncio.run(may_set_creation_policy(TEAM, user, directory)) is (user in admins)
 
 
 def test_a_runner_who_is_also_an_admin_has_both_columns() -> None:

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
 import pytest
 
+from cards.errors import describe
+from cards.runs import cancel_reason
+from flows.errors import FlowbotError
+from flows.run_model import CancelRequest, RunRefused
+from flows.run_requests import FlowGone, HistoryNotAllowed, RunHidden, RunNotAllowed, RunNotFound
 from tests.support import (
     ALICE,
     BOB,
@@ -279,3 +285,31 @@ async def test_an_unquoted_name_with_spaces_is_understood(bot: BotHarness) -> No
     await bot.driver.slash(ALICE, "run Expense report amount=3 reason=pens")
     [run] = await finished_run(bot, flow.id)
     assert run.status == "succeeded" and run.inputs["amount"] == 3
+
+
+@pytest.mark.parametrize(
+    ("refusal", "words"),
+    [
+        (RunNotAllowed("A<b", ALICE, "automated"), "*A&lt;b* is an automated flow"),
+        (RunNotAllowed("Ping", BOB, "owners_only"), "Only the owners of *Ping* can run"),
+        (RunNotAllowed("Ping", CAROL, "not_shared"), "You can't run *Ping*: ask an owner"),
+        (RunNotAllowed("Ping", ALICE, "disabled"), "*Ping* is turned off"),
+        (RunRefused("Ping"), "the flow Ping is disabled"),
+        (FlowGone("F1"), "This flow no longer exists: it was deleted."),
+        (HistoryNotAllowed("Ping", CAROL), "You can't see the runs of *Ping*."),
+        (RunNotFound("R1"), "This run no longer exists."),
+        (RunHidden("R1", BOB), "You can't see this run."),
+    ],
+)
+def test_run_refusals_carry_data_and_cards_word_them(refusal: FlowbotError, words: str) -> None:
+    assert words in describe(refusal)
+    assert "<@" not in str(refusal) and "*" not in str(refusal)
+
+
+def test_a_cancellation_is_worded_with_a_mention_of_who_asked() -> None:
+    at = datetime(2026, 1, 5, tzinfo=timezone.utc)
+    deleted = CancelRequest("the flow was deleted", ALICE, at)
+    assert cancel_reason(deleted) == f"the flow was deleted by <@{ALICE}>"
+    assert cancel_reason(CancelRequest("stopped", None, at)) == "stopped"
+    # Without words from cards, the engine records plain text.
+    assert deleted.error == f"the flow was deleted (by {ALICE})"

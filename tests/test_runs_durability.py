@@ -9,12 +9,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from adapters.slack import SlackMessenger
 from emulator.driver import SlackDriver
 from emulator.server import SlackEmulator
 from flows.records import RunTrigger
 from flows.runner import Done, Outcome, Park, Runner, StepContext, is_timer
 from flows.steps import builtin_executors
-from handlers.slack_adapters import SlackMessenger
 from storage.embedded import free_port
 from storage.mongo import Storage
 from storage.runs_repo import MongoRunStore

@@ -1,4 +1,4 @@
-"""Run notifications in Slack: `flows.runner.RunNotifier` implemented with the Web API.
+"""Run notifications in Slack: `flows.run_model.RunNotifier` implemented with the Web API.
 
 - One message per run in the flow's notify channel: posted when the run starts, updated
   (chat.update) as it progresses, ending with succeeded or failed (error, failing step),
@@ -18,11 +18,11 @@ from datetime import timedelta
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from adapters.slack import RETRY_HANDLERS
 from cards import runs as run_cards
 from flows.ports import Clock, Directory, Messenger
 from flows.records import MessageRef, RunRecord
-from flows.runner import RunEvent
-from handlers.slack_adapters import RETRY_HANDLERS
+from flows.run_model import RunEvent
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Adapters from the engine's ports to Slack's Web API (slack_sdk AsyncWebClient)."""
+"""Slack's Web API client and the engine's Messenger and Directory ports on it (slack_sdk)."""
 
 from __future__ import annotations
 

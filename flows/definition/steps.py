@@ -1,0 +1,324 @@
+"""Steps: what a flow does, in order (messages, HTTP calls, approvals, conditions…)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, model_validator
+
+from flows.definition.errors import Loc, fail
+from flows.definition.fields import (
+    Duration,
+    Identifier,
+    Model,
+    approver,
+    channel_target,
+    is_template,
+    step_id,
+    str_dict,
+    str_list,
+    strip,
+    strip_or_none,
+    user_target,
+)
+from flows.durations import parse_duration
+from flows.slack_ids import parse_user
+
+_Problems = list[tuple[Loc | str, str]]
+
+
+def auto_id(parent: str | None, branch: str, index: int) -> str:
+    """The id of a step without one: ``step2`` at the top level, ``route.then1`` inside."""
+    return f"step{index + 1}" if parent is None else f"{parent}.{branch}{index + 1}"
+
+
+class StepBase(Model):
+    id: Annotated[str, AfterValidator(step_id)] = ""
+    type: str
+    name: Annotated[Annotated[str, Field(max_length=80)] | None, BeforeValidator(strip_or_none)] = (
+        None
+    )
+
+
+def _check_text_or_blocks(text: str | None, blocks: list[dict[str, Any]] | None) -> None:
+    errors: _Problems = []
+    if not text and not blocks:
+        errors.append(("text", "text or blocks is required"))
+    for index, block in enumerate(blocks or []):
+        if "type" not in block:
+            errors.append((("blocks", index), "a block needs a type"))
+    if blocks is not None and len(blocks) > 50:
+        errors.append(("blocks", "at most 50 blocks"))
+    if errors:
+        fail(errors)
+
+
+class PostMessageStep(StepBase):
+    """Post ``text`` and/or Block Kit ``blocks`` in a channel."""
+
+    type: Literal["post_message"] = "post_message"
+    channel: Annotated[str, AfterValidator(channel_target)]
+    text: str | None = None
+    blocks: list[dict[str, Any]] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> PostMessageStep:
+        _check_text_or_blocks(self.text, self.blocks)
+        return self
+
+
+class SendDmStep(StepBase):
+    """Send a direct message to ``user``."""
+
+    type: Literal["send_dm"] = "send_dm"
+    user: Annotated[str, AfterValidator(user_target)]
+    text: str | None = None
+    blocks: list[dict[str, Any]] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> SendDmStep:
+        _check_text_or_blocks(self.text, self.blocks)
+        return self
+
+
+def _method(value: Any) -> Any:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+def _path(value: str) -> str:
+    value = value.strip()
+    if not value.startswith("/"):
+        raise ValueError("path must start with / (it is appended to the connection's base URL)")
+    if value.startswith("//") or "://" in value or "\\" in value:
+        raise ValueError("path must stay on the connection's host")
+    return value
+
+
+class HttpRequestStep(StepBase):
+    """Call an API through a connection slot. Outputs ``status`` and ``body``."""
+
+    type: Literal["http_request"] = "http_request"
+    connection: Identifier
+    method: Annotated[
+        Literal["GET", "POST", "PUT", "PATCH", "DELETE"], BeforeValidator(_method)
+    ] = "GET"
+    path: Annotated[str, AfterValidator(_path)]
+    headers: Annotated[dict[str, str], BeforeValidator(str_dict)] = Field(default_factory=dict)
+    query: Annotated[dict[str, str], BeforeValidator(str_dict)] = Field(default_factory=dict)
+    json_: Any = Field(default=None, alias="json")
+    timeout: float = Field(default=10.0, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _check(self) -> HttpRequestStep:
+        errors: _Problems = []
+        for header in self.headers:
+            if header.strip().lower() == "authorization":
+                errors.append((("headers", header), "credentials come from the connection"))
+        if self.method == "GET" and self.json_ is not None:
+            errors.append(("json", "a GET request cannot have a json body"))
+        if errors:
+            fail(errors)
+        return self
+
+
+ApprovalMode = Literal["first_response", "everyone", "quorum"]
+DEFAULT_APPROVAL_OPTIONS: tuple[str, str] = ("Approve", "Reject")
+
+
+def _quorum_errors(mode: ApprovalMode, minimum: int | None, approvers: list[str]) -> _Problems:
+    if mode != "quorum":
+        return [] if minimum is None else [("min", "min is only used when mode is quorum")]
+    if minimum is None:
+        return [("min", "min is required when mode is quorum")]
+    users = [parse_user(a) for a in approvers]
+    if all(users) and minimum > len(set(users)):
+        return [("min", f"min ({minimum}) is more than the {len(set(users))} approvers")]
+    return []
+
+
+def _option_errors(options: list[str] | None, approve_option: str | None) -> _Problems:
+    if options is None:
+        if approve_option is not None:
+            return [("approve_option", "approve_option needs options")]
+        return []
+    errors: _Problems = []
+    if len(options) < 2:
+        errors.append(("options", "give at least 2 options"))
+    if len(options) > 20:
+        errors.append(("options", "at most 20 options"))
+    seen: set[str] = set()
+    for index, option in enumerate(options):
+        label = option.strip()
+        if not label:
+            errors.append((("options", index), "must not be empty"))
+        elif len(label) > 75:
+            errors.append((("options", index), "at most 75 characters"))
+        elif label.lower() in seen:
+            errors.append((("options", index), f"duplicate option {option!r}"))
+        seen.add(label.lower())
+    if approve_option is not None and approve_option not in options:
+        errors.append(
+            (
+                "approve_option",
+                f"{approve_option!r} is not one of the options ({', '.join(options)})",
+            )
+        )
+    return errors
+
+
+class ApprovalStep(StepBase):
+    """Ask people to decide. Outputs ``outcome`` (``approved``/``rejected``/``expired``),
+    ``option`` (the label chosen), ``responder``, ``comment`` and ``responses``."""
+
+    type: Literal["approval"] = "approval"
+    approvers: list[Annotated[str, AfterValidator(approver)]] = Field(min_length=1)
+    mode: ApprovalMode = "first_response"
+    min: int | None = Field(default=None, ge=1)
+    title: Annotated[str, BeforeValidator(strip), Field(min_length=1, max_length=2000)]
+    details: str | None = None
+    options: Annotated[list[str], BeforeValidator(str_list)] | None = None
+    approve_option: str | None = None
+    allow_comment: bool = True
+    channel: Annotated[str, AfterValidator(channel_target)] | None = None
+    timeout: Duration | None = None
+    reminder: Duration | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> ApprovalStep:
+        errors = _quorum_errors(self.mode, self.min, self.approvers)
+        errors += _option_errors(self.options, self.approve_option)
+        if self.timeout is not None and self.reminder is not None:
+            if parse_duration(self.reminder) >= parse_duration(self.timeout):
+                errors.append(("reminder", f"must be shorter than the timeout ({self.timeout})"))
+        if errors:
+            fail(errors)
+        return self
+
+    @property
+    def response_options(self) -> list[str]:
+        """The button labels: ``options`` or Approve / Reject."""
+        return list(self.options) if self.options else list(DEFAULT_APPROVAL_OPTIONS)
+
+    @property
+    def approve_label(self) -> str:
+        """The label whose choice means ``approved``; every other label means ``rejected``."""
+        if self.options and self.approve_option:
+            return self.approve_option
+        return self.response_options[0]
+
+    @property
+    def timeout_delta(self) -> timedelta | None:
+        return parse_duration(self.timeout) if self.timeout else None
+
+    @property
+    def reminder_delta(self) -> timedelta | None:
+        return parse_duration(self.reminder) if self.reminder else None
+
+
+def _condition(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        value = value.strip()
+        if not is_template(value) and value.lower() not in ("true", "false", "yes", "no"):
+            raise ValueError(
+                "expected a template such as \"{{ steps.ask.outcome == 'approved' }}\""
+            )
+    return value
+
+
+class ConditionStep(StepBase):
+    """Run ``then`` when ``if`` renders to something true (see templating.is_truthy),
+    else ``else``."""
+
+    type: Literal["condition"] = "condition"
+    if_: Annotated[str, BeforeValidator(_condition)] = Field(alias="if")
+    then: list[Step] = Field(default_factory=list)
+    else_: list[Step] = Field(default_factory=list, alias="else")
+
+
+def _until(value: Any) -> Any:
+    if isinstance(value, str):
+        value = value.strip()
+        if not is_template(value):
+            try:
+                datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                raise ValueError(
+                    "expected an ISO date-time like 2024-05-31T09:00:00+02:00 or a template"
+                ) from None
+    return value
+
+
+class DelayStep(StepBase):
+    """Wait for ``duration`` or ``until`` a date-time (naive times are UTC). Durable."""
+
+    type: Literal["delay"] = "delay"
+    duration: Duration | None = None
+    until: Annotated[str, BeforeValidator(_until)] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> DelayStep:
+        if self.duration is None and self.until is None:
+            fail([("duration", "a delay needs duration or until")])
+        if self.duration is not None and self.until is not None:
+            fail([("until", "use either duration or until, not both")])
+        return self
+
+    @property
+    def duration_delta(self) -> timedelta | None:
+        return parse_duration(self.duration) if self.duration else None
+
+
+class SetVariableStep(StepBase):
+    """Set ``vars.<name>`` to ``value`` (strings are templates, rendered natively)."""
+
+    type: Literal["set_variable"] = "set_variable"
+    name: Identifier  # type: ignore[assignment]
+    value: Any
+
+
+Step = Annotated[
+    PostMessageStep
+    | SendDmStep
+    | HttpRequestStep
+    | ApprovalStep
+    | ConditionStep
+    | DelayStep
+    | SetVariableStep,
+    Field(discriminator="type"),
+]
+STEP_TYPES: tuple[str, ...] = (
+    "approval",
+    "condition",
+    "delay",
+    "http_request",
+    "post_message",
+    "send_dm",
+    "set_variable",
+)
+ConditionStep.model_rebuild()
+
+STEP_CLASSES: dict[str, type[BaseModel]] = {
+    "post_message": PostMessageStep,
+    "send_dm": SendDmStep,
+    "http_request": HttpRequestStep,
+    "approval": ApprovalStep,
+    "condition": ConditionStep,
+    "delay": DelayStep,
+    "set_variable": SetVariableStep,
+}
+
+# Fields holding templates, per step type (YAML names).
+TEMPLATE_FIELDS: dict[str, tuple[str, ...]] = {
+    "post_message": ("channel", "text", "blocks"),
+    "send_dm": ("user", "text", "blocks"),
+    "http_request": ("path", "headers", "query", "json"),
+    "approval": ("approvers", "title", "details", "channel"),
+    "condition": ("if",),
+    "delay": ("until",),
+    "set_variable": ("value",),
+}
+# YAML names that are Python keywords, and the model fields that hold them.
+PY_NAMES = {"if": "if_", "else": "else_", "json": "json_"}

@@ -1,0 +1,388 @@
+"""What the run engine (`flows.runner.Runner`) works with: executor outcomes and the
+executor protocol, the step context templates render in, the storage and notifier ports,
+and the engine's errors. Step executors (flows.steps, approvals, connections) and the
+storage adapter import these; the engine itself lives in `flows.runner`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final, Literal, Protocol, runtime_checkable
+
+from flows.errors import FlowbotError
+from flows.ports import Clock
+from flows.records import MessageRef, RunRecord, StepResult
+from flows.templating import TemplateError, is_truthy, render_text, render_value
+
+# ------------------------------------------------------------------ executor protocol
+
+
+@dataclass(frozen=True)
+class Done:
+    """The step finished; `output` is what `steps.<id>.…` templates see."""
+
+    output: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Park:
+    """The step waits: until `wake_at` (then `resume` gets `TIMER`) and/or for an outside
+    event named by `waiting_for` (then `resume` gets the payload of `Runner.resume`).
+    `output` is recorded on the waiting step (for example the time it waits until)."""
+
+    wake_at: datetime | None = None
+    waiting_for: str | None = None
+    output: dict[str, Any] = field(default_factory=dict)
+
+
+Outcome = Done | Park
+
+#: The payload `resume` receives when a parked step's `wake_at` has passed.
+TIMER: Final[Mapping[str, Any]] = {"event": "timer"}
+
+
+def is_timer(payload: Mapping[str, Any]) -> bool:
+    return payload.get("event") == "timer"
+
+
+class StepFailed(Exception):
+    """A step failed; the message is shown as the step's error. `field` names the field
+    of the step the error is about, if any."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def __str__(self) -> str:
+        return f"field {self.field}: {self.message}" if self.field else self.message
+
+
+class StepContext:
+    """What an executor sees of the run: its data, template rendering, its variables."""
+
+    def __init__(self, run: RunRecord, step_id: str, clock: Clock) -> None:
+        self.run = run
+        self.step_id = step_id
+        self.clock = clock
+
+    @property
+    def team_id(self) -> str:
+        return self.run.team_id
+
+    @property
+    def vars(self) -> dict[str, Any]:
+        return self.run.vars
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def set_var(self, name: str, value: Any) -> None:
+        self.run.vars[name] = value
+
+    def template_data(self) -> dict[str, Any]:
+        return template_data(self.run)
+
+    def render(self, field_name: str, source: Any) -> str:
+        """Render a text field; a template error is a StepFailed naming the field."""
+        if source is None:
+            return ""
+        if not isinstance(source, str):
+            source = str(source)
+        try:
+            return render_text(source, self.template_data())
+        except TemplateError as exc:
+            raise StepFailed(explain_template_error(source, str(exc)), field_name) from None
+
+    def value(self, field_name: str, source: Any) -> Any:
+        """Render a value keeping native types (`{{ inputs.amount }}` stays a number)."""
+        try:
+            return render_value(source, self.template_data())
+        except TemplateError as exc:
+            raise StepFailed(explain_template_error(source, str(exc)), field_name) from None
+
+    def truthy(self, field_name: str, source: Any) -> bool:
+        return is_truthy(self.value(field_name, source))
+
+
+class StepExecutor(Protocol):
+    """Executes one step type. Raise `StepFailed` (or any exception) to fail the step."""
+
+    async def execute(self, step: Any, ctx: StepContext) -> Outcome: ...
+
+    async def resume(self, step: Any, ctx: StepContext, payload: Mapping[str, Any]) -> Outcome:
+        """A parked step wakes up: `TIMER` when its wake_at passed, else the payload given
+        to `Runner.resume`. Return Done to go on, or Park to wait again."""
+        ...
+
+
+@runtime_checkable
+class BranchingExecutor(Protocol):
+    """An executor whose step contains steps (condition): after it is done, the runner
+    runs `children(step, output)`; the output recorded decides the branch on resume."""
+
+    def children(self, step: Any, output: Mapping[str, Any]) -> Sequence[Any]: ...
+
+
+class ExecutorRegistry:
+    """Step type → executor. Issues plug theirs in with `register` (approval, http…)."""
+
+    def __init__(self, executors: Mapping[str, StepExecutor] | None = None) -> None:
+        self._executors: dict[str, StepExecutor] = dict(executors or {})
+
+    def register(self, step_type: str, executor: StepExecutor) -> None:
+        self._executors[step_type] = executor
+
+    def get(self, step_type: str) -> StepExecutor | None:
+        return self._executors.get(step_type)
+
+    def types(self) -> list[str]:
+        return sorted(self._executors)
+
+
+# ------------------------------------------------------------------ storage and notifier ports
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who drives a run, until when. Every write after the insert checks it."""
+
+    owner: str
+    until: datetime
+
+
+@dataclass(frozen=True)
+class CancelRequest:
+    """Why runs are cancelled: `reason` ("the flow was deleted"), by whom (a user id, if
+    known), when. `words` is that sentence as people read it, set by the `Runner` with its
+    `describe_cancel` (worded in cards); the store keeps it with a cancel flag, so the
+    process that ends a flagged run records the same words."""
+
+    reason: str
+    by: str | None
+    at: datetime
+    words: str | None = None
+
+    @property
+    def error(self) -> str:
+        """What the cancelled run records as its error."""
+        if self.words is not None:
+            return self.words
+        return plain_cancel_reason(self)
+
+
+def plain_cancel_reason(request: CancelRequest) -> str:
+    """The reason in plain text (logs, a runner without words from cards)."""
+    return f"{request.reason} (by {request.by})" if request.by else request.reason
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    """What `RunStore.cancel_flow_runs` did: runs now cancelled, and runs being driven
+    that were asked to stop at their next step boundary (their ids)."""
+
+    cancelled: list[RunRecord] = field(default_factory=list)
+    requested: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A run this process now drives; `resume` is (step id, payload) of a waiting step;
+    `cancel` is set when the run was asked to stop (it ends cancelled before any step)."""
+
+    run: RunRecord
+    resume: tuple[str, dict[str, Any]] | None = None
+    cancel: CancelRequest | None = None
+
+
+class DuplicateRun(Exception):
+    """A run with this run_key exists already (one scheduled slot or event, one run)."""
+
+
+class RunStore(Protocol):
+    """The `runs` collection (MongoDB adapter: `storage.runs_repo.MongoRunStore`)."""
+
+    async def insert(self, run: RunRecord, lease: Lease | None) -> None:
+        """Insert a new run, leased (status running) or not (queued). DuplicateRun if its
+        run_key exists."""
+        ...
+
+    async def get(self, run_id: str) -> RunRecord | None: ...
+
+    async def record_step(
+        self, run_id: str, lease: Lease, result: StepResult, extra: Mapping[str, Any]
+    ) -> bool:
+        """`$set steps.<id>` (and `extra` top-level fields: vars, notify_message) and
+        extend the lease. False if the lease is not ours any more or a cancel was
+        requested (see `end_cancelled`)."""
+        ...
+
+    async def park(
+        self,
+        run_id: str,
+        lease: Lease,
+        result: StepResult,
+        wake_at: datetime | None,
+        waiting_for: str | None,
+        extra: Mapping[str, Any],
+    ) -> bool:
+        """Record the waiting step, set status waiting, wake_at, waiting_for; drop the lease.
+        False like `record_step`."""
+        ...
+
+    async def finish(
+        self,
+        run_id: str,
+        lease: Lease,
+        status: Literal["succeeded", "failed", "cancelled"],
+        finished_at: datetime,
+        error: str | None,
+        error_step: str | None,
+        result: StepResult | None,
+        extra: Mapping[str, Any],
+    ) -> bool:
+        """The final update (with the failing step's result, if any); drops the lease.
+        False like `record_step`."""
+        ...
+
+    async def requeue(self, run_id: str, owner: str) -> None:
+        """Shutdown: a run we drive goes back to queued, lease dropped."""
+        ...
+
+    async def renew(self, run_ids: Sequence[str], lease: Lease) -> None: ...
+
+    async def record_notify(self, run_id: str, ref: MessageRef) -> None:
+        """Remember the notify message of a run (when no other write carried it)."""
+        ...
+
+    async def claim_waiting(
+        self, run_id: str, step_id: str, payload: Mapping[str, Any], lease: Lease
+    ) -> Claim | None:
+        """waiting (or queued) → running if `step_id` is the waiting step; the payload is kept
+        with the run until the step is recorded (a crash meanwhile replays it)."""
+        ...
+
+    async def claim_due(self, now: datetime, lease: Lease, limit: int) -> list[Claim]:
+        """Claim runs to drive: queued ones, waiting ones whose wake_at passed (payload
+        TIMER) and running ones whose lease expired (a crashed process)."""
+        ...
+
+    async def history(
+        self, team_id: str, flow_id: str, limit: int, started_by: str | None = None
+    ) -> list[RunRecord]:
+        """The last runs of a flow, newest first (only `started_by`'s if given)."""
+        ...
+
+    async def cancel_flow_runs(
+        self, team_id: str, flow_id: str, request: CancelRequest
+    ) -> CancelResult:
+        """Every unfinished run of the flow: queued, waiting, or running under an expired
+        lease → `cancelled` with `request.error` (a compare-and-set on what was read);
+        running under a live lease → flagged `cancel_requested`."""
+        ...
+
+    async def end_cancelled(
+        self,
+        run_id: str,
+        lease: Lease,
+        finished_at: datetime,
+        error_step: str | None,
+        result: StepResult | None,
+        extra: Mapping[str, Any],
+    ) -> CancelRequest | None:
+        """After a refused write: if the run is still ours and flagged, record `result`
+        (the step that just ended, if any) and end it `cancelled`; return the request.
+        None: the lease is lost."""
+        ...
+
+
+RunEvent = Literal["started", "progress", "waiting", "resumed", "finished", "cancelled"]
+
+
+class RunNotifier(Protocol):
+    """Tells Slack how a run goes: one message per run in the flow's notify channel
+    (posted once, then updated), and the result to whoever started it."""
+
+    async def run_event(self, run: RunRecord, event: RunEvent) -> MessageRef | None:
+        """Post or update the run's notify message; return its ref (None: no message)."""
+        ...
+
+
+class NullNotifier:
+    async def run_event(self, run: RunRecord, event: RunEvent) -> MessageRef | None:
+        return run.notify_message
+
+
+class RunRefused(FlowbotError):
+    """The flow can't run now: `why` is "disabled" (the only refusal today)."""
+
+    def __init__(self, flow_name: str, why: str = "disabled") -> None:
+        super().__init__(f"the flow {flow_name} is {why}")
+        self.flow_name = flow_name
+        self.why = why
+
+
+#: Called with each run once it is cancelled (its approvals are cancelled this way).
+CancelListener = Callable[[RunRecord, CancelRequest], Awaitable[None]]
+
+
+# ------------------------------------------------------------------ templates
+
+_NO_ATTRIBUTE = re.compile(r"^'(?:dict|list) object' has no attribute '(?P<name>[^']+)'$")
+
+
+def _sources(source: Any) -> list[str]:
+    if isinstance(source, str):
+        return [source]
+    if isinstance(source, Mapping):
+        return [text for value in source.values() for text in _sources(value)]
+    if isinstance(source, (list, tuple)):
+        return [text for value in source for text in _sources(value)]
+    return []
+
+
+def explain_template_error(source: Any, message: str) -> str:
+    """Name the object in jinja's "'dict object' has no attribute 'amout'": the template
+    says `inputs.amout`, so the message becomes "'inputs' has no attribute 'amout'"."""
+    match = _NO_ATTRIBUTE.match(message)
+    if match is None:
+        return message
+    name = re.escape(match.group("name"))
+    pattern = re.compile(r"(?<![\w.])(?P<path>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\." + name + r"\b")
+    for text in _sources(source):
+        found = pattern.search(text)
+        if found:
+            return f"'{found.group('path')}' has no attribute '{match.group('name')}'"
+    return message
+
+
+def template_data(run: RunRecord) -> dict[str, Any]:
+    """The names templates see: inputs, trigger, steps, run, vars (plain data)."""
+    steps: dict[str, Any] = {}
+    for step_id, result in run.steps.items():
+        steps[step_id] = {
+            **result.output,
+            "status": result.status,
+            "error": result.error,
+        }
+    trigger = {**run.trigger.data, "type": run.trigger.type, "user": run.trigger.user}
+    return {
+        "inputs": dict(run.inputs),
+        "trigger": trigger,
+        "steps": steps,
+        "run": {
+            "id": run.id,
+            "flow": run.flow_name,
+            "flow_name": run.flow_name,
+            "flow_id": run.flow_id,
+            "flow_version": run.flow_version,
+            "started_by": run.started_by or "",
+            "started_at": run.started_at.isoformat() if run.started_at else "",
+            "trigger": run.trigger.type,
+            "team_id": run.team_id,
+        },
+        "vars": dict(run.vars),
+    }
