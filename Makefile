@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run sandbox test lint typecheck contracts pytest bench clean
+.PHONY: install run sandbox test test-fast lint typecheck contracts pytest bench clean
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Flowbot needs CPython 3.10-3.13 (SecantusDB wheels); set PYTHON=/path/to/python3.x"; exit 1; }
@@ -37,6 +37,11 @@ pytest: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 test: lint typecheck contracts pytest
+
+# The unit layer: engine, step, approval and permission tests on in-memory stores, and the
+# storage contract tests (in memory and on the embedded MongoDB). Under 20 s, no Slack.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit tests/contract; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
