@@ -1,5 +1,6 @@
 /* Block Kit to DOM. Interactive elements call ctx.onAction(blockId, actionId, raw, element);
    input blocks (modals) are form controls named by their block_id. */
+(() => {
 "use strict";
 
 function el(tag, attrs, ...children) {
@@ -254,3 +255,4 @@ function formValues(form) {
 }
 
 window.Blocks = { el, renderBlocks, formValues, textHtml, plainText };
+})();

@@ -1,5 +1,6 @@
 /* Slack mrkdwn to HTML: mentions, channel links, user groups, dates, links, *bold*,
    _italic_, ~strike~, `code`, ```pre```, > quotes and a few emoji, as Slack shows them. */
+(() => {
 "use strict";
 
 const EMOJI = {
@@ -141,3 +142,4 @@ function mrkdwn(text, dir, plain) {
 }
 
 window.Mrkdwn = { mrkdwn, escapeHtml, formatDate, EMOJI };
+})();

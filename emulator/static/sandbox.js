@@ -1,5 +1,6 @@
 /* The sandbox page: who you are (per tab), channels, DMs, App Home, the message box, modals,
    threads, reactions; live through server-sent events. */
+(() => {
 "use strict";
 
 const { el, renderBlocks, formValues, plainText } = Blocks;
@@ -183,9 +184,10 @@ function renderHome(screen, dir) {
 function renderModal(screen, dir, errors, formError) {
   const modal = screen.modal;
   const key = modal ? `${modal.id}:${modal.hash}` : null;
-  if (key === state.modalKey && errors === undefined) return;
-  state.modalKey = key;
   const root = $("modal-root");
+  const shown = root.querySelector(".backdrop:not(.confirm)");
+  if (key === state.modalKey && errors === undefined && !!shown === !!modal) return;
+  state.modalKey = key;
   root.querySelectorAll(".backdrop:not(.confirm)").forEach((n) => n.remove());
   if (!modal) return;
   const titleId = `modal-title-${modal.id}`;
@@ -194,7 +196,7 @@ function renderModal(screen, dir, errors, formError) {
     dir, errors: errors || {},
     onAction: (blockId, actionId, raw) => api("action", { where: "modal", view_id: modal.id, block_id: blockId, action_id: actionId, value: raw, values: formValues(form) }),
   };
-  const close = async () => { await api("close", { view_id: modal.id }); state.modalKey = null; refresh(); };
+  const close = async () => { await api("close", { view_id: modal.id }); refresh(); };
   form.append(
     el("header", {}, el("h2", { id: titleId }, plainText(modal.title)),
       el("button", { type: "button", class: "bk", "aria-label": "Close", onclick: close }, "×")),
@@ -340,3 +342,4 @@ function setup() {
 }
 
 setup();
+})();
