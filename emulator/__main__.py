@@ -91,6 +91,8 @@ async def main(port: int, with_bot: bool, bot_port: int, data: str | None) -> in
                 "FLOWBOT_DATA_DIR": data or scratch,
                 "FLOWBOT_SECRET_KEY": SECRET_KEY,
                 "FLOWBOT_PUBLIC_URL": bot_url,
+                # http_request steps may call the sandbox's sample API on this machine
+                "FLOWBOT_ALLOWED_HTTP_HOSTS": "localhost,127.0.0.1",
                 "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
             }
             proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", env=child_env)

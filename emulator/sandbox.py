@@ -132,6 +132,7 @@ class Sandbox:
         self.version = 0
         self.reactions: dict[str, dict[str, list[str]]] = {}  # "channel/ts" -> emoji -> users
         self.bot_failed: str | None = None
+        self.sample_api_calls: list[JSON] = []
         self._changed = asyncio.Event()
         self._closing = False
         app = emu.app
@@ -142,6 +143,7 @@ class Sandbox:
         router.add_static("/static/", STATIC)
         router.add_get("/sandbox/events", self._events)
         router.add_get("/sandbox/api/screen", self._screen)
+        router.add_route("*", "/sandbox/sample-api/{path:.*}", self._sample_api)
         post_routes: dict[str, Callable[[JSON], Awaitable[JSON]]] = {
             "send": self._send,
             "action": self._action,
@@ -269,6 +271,22 @@ class Sandbox:
         home = emu.home_views.get(user)
         out["home"] = public_view(home) if home else None
         return web.json_response(out)
+
+    async def _sample_api(self, request: web.Request) -> web.Response:
+        """A stand-in for an external API (the expense template's ledger): `http_request`
+        steps can reach it through a connection whose base URL is
+        http://localhost:<port>/sandbox/sample-api. It records calls and answers 201."""
+        body = await request.text()
+        call = {
+            "method": request.method,
+            "path": "/" + request.match_info["path"],
+            "authorized": request.headers.get("Authorization", "").startswith(("Bearer", "Basic")),
+            "body": body[:2000],
+        }
+        self.sample_api_calls.append(call)
+        return web.json_response(
+            {"id": f"SAMPLE-{len(self.sample_api_calls)}", "received": call}, status=201
+        )
 
     # ---------------------------------------------------------------- writes
 

@@ -23,6 +23,8 @@ from storage.embedded import free_port
 from tests.support import ROOT
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+if not Path(CHROMIUM).exists() and os.environ.get("CI"):
+    pytest.fail("CI must run the browser tests: .ci/run installs chromium", pytrace=False)
 if not Path(CHROMIUM).exists():
     pytest.skip(
         "no Chromium here: `apt-get install -y chromium` (.ci/run installs it) to run the "
