@@ -20,6 +20,7 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/python -m bot
 
+# A local Slack in the browser at http://localhost:3001 (SANDBOX_PORT), its data in memory.
 sandbox: $(STAMP)
 	$(BIN)/python -m emulator --with-bot
 

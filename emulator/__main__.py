@@ -1,132 +1,153 @@
-"""`python -m emulator [--port 3001] [--with-bot]`: a local Slack to try Flowbot without Slack.
-With `--with-bot` it runs `python -m bot` against it, sends stdin lines such as
-`U0ALICE /flow help` as signed slash commands and prints what the user would see."""
+"""`python -m emulator --with-bot` (`make sandbox`): a local Slack in the browser, at
+http://localhost:3001 (`SANDBOX_PORT`), with the bot wired to it and data of its own (an
+in-memory database unless `--data DIR`). Without `--with-bot`: the Slack emulator alone."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import errno
 import os
 import signal
 import sys
-import threading
+import tempfile
 
 import aiohttp
 
-from .driver import SlackDriver
-from .server import SlackEmulator, texts
+from storage.embedded import EmbeddedMongo, free_port
+
+from .sandbox import Sandbox, seed
+from .server import SlackEmulator
 
 TOKEN = "xoxb-sandbox"
 SIGNING_SECRET = "sandbox-signing-secret"
+# Encrypts the sandbox's connection secrets; its data is thrown away (or kept in --data).
+SECRET_KEY = "c2FuZGJveC1rZXktbm90LWZvci1wcm9kdWN0aW9uISE="
 
 
-def seed(emu: SlackEmulator) -> None:
-    emu.add_user("U0ALICE", "alice", is_admin=True)
-    emu.add_user("U0BOB", "bob")
-    emu.add_user("U0CAROL", "carol")
-    emu.add_channel("C0GENERAL", "general", ["U0ALICE", "U0BOB", "U0CAROL"])
-    emu.add_channel("C0FINANCE", "finance", ["U0ALICE", "U0BOB"])
-    emu.add_usergroup("S0LEADS", "leads", ["U0BOB"])
+def say(line: str) -> None:
+    print(f"sandbox: {line}", file=sys.stderr, flush=True)
 
 
-def show(kind: str, item: dict) -> None:
-    where = item.get("channel") or ""
-    lines = [item.get("text") or "", *texts(item.get("blocks") or [])]
-    print(f"[{kind} {where}] " + "\n    ".join(line for line in lines if line))
-
-
-def stdin_lines(loop: asyncio.AbstractEventLoop) -> asyncio.Queue[str]:
-    """Lines from stdin on a daemon thread ("" once closed), so exiting never waits on it."""
-    queue: asyncio.Queue[str] = asyncio.Queue()
-
-    def read() -> None:
-        for line in sys.stdin:
-            loop.call_soon_threadsafe(queue.put_nowait, line)
-        loop.call_soon_threadsafe(queue.put_nowait, "")
-
-    threading.Thread(target=read, daemon=True).start()
-    return queue
-
-
-async def repl(emu: SlackEmulator, driver: SlackDriver) -> None:
-    queue = stdin_lines(asyncio.get_running_loop())
-    print("type commands like: U0ALICE /flow help")
-    while line := await queue.get():
-        parts = [*line.split(maxsplit=2), ""]
-        if len(parts) < 3 or not parts[1].startswith("/"):
-            print("usage: <user id> /flow <text>   e.g. U0ALICE /flow help")
-            continue
-        seen_eph = len(emu.ephemerals)
-        seen = {c: len(m) for c, m in emu.messages.items()}
-        try:
-            resp = await driver.slash(parts[0], parts[2].strip(), parts[1])
-        except aiohttp.ClientError as exc:
-            print(f"[error] the bot is unreachable: {exc}")
-            continue
-        if resp.error:
-            print(f"[error] {resp.error} (HTTP {resp.status})")
-        await asyncio.sleep(1.0)  # let acknowledged work finish
-        for eph in emu.ephemerals[seen_eph:]:
-            show("ephemeral", eph)
-        for channel, msgs in emu.messages.items():
-            for msg in msgs[seen.get(channel, 0) :]:
-                show("message", msg)
-    print("stdin closed; still serving (Ctrl-C to stop)")
-
-
-async def wait_healthy(url: str, proc: asyncio.subprocess.Process) -> bool:
+async def wait_healthy(url: str, proc: asyncio.subprocess.Process, timeout: float = 60) -> bool:
     async with aiohttp.ClientSession() as session:
-        for _ in range(120):
+        for _ in range(int(timeout / 0.2)):
             if proc.returncode is not None:
                 return False
-            with contextlib.suppress(aiohttp.ClientError):
-                async with session.get(url) as res:
+            with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
+                async with session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as res:
                     if res.status == 200:
                         return True
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.2)
     return False
 
 
-async def main(port: int, with_bot: bool, bot_port: int) -> None:
+async def main(port: int, with_bot: bool, bot_port: int, data: str | None) -> int:
     emu = SlackEmulator(bot_token=TOKEN)
     seed(emu)
-    await emu.start("127.0.0.1", port)
-    env = {"SLACK_API_URL": emu.api_url, "SLACK_BOT_TOKEN": TOKEN}
-    env["SLACK_SIGNING_SECRET"] = SIGNING_SECRET
-    print(f"Slack emulator on {emu.base_url}; point the bot at it with:")
-    print("\n".join(f"  export {key}={value}" for key, value in env.items()))
+    bot_port = bot_port or free_port()
+    bot_url = f"http://127.0.0.1:{bot_port}"
+    sandbox = Sandbox(emu, bot_url, SIGNING_SECRET) if with_bot else None
+    try:
+        await emu.start("127.0.0.1", port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            say(
+                f"port {port} is already in use (another sandbox?); stop it, "
+                "or pick another port with SANDBOX_PORT=3002 make sandbox"
+            )
+        else:
+            say(f"cannot listen on port {port}: {exc.strerror or exc}")
+        return 1
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(signum, stop.set)
-    proc, driver, task = None, None, None
-    try:
-        if with_bot:
-            child_env = {**os.environ, **env, "PORT": str(bot_port)}
-            proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", env=child_env)
-            if not await wait_healthy(f"http://127.0.0.1:{bot_port}/healthz", proc):
-                print("the bot did not become healthy; see its log above")
-                return
-            driver = SlackDriver(f"http://127.0.0.1:{bot_port}/slack/events", SIGNING_SECRET, emu)
-            task = asyncio.create_task(repl(emu, driver))
+    env = {"SLACK_API_URL": emu.api_url, "SLACK_BOT_TOKEN": TOKEN}
+    env["SLACK_SIGNING_SECRET"] = SIGNING_SECRET
+    if not with_bot:
+        print(f"Slack emulator on {emu.base_url}; point the bot at it with:", flush=True)
+        print("\n".join(f"  export {key}={value}" for key, value in env.items()), flush=True)
         await stop.wait()
-    finally:
-        if task is not None:
-            task.cancel()
-        if driver is not None:
-            await driver.close()
-        if proc is not None and proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.terminate()
-            await proc.wait()
         await emu.stop()
+        return 0
+    assert sandbox is not None
+    db = EmbeddedMongo(os.path.join(data, "db") if data else ":memory:")
+    proc: asyncio.subprocess.Process | None = None
+    code = 0
+    with tempfile.TemporaryDirectory(prefix="flowbot-sandbox-") as scratch:
+        try:
+            try:
+                await db.astart()
+            except RuntimeError as exc:
+                say(f"the sandbox database did not start: {exc}")
+                return 1
+            child_env = {
+                **os.environ,
+                **env,
+                "PORT": str(bot_port),
+                "MONGODB_URI": db.uri,
+                "MONGODB_DB": "sandbox",
+                "FLOWBOT_DATA_DIR": data or scratch,
+                "FLOWBOT_SECRET_KEY": SECRET_KEY,
+                "FLOWBOT_PUBLIC_URL": bot_url,
+                # http_request steps may call the sandbox's sample API on this machine
+                "FLOWBOT_ALLOWED_HTTP_HOSTS": "localhost,127.0.0.1",
+                "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
+            }
+            proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", env=child_env)
+            if not await wait_healthy(f"{bot_url}/healthz", proc):
+                say("the bot did not start (see its log above); stopping")
+                return 1
+            where = f"its data in {data}" if data else "its data in memory, gone when it stops"
+            print(
+                f"Flowbot sandbox: open http://localhost:{port} ({where}; Ctrl-C stops it)",
+                flush=True,
+            )
+            bot_exit = asyncio.create_task(proc.wait())
+            stopped = asyncio.create_task(stop.wait())
+            await asyncio.wait({bot_exit, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            if bot_exit.done():
+                say(f"the bot stopped unexpectedly (exit code {proc.returncode}); stopping")
+                code = 1
+            else:
+                bot_exit.cancel()
+        finally:
+            if proc is not None and proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.terminate()
+                await proc.wait()
+            await sandbox.close()
+            await emu.stop()
+            await db.astop()
+    return code
+
+
+def default_port() -> int:
+    raw = os.environ.get("SANDBOX_PORT", "3001")
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"sandbox: SANDBOX_PORT must be a port number, not {raw!r}") from None
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m emulator", description=__doc__)
-    parser.add_argument("--port", type=int, default=3001, help="emulator port (default 3001)")
-    parser.add_argument("--with-bot", action="store_true", help="also run `python -m bot`")
-    parser.add_argument("--bot-port", type=int, default=3000, help="bot port (default 3000)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="page and emulator port (default $SANDBOX_PORT or 3001)",
+    )
+    parser.add_argument("--with-bot", action="store_true", help="run the bot: the sandbox")
+    parser.add_argument("--bot-port", type=int, default=0, help="bot port (default: a free one)")
+    parser.add_argument("--data", default=None, help="keep the sandbox's data in this folder")
     args = parser.parse_args()
+    port = args.port if args.port is not None else default_port()
+    if args.data and os.path.abspath(args.data) == os.path.abspath("data"):
+        raise SystemExit("sandbox: ./data belongs to `make run`; pick another folder for --data")
+    exit_code = 0
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main(args.port, args.with_bot, args.bot_port))
+        exit_code = asyncio.run(main(port, args.with_bot, args.bot_port, args.data))
+    sys.exit(exit_code)
