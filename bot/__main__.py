@@ -52,7 +52,8 @@ async def serve(settings: Settings) -> None:
         await server.start()
         if not settings.slack_configured:
             log.warning(NO_SLACK_HELP)
-        log.info("Flowbot listening on %s (Slack: POST /slack/events)", server.url)
+        via = "Socket Mode" if settings.socket_mode else "POST /slack/events"
+        log.info("Flowbot listening on %s (Slack: %s)", server.url, via)
         await stop.wait()
         log.info("shutting down")
     finally:
