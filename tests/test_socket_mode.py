@@ -5,7 +5,11 @@ drops and /healthz says how the socket is."""
 
 from __future__ import annotations
 
+import asyncio
+import signal
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,12 +20,17 @@ from bot.settings import Settings
 from bot.socket_mode import SocketModeRefused
 from emulator.driver import SlackDriver
 from emulator.server import SlackEmulator
+from storage.embedded import free_port
 from tests.support import (
     ALICE,
     BOB,
+    BOT_TOKEN,
+    ROOT,
+    SECRET_KEY,
     BotHarness,
     answer_text,
     approval_dm,
+    bot_env,
     create_flow,
     eventually,
     finished_run,
@@ -201,3 +210,65 @@ def test_a_bot_token_is_not_an_app_token() -> None:
         env.setenv("SLACK_APP_TOKEN", "xoxb-123")
         with pytest.raises(SettingsError, match=r"SLACK_APP_TOKEN.*xapp-"):
             load_settings()
+
+
+# ------------------------------------------------------------------ as `python -m bot`
+
+
+def socket_env(emulator: SlackEmulator, mongo_uri: str, db_name: str, app_token: str) -> dict:
+    return bot_env(
+        strip=("SLACK_", "MONGODB_", "FLOWBOT_"),
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_APP_TOKEN=app_token,
+        SLACK_API_URL=emulator.api_url,
+        MONGODB_URI=mongo_uri,
+        MONGODB_DB=db_name,
+        FLOWBOT_SECRET_KEY=SECRET_KEY,
+        PORT=str(free_port()),
+        LOG_LEVEL="INFO",
+    )
+
+
+async def test_python_m_bot_serves_slack_over_the_socket(
+    emulator: SlackEmulator, mongo_uri: str, db_name: str, tmp_path: Path
+) -> None:
+    env = socket_env(emulator, mongo_uri, db_name, emulator.socket_mode.app_token)
+    log = tmp_path / "bot.log"
+    with log.open("w") as stderr:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", env=env, cwd=ROOT, stderr=stderr, start_new_session=True
+        )
+    try:
+        await emulator.socket_mode.wait_connected(timeout=60)
+        async with SlackDriver.over_socket(emulator) as driver:
+            response = await driver.slash(ALICE, "help")
+            assert response.ok, response
+        await eventually(lambda: emulator.last_ephemeral(ALICE))
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(process.wait(), 30) == 0
+    text = log.read_text()
+    assert "Slack: Socket Mode" in text and "Socket Mode: connected to Slack" in text
+    assert "Traceback" not in text and "ERROR" not in text, text
+    assert not [line for line in text.splitlines() if " WARNING bot" in line], text
+    assert emulator.socket_mode.app_token not in text
+
+
+async def test_python_m_bot_with_a_refused_token_exits_with_one_line(
+    emulator: SlackEmulator, mongo_uri: str, db_name: str
+) -> None:
+    env = socket_env(emulator, mongo_uri, db_name, "xapp-1-revoked")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        env=env,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode != 0
+    last = stderr.decode().strip().splitlines()[-1]
+    assert last.startswith("flowbot: SLACK_APP_TOKEN was refused by Slack (invalid_auth")
+    assert "Traceback" not in stderr.decode() and "xapp-1-revoked" not in stderr.decode()
