@@ -16,7 +16,8 @@ log = logging.getLogger("bot")
 NO_SLACK_HELP = """\
 Slack is not configured: Flowbot serves /healthz, but refuses Slack requests until you set
   SLACK_BOT_TOKEN       the bot token (xoxb-…) from your Slack app's "OAuth & Permissions"
-  SLACK_SIGNING_SECRET  from your Slack app's "Basic Information"
+  SLACK_SIGNING_SECRET  from your Slack app's "Basic Information" (HTTP), or
+  SLACK_APP_TOKEN       an app-level token (xapp-…) instead, for Socket Mode (no public URL)
 To try it locally without Slack, run `make sandbox` (a Slack emulator plus the bot).
 See README.md for installing slack-manifest.yml in a real workspace."""
 
@@ -52,7 +53,8 @@ async def serve(settings: Settings) -> None:
         await server.start()
         if not settings.slack_configured:
             log.warning(NO_SLACK_HELP)
-        log.info("Flowbot listening on %s (Slack: POST /slack/events)", server.url)
+        via = "Socket Mode" if settings.socket_mode else "POST /slack/events"
+        log.info("Flowbot listening on %s (Slack: %s)", server.url, via)
         await stop.wait()
         log.info("shutting down")
     finally:

@@ -22,6 +22,7 @@ from adapters.slack import SlackDirectory, SlackMessenger, make_client
 from bot.http_client import AiohttpHttpClient
 from bot.keys import load_secret_box
 from bot.settings import Settings
+from bot.socket_mode import PING_INTERVAL, SocketMode
 from cards import runs as run_cards
 from cards.home import MY_BUTTONS_BLOCK
 from flows.approvals import ApprovalService, ApprovalStepExecutor, ApprovalStore
@@ -142,6 +143,7 @@ class Overrides:
     http: HttpClient | None = None  # what http_request steps call
     secret_box: SecretBox | None = None
     stores: Stores | None = None
+    socket_ping_interval: float | None = None  # Socket Mode's ping (and dead-socket check)
 
 
 @dataclass
@@ -151,6 +153,7 @@ class Flowbot:
     deps: HandlerDeps
     bolt: AsyncApp | None
     services: list[Service] = field(default_factory=list)
+    socket: SocketMode | None = None  # with SLACK_APP_TOKEN: the Socket Mode connection
 
     async def start(self) -> None:
         await self.storage.ensure_indexes()
@@ -314,7 +317,25 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
         home_sections=home_sections(),
     )
     bolt = slack_app(settings, client, deps) if settings.slack_configured else None
-    return Flowbot(settings=settings, storage=storage, deps=deps, bolt=bolt, services=services)
+    socket = _socket_mode(settings, bolt, client, overrides)
+    if socket is not None:
+        services.append(socket)  # last: Slack's requests arrive once everything runs
+    return Flowbot(
+        settings=settings, storage=storage, deps=deps, bolt=bolt, services=services, socket=socket
+    )
+
+
+def _socket_mode(
+    settings: Settings, bolt: AsyncApp | None, client: AsyncWebClient, overrides: Overrides
+) -> SocketMode | None:
+    if bolt is None or settings.slack_app_token is None:
+        return None
+    return SocketMode(
+        bolt,
+        settings.slack_app_token.get_secret_value(),
+        client,
+        ping_interval=overrides.socket_ping_interval or PING_INTERVAL,
+    )
 
 
 # ------------------------------------------------------------------ the Slack side
@@ -342,10 +363,11 @@ def home_sections() -> list[tuple[str, HomeSection]]:
 
 
 def slack_app(settings: Settings, client: AsyncWebClient, deps: HandlerDeps) -> AsyncApp:
-    assert settings.slack_signing_secret is not None
+    secret = settings.slack_signing_secret
     app = AsyncApp(
         client=client,
-        signing_secret=settings.slack_signing_secret.get_secret_value(),
+        # Socket Mode alone needs no signing secret (the socket is authenticated).
+        signing_secret=secret.get_secret_value() if secret else "",
         process_before_response=False,
         raise_error_for_unhandled_request=False,
         # bot.server verifies the signature before anything parses the body.

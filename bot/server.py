@@ -20,15 +20,23 @@ NOT_CONFIGURED = {
     "error": "slack_not_configured",
     "message": "Set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET to accept Slack requests.",
 }
+SOCKET_MODE_ONLY = {
+    "error": "socket_mode_only",
+    "message": "Slack's requests arrive over Socket Mode; set SLACK_SIGNING_SECRET to accept "
+    "them over HTTP too.",
+}
 
 
 async def slack_events(request: web.Request) -> web.Response:
     flowbot = request.app[FLOWBOT_KEY]
     if flowbot.bolt is None:
         return web.json_response(NOT_CONFIGURED, status=503)
-    body = await request.text()
     secret = flowbot.settings.slack_signing_secret
-    verifier = SignatureVerifier(secret.get_secret_value() if secret else "")
+    if secret is None:
+        # Socket Mode without a signing secret: nothing sent over HTTP can be verified.
+        return web.json_response(SOCKET_MODE_ONLY, status=404)
+    body = await request.text()
+    verifier = SignatureVerifier(secret.get_secret_value())
     if not verifier.is_valid_request(body, dict(request.headers)):
         # Checked before Bolt parses the body: a garbled unsigned body is a 401 too.
         return web.json_response({"error": "invalid request"}, status=401)
@@ -47,6 +55,7 @@ async def healthz(request: web.Request) -> web.Response:
     db_ok = await flowbot.storage.ping()
     body = {"status": "ok" if db_ok else "degraded", "db": "ok" if db_ok else "unreachable"}
     body["version"] = bot.__version__
+    body["socket"] = await flowbot.socket.state() if flowbot.socket is not None else "off"
     return web.json_response(body, status=200 if db_ok else 503)
 
 

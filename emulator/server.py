@@ -26,6 +26,8 @@ from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
+from .socket_mode import SocketModeEmulator
+
 JSON = dict[str, Any]
 
 MESSAGE_BLOCKS_MAX = 50
@@ -143,6 +145,8 @@ class SlackEmulator:
         self.latency = latency
         self.trigger_ttl = trigger_ttl
         self.app = web.Application()
+        self.socket_mode = SocketModeEmulator(self)  # apps.connections.open, the WebSocket
+        self.socket_mode.mount(self.app)
         self.app.router.add_route("*", "/api/{method}", self._handle_api)
         self.app.router.add_post("/response/{rid}", self._handle_response_url)
         self._runner: web.AppRunner | None = None
@@ -185,6 +189,7 @@ class SlackEmulator:
         self._port = self._runner.addresses[0][1]
 
     async def stop(self) -> None:
+        await self.socket_mode.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
