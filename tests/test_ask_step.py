@@ -211,4 +211,4 @@ async def test_a_form_nobody_fills_in_is_reminded_then_expires(
     assert not has_buttons(message) and "Expired" in all_text(message)
     assert (await bot.driver.click(CAROL, to_carol, "ask_fill")).ok
     await eventually(lambda: [t for t in response_texts(bot, CAROL) if "expired" in t])
-    assert texts_in(bot, "#general")[-1] == "expired by None: None None None"
+    assert texts_in(bot, "#general")[-1].strip() == "expired by :"
