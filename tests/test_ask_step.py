@@ -212,3 +212,41 @@ async def test_a_form_nobody_fills_in_is_reminded_then_expires(
     assert (await bot.driver.click(CAROL, to_carol, "ask_fill")).ok
     await eventually(lambda: [t for t in response_texts(bot, CAROL) if "expired" in t])
     assert texts_in(bot, "#general")[-1].strip() == "expired by :"
+
+
+async def test_a_waiting_form_is_in_the_app_home_and_is_cancelled_with_its_run(
+    bot: BotHarness,
+) -> None:
+    flow = await create_flow(bot, FORM)
+    await bot.driver.slash(ALICE, "run Incident form")
+    to_bob = await fill_message(bot, BOB)
+    run = await waiting_run(bot, flow.id)
+    home = await eventually(lambda: bot.emulator.home_views.get(BOB))
+    assert "Forms to fill in" in all_text(home) and "Incident details" in all_text(home)
+    # The App Home's button opens the same form.
+    assert (await bot.driver.click_home(BOB, "ask_fill")).ok
+    assert (await wait_view(bot, BOB, "ask_submit"))["blocks"]
+
+    # /flow show describes the step.
+    shown = await slash(bot, ALICE, 'show "Incident form"')
+    assert "to fill in: Incident details (3 fields)" in shown.text
+
+    # Deleting the flow cancels the run and its form: no answer counts any more.
+    since = len(bot.emulator.ephemerals)
+    assert (await bot.driver.slash(ALICE, 'delete "Incident form"')).ok
+    question = await eventually(
+        lambda: next(
+            (e for e in bot.emulator.ephemerals[since:] if "cannot be undone" in all_text(e)),
+            None,
+        )
+    )
+    assert (await bot.driver.click(ALICE, question, "flow_delete_confirm")).ok
+    await eventually(lambda: _status(bot, run.id, "cancelled"))
+    await eventually(lambda: [m for m in fill_messages(bot, BOB) if "Cancelled" in all_text(m)])
+    assert (await bot.driver.click(BOB, to_bob, "ask_fill")).ok
+    await eventually(lambda: [t for t in response_texts(bot, BOB) if "cancelled" in t])
+    await eventually(lambda: "Incident details" not in all_text(bot.emulator.home_views[BOB]))
+
+
+async def _status(bot: BotHarness, run_id: str, status: str) -> bool:
+    return (await ask_of(bot, run_id)).status == status
