@@ -14,6 +14,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.approval_notifier import SlackApprovalNotifier
+from adapters.ask_notifier import SlackAskNotifier
 from adapters.channels import SlackChannelNames
 from adapters.run_notifier import SlackRunNotifier, describe_error
 from adapters.schedule_notifier import SlackScheduleNotifier
@@ -26,6 +27,8 @@ from bot.socket_mode import PING_INTERVAL, SocketMode
 from cards import runs as run_cards
 from cards.home import MY_BUTTONS_BLOCK
 from flows.approvals import ApprovalService, ApprovalStepExecutor, ApprovalStore
+from flows.ask_model import AskStore
+from flows.asks import AskService, AskStepExecutor
 from flows.catalog import FlowCatalog, FlowStore, UserStore
 from flows.connections import (
     ConnectionService,
@@ -51,6 +54,7 @@ from flows.sharing import (
 from flows.steps import builtin_executors
 from flows.triggers import AutomatedFlowSource, TriggerService
 from handlers import approvals as approval_listeners
+from handlers import asks as ask_listeners
 from handlers import commands as command_listeners
 from handlers import connections as connection_listeners
 from handlers import errors as error_listeners
@@ -63,6 +67,7 @@ from handlers import webhooks as webhook_listeners
 from handlers.commands import SlashRouter, Subcommand
 from handlers.deps import HandlerDeps, HomeSection
 from storage.approvals_repo import ApprovalsRepo
+from storage.asks_repo import AsksRepo
 from storage.audit_repo import AuditRepo
 from storage.buttons_repo import AccessRequestRepo, ButtonsRepo
 from storage.connections_repo import ConnectionsRepo
@@ -109,6 +114,7 @@ class Stores:
     approvals: ApprovalStore
     connections: ConnectionStore
     schedules: ScheduleStateStore
+    asks: AskStore
 
 
 def mongo_stores(storage: Storage) -> Stores:
@@ -125,6 +131,7 @@ def mongo_stores(storage: Storage) -> Stores:
         approvals=ApprovalsRepo(db),
         connections=ConnectionsRepo(db),
         schedules=MongoScheduleStore(db),
+        asks=AsksRepo(db),
     )
     for repository in vars(stores).values():
         storage.add(repository)
@@ -236,11 +243,12 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
     async def refresh_home(team_id: str, user_id: str) -> None:
         await home_listeners.publish_home(deps, team_id, user_id)
 
+    approval_notifier = SlackApprovalNotifier(
+        messenger, client, refresh_home if settings.slack_configured else None
+    )
     approvals = ApprovalService(
         stores.approvals,
-        SlackApprovalNotifier(
-            messenger, client, refresh_home if settings.slack_configured else None
-        ),
+        approval_notifier,
         directory,
         clock,
         ids,
@@ -248,6 +256,22 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
     )
     executors.register("approval", ApprovalStepExecutor(approvals))
     services.append(approvals)
+
+    # --- ask steps: forms, waiting like approvals and listed with them
+    asks = AskService(
+        stores.asks,
+        SlackAskNotifier(
+            messenger,
+            approval_notifier.bot_user,
+            refresh_home if settings.slack_configured else None,
+        ),
+        directory,
+        clock,
+        ids,
+        resumer=runner,
+    )
+    executors.register("ask", AskStepExecutor(asks))
+    services.append(asks)
 
     # --- connections
 
@@ -265,6 +289,7 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
 
     # --- a deleted flow's runs in progress are cancelled, and their pending approvals
     runner.on_cancelled.append(approvals.on_run_cancelled)
+    runner.on_cancelled.append(asks.on_run_cancelled)
 
     async def cancel_runs_of_deleted_flow(team_id: str, flow_id: str, deleted_by: str) -> None:
         await runner.cancel_flow_runs(team_id, flow_id, deleted_by, "the flow was deleted")
@@ -314,6 +339,7 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
         sharing=sharing,
         connections=connections,
         runs=RunRequests(catalog, runner, directory),
+        asks=asks,
         home_sections=home_sections(),
     )
     bolt = slack_app(settings, client, deps) if settings.slack_configured else None
@@ -359,6 +385,7 @@ def home_sections() -> list[tuple[str, HomeSection]]:
     return [
         (MY_BUTTONS_BLOCK, sharing_listeners.my_buttons_section),
         (approval_listeners.HOME_SECTION, approval_listeners.pending_approvals_section),
+        (ask_listeners.HOME_SECTION, ask_listeners.pending_asks_section),
     ]
 
 
@@ -382,6 +409,7 @@ def slack_app(settings: Settings, client: AsyncWebClient, deps: HandlerDeps) -> 
         run_listeners,
         sharing_listeners,
         approval_listeners,
+        ask_listeners,
         connection_listeners,
         event_listeners,
     ):

@@ -21,6 +21,7 @@ from cards.common import (
 from flows.catalog import CreationRefused, NameTaken, NotAWebhookFlow, VersionConflict
 from flows.definition import (
     ApprovalStep,
+    AskStep,
     ConditionStep,
     DelayStep,
     FlowDefinition,
@@ -84,6 +85,8 @@ def _step_summary(step: Step) -> str:
         what = f"{step.method} {step.path} via `{step.connection}`"
     elif isinstance(step, ApprovalStep):
         what = f"approval ({step.mode.replace('_', ' ')}): {step.title}"
+    elif isinstance(step, AskStep):
+        what = f"ask {', '.join(step.to)} to fill in: {step.title} ({len(step.fields)} fields)"
     elif isinstance(step, ConditionStep):
         what = f"if {step.if_}"
     elif isinstance(step, DelayStep):

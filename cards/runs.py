@@ -427,3 +427,7 @@ def describe_runs_error(error: FlowbotError) -> str | None:
     if isinstance(error, RunHidden):
         return "You can't see this run."
     return None
+
+
+# The modal widget of one input (also the `ask` step's form, `cards.asks`).
+input_element = _element

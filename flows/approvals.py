@@ -116,7 +116,7 @@ def _options(req: ApprovalRequest) -> tuple[list[str], str]:
     return options, approve_option
 
 
-def _deadlines(
+def deadlines(
     now: datetime, timeout: timedelta | None, reminder: timedelta | None
 ) -> tuple[datetime | None, datetime | None]:
     """(timeout_at, reminder_at); a reminder that would fall before now is dropped."""
@@ -214,7 +214,7 @@ class ApprovalService:
         minimum = _quorum(req, len(approvers))
         options, approve_option = _options(req)
         now = self.clock.now()
-        timeout_at, reminder_at = _deadlines(now, req.timeout, req.reminder)
+        timeout_at, reminder_at = deadlines(now, req.timeout, req.reminder)
         channel = await self._resolve_channel(req.team_id, req.channel)
         notify_channel = await self._resolve_channel(req.team_id, req.notify_channel)
         return ApprovalRecord(

@@ -13,6 +13,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 
 from cards import approvals as cards
+from cards import asks as ask_cards
 from flows.approval_model import RespondResult
 from handlers import home
 from handlers.commands import CommandContext, Subcommand
@@ -159,7 +160,11 @@ def register(app: AsyncApp, deps: HandlerDeps) -> None:
 
 async def _approvals(ctx: CommandContext) -> None:
     records = await ctx.deps.approvals.pending_for(ctx.team_id, ctx.user_id)
-    await ctx.reply(**cards.pending_list(records))
+    asks = await ctx.deps.asks.pending_for(ctx.team_id, ctx.user_id)
+    if asks and not records:
+        await ctx.reply(**ask_cards.with_pending_asks(ask_cards.no_approvals(), asks))
+        return
+    await ctx.reply(**ask_cards.with_pending_asks(cards.pending_list(records), asks))
 
 
 async def pending_approvals_section(

@@ -9,6 +9,7 @@ from typing import Any
 from slack_sdk.web.async_client import AsyncWebClient
 
 from flows.approvals import ApprovalService
+from flows.asks import AskService
 from flows.catalog import FlowCatalog, UserStore
 from flows.connections import ConnectionService
 from flows.ports import Clock, Directory, IdGenerator, Messenger
@@ -36,6 +37,7 @@ class HandlerDeps:
     triggers: TriggerService
     connections: ConnectionService
     runs: RunRequests
+    asks: AskService
     # The App Home's sections after My flows, by name, in order ("my_buttons" fills My
     # buttons): given by bot.app.
     home_sections: Sequence[tuple[str, HomeSection]] = ()

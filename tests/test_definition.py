@@ -783,3 +783,45 @@ def test_round_trip_property(data: dict[str, Any]) -> None:
     definition = definition_from_dict(data)
     assert parse_definition(dump_yaml(definition)) == definition
     assert parse_definition(dump_json(definition)) == definition
+
+
+# --- the ask step (issue 15) ----------------------------------------------------------------
+
+
+def test_the_ask_step_validates_its_people_fields_and_reminder() -> None:
+    step = {
+        "id": "q",
+        "type": "ask",
+        "to": "<#C0INC>",
+        "title": "Details",
+        "fields": [
+            {"id": "sev", "options": ["low", "high"], "required": True},
+            {"id": "n", "type": "number", "default": "3"},
+        ],
+    }
+    definition = definition_from_dict(minimal(steps=[step]))
+    [ask] = definition.steps
+    assert ask.to == ["<#C0INC>"]  # type: ignore[union-attr]
+    assert [(f.type, f.choices) for f in ask.fields] == [  # type: ignore[union-attr]
+        ("choice", ["low", "high"]),
+        ("number", []),
+    ]
+    # Export round-trips; the trusted loader gives the same step back.
+    assert parse_definition(dump_yaml(definition)) == definition
+    assert definition_from_storage(stored(definition)) == definition
+
+    bad = {
+        **step,
+        "to": ["bob"],
+        "fields": [{"id": "a"}, {"id": "a", "type": "colour"}],
+        "timeout": "1h",
+        "reminder": "2h",
+    }
+    errors = errors_of(minimal(steps=[bad]))
+    assert set(errors) >= {"steps[0].to[0]", "steps[0].fields[1].type"}, errors
+    errors = errors_of(minimal(steps=[{**step, "fields": [{"id": "a"}, {"id": "a"}]}]))
+    assert "duplicate field id" in str(errors), errors
+    errors = errors_of(minimal(steps=[{**step, "timeout": "1h", "reminder": "2h"}]))
+    assert "shorter than the timeout" in str(errors), errors
+    errors = errors_of(minimal(steps=[{**step, "fields": []}]))
+    assert "steps[0].fields" in errors, errors

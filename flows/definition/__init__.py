@@ -19,6 +19,7 @@ across the whole definition), ``messages`` (pydantic's errors reworded), ``load`
 (validated and trusted loaders), ``yaml_io`` (text in), ``dump`` (text out).
 """
 
+from flows.definition.ask_step import AskStep
 from flows.definition.dump import dump_json, dump_yaml, template_fields, to_dict
 from flows.definition.errors import DefinitionError, FieldError
 from flows.definition.inputs import INPUT_TYPES, FlowInput, InputType, InputValue
@@ -58,6 +59,7 @@ __all__ = [
     "TRIGGER_TYPES",
     "ApprovalMode",
     "ApprovalStep",
+    "AskStep",
     "ConditionStep",
     "ConnectionKind",
     "ConnectionSlotSpec",

@@ -89,6 +89,8 @@ def _steps(items: Any) -> list[Any]:
         if item["type"] == "condition":
             branches = {key: _steps(get(item, key) or ()) for key in ("then", "else")}
             steps.append(_built(model, item, **branches))
+        elif item["type"] == "ask":  # its fields are flow inputs
+            steps.append(_built(model, item, fields=[_input(f) for f in item["fields"]]))
         else:
             steps.append(_built(model, item))
     return steps

@@ -7,21 +7,20 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, model_validator
 
+from flows.definition.ask_step import AskStep
 from flows.definition.errors import Loc, fail
 from flows.definition.fields import (
     Duration,
     Identifier,
-    Model,
     approver,
     channel_target,
     is_template,
-    step_id,
     str_dict,
     str_list,
     strip,
-    strip_or_none,
     user_target,
 )
+from flows.definition.step_base import StepBase
 from flows.durations import parse_duration
 from flows.slack_ids import parse_user
 
@@ -31,14 +30,6 @@ _Problems = list[tuple[Loc | str, str]]
 def auto_id(parent: str | None, branch: str, index: int) -> str:
     """The id of a step without one: ``step2`` at the top level, ``route.then1`` inside."""
     return f"step{index + 1}" if parent is None else f"{parent}.{branch}{index + 1}"
-
-
-class StepBase(Model):
-    id: Annotated[str, AfterValidator(step_id)] = ""
-    type: str
-    name: Annotated[Annotated[str, Field(max_length=80)] | None, BeforeValidator(strip_or_none)] = (
-        None
-    )
 
 
 def _check_text_or_blocks(text: str | None, blocks: list[dict[str, Any]] | None) -> None:
@@ -286,11 +277,13 @@ Step = Annotated[
     | ApprovalStep
     | ConditionStep
     | DelayStep
-    | SetVariableStep,
+    | SetVariableStep
+    | AskStep,
     Field(discriminator="type"),
 ]
 STEP_TYPES: tuple[str, ...] = (
     "approval",
+    "ask",
     "condition",
     "delay",
     "http_request",
@@ -308,6 +301,7 @@ STEP_CLASSES: dict[str, type[BaseModel]] = {
     "condition": ConditionStep,
     "delay": DelayStep,
     "set_variable": SetVariableStep,
+    "ask": AskStep,
 }
 
 # Fields holding templates, per step type (YAML names).
@@ -319,6 +313,7 @@ TEMPLATE_FIELDS: dict[str, tuple[str, ...]] = {
     "condition": ("if",),
     "delay": ("until",),
     "set_variable": ("value",),
+    "ask": ("to", "title", "details"),
 }
 # YAML names that are Python keywords, and the model fields that hold them.
 PY_NAMES = {"if": "if_", "else": "else_", "json": "json_"}
