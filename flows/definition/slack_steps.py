@@ -12,7 +12,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 from flows.definition.errors import fail
 from flows.definition.fields import channel_target, is_template, str_list
 from flows.definition.step_base import StepBase, check_text_or_blocks
-from flows.slack_ids import parse_principal, principal_kind
+from flows.slack_ids import parse_principal, principal_kind, split_principals
 
 _EMOJI = re.compile(r":?[a-z0-9_+'\-]+(?:::skin-tone-[2-6])?:?")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -54,7 +54,10 @@ def _invitee(value: str) -> str:
 
 
 def _one_or_many(value: Any) -> Any:
-    return [value] if isinstance(value, str) else str_list(value)
+    """`users: "<@U1> <@U2>"` is two people; a template stays one entry (rendered later)."""
+    if isinstance(value, str):
+        return [value] if is_template(value) else split_principals([value])
+    return str_list(value)
 
 
 def _email(value: str) -> str:
