@@ -18,6 +18,7 @@ from tests.support import (
     finished_run,
     flow_doc,
     import_through_modal,
+    template_source,
 )
 
 
@@ -300,3 +301,21 @@ async def test_show_and_export_render_the_new_steps(bot: BotHarness) -> None:
     text = str(show.json) + str(bot.emulator.response_url_posts[-1:])
     assert "create channel" in text and "invite" in text
     _ = FlowRecord
+
+
+async def test_incident_room_template(bot: BotHarness) -> None:
+    bot.emulator.add_usergroup("S0ONCALL", "oncall", users=[BOB, CAROL])
+    source = template_source("incident-room")
+    run = await run_flow(bot, source, 'title="Checkout 500s" severity=SEV1')
+    assert run.status == "succeeded", run.error
+    room = out(run, "room")
+    assert room["name"].startswith("inc-") and room["name"].endswith("-checkout-500s")
+    channel = bot.emulator.channels[room["channel"]]
+    assert set(channel["members"]) == {"U0BOT", ALICE, BOB, CAROL}
+    assert channel["topic"]["value"] == f"SEV1: Checkout 500s · reported by <@{ALICE}>"
+    summary, reply = bot.emulator.messages_in(room["channel"])
+    assert summary["text"].startswith(":rotating_light: *SEV1: Checkout 500s*")
+    assert reply["thread_ts"] == summary["ts"] and "3 people" in reply["text"]
+    assert bot.emulator.conversations.reactions(room["channel"], summary["ts"]) == {
+        "eyes": ["U0BOT"]
+    }
