@@ -6,14 +6,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
 from flows.definition import DefinitionError, normalise_channel_name, parse_definition
-from flows.records import FlowRecord, RunRecord
+from flows.records import RunRecord
 from tests.support import (
     ALICE,
     BOB,
     CAROL,
     DAVE,
     BotHarness,
+    all_text,
+    eventually,
     field_errors,
     finished_run,
     flow_doc,
@@ -297,10 +302,23 @@ def test_channel_names_follow_slacks_rules() -> None:
 
 async def test_show_and_export_render_the_new_steps(bot: BotHarness) -> None:
     await imported(bot, INCIDENT_ROOM)
-    show = await bot.driver.slash(ALICE, "show Room")
-    text = str(show.json) + str(bot.emulator.response_url_posts[-1:])
-    assert "create channel" in text and "invite" in text
-    _ = FlowRecord
+    await bot.driver.slash(ALICE, "show Room")
+
+    def shown() -> str | None:
+        posts = [all_text(p) for p in bot.emulator.response_url_posts]
+        return next((t for t in posts if "create channel" in t), None)
+
+    text = await eventually(shown)
+    assert "invite_to_channel: invite " in text
+    assert "set the topic of" in text
+    await bot.driver.slash(ALICE, "export Room")
+
+    def exported() -> str | None:
+        posts = [all_text(p) for p in bot.emulator.response_url_posts]
+        return next((t for t in posts if "type: create_channel" in t), None)
+
+    yaml_text = await eventually(exported)
+    assert "type: invite_to_channel" in yaml_text and "type: set_channel_topic" in yaml_text
 
 
 async def test_incident_room_template(bot: BotHarness) -> None:
@@ -319,3 +337,44 @@ async def test_incident_room_template(bot: BotHarness) -> None:
     assert bot.emulator.conversations.reactions(room["channel"], summary["ts"]) == {
         "eyes": ["U0BOT"]
     }
+
+
+async def test_the_emulator_answers_with_slacks_errors(bot: BotHarness) -> None:
+    client = AsyncWebClient(token="xoxb-test", base_url=bot.emulator.api_url)
+
+    async def error(method: str, **params: Any) -> str:
+        try:
+            await client.api_call(method, json=params)
+        except SlackApiError as exc:
+            return str(exc.response["error"])
+        return "ok"
+
+    assert await error("conversations.create", name="Has Spaces") == "invalid_name_specials"
+    assert await error("conversations.create", name="x" * 81) == "invalid_name_maxlength"
+    assert await error("conversations.create", name="general") == "name_taken"
+    assert await error("conversations.invite", channel="C0GENERAL", users=BOB) == (
+        "already_in_channel"
+    )
+    assert await error("conversations.invite", channel="C0GENERAL", users="U0BOT") == (
+        "cant_invite_self"
+    )
+    assert await error("conversations.setTopic", channel="C0GENERAL", topic="x" * 251) == (
+        "too_long"
+    )
+    assert await error("users.lookupByEmail", email="nobody@example.com") == "users_not_found"
+    posted = await client.chat_postMessage(channel="C0GENERAL", text="hi")
+    assert (
+        await error("reactions.add", channel="C0GENERAL", timestamp=posted["ts"], name="x") == "ok"
+    )
+    assert await error("reactions.add", channel="C0GENERAL", timestamp=posted["ts"], name="x") == (
+        "already_reacted"
+    )
+    # Private channels the bot is not in are invisible.
+    bot.emulator.add_channel("G0HIDDEN", "hidden", is_private=True)
+    bot.emulator.channels["G0HIDDEN"]["is_member"] = False
+    listed = await client.conversations_list(types="public_channel,private_channel")
+    names = {c["name"] for c in listed["channels"]}
+    assert "general" in names and "hidden" not in names
+    assert await error("conversations.setTopic", channel="G0HIDDEN", topic="x") == (
+        "channel_not_found"
+    )
