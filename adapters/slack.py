@@ -70,6 +70,8 @@ class SlackMessenger:
         blocks: Sequence[dict[str, Any]] | None = None,
         *,
         metadata: Mapping[str, Any] | None = None,
+        thread_ts: str | None = None,
+        reply_broadcast: bool = False,
     ) -> MessageRef:
         async with self.turns.turn(channel):
             response = await self.client.chat_postMessage(
@@ -78,6 +80,8 @@ class SlackMessenger:
                 blocks=list(blocks) if blocks else None,
                 unfurl_links=False,
                 metadata=dict(metadata) if metadata else None,
+                thread_ts=thread_ts,
+                reply_broadcast=reply_broadcast if thread_ts else None,
             )
         return MessageRef(channel=str(response["channel"]), ts=str(response["ts"]))
 

@@ -20,6 +20,7 @@ from adapters.run_notifier import SlackRunNotifier, describe_error
 from adapters.schedule_notifier import SlackScheduleNotifier
 from adapters.sharing_notifier import SlackSharingNotifier
 from adapters.slack import SlackDirectory, SlackMessenger, make_client
+from adapters.slack_actions import SlackActionsApi
 from bot.http_client import AiohttpHttpClient
 from bot.keys import load_secret_box
 from bot.settings import Settings
@@ -51,6 +52,7 @@ from flows.sharing import (
     SharedFlowStore,
     SharingService,
 )
+from flows.slack_steps import register_slack_steps
 from flows.steps import builtin_executors
 from flows.triggers import AutomatedFlowSource, TriggerService
 from handlers import approvals as approval_listeners
@@ -277,6 +279,8 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
 
     connections = _connections(settings, base, overrides)
     executors.register("http_request", HttpRequestExecutor(connections, directory))
+    # Slack action steps: update, react, create a channel, invite, topic, look up (§13).
+    register_slack_steps(executors, SlackActionsApi(client), directory)
     # Connections made with an older key are re-encrypted with the newest one at start.
     services.append(KeyRotation(connections))
 

@@ -18,6 +18,7 @@ from cards.common import (
     message,
     section,
 )
+from cards.slack_steps import slack_step_summary
 from flows.catalog import CreationRefused, NameTaken, NotAWebhookFlow, VersionConflict
 from flows.definition import (
     ApprovalStep,
@@ -77,7 +78,10 @@ def describe_trigger(flow: FlowRecord) -> str:
 
 
 def _step_summary(step: Step) -> str:
-    if isinstance(step, PostMessageStep):
+    slack = slack_step_summary(step)
+    if slack is not None:
+        what = slack
+    elif isinstance(step, PostMessageStep):
         what = f"post in {step.channel}"
     elif isinstance(step, SendDmStep):
         what = f"DM {step.user}"

@@ -175,6 +175,11 @@ class SlackEmulator:
             "conversations.members": self._conversations_members,
             "usergroups.users.list": self._usergroups_users_list,
         }
+        # Channels, members, topics and reactions (emulator/conversations.py).
+        from emulator.conversations import ConversationMethods
+
+        self.conversations = ConversationMethods(self)
+        self._methods.update(self.conversations.methods())
         self.add_user(bot_user_id, "flowbot", is_bot=True)
         self.reset()
 
@@ -691,6 +696,8 @@ class SlackEmulator:
         channel = self.resolve_channel(p.get("channel"), create=True)
         text, blocks = self._content(p)
         extra = {k: p[k] for k in ("attachments",) if k in p}
+        if p.get("thread_ts") and truthy(p.get("reply_broadcast")):
+            extra["reply_broadcast"] = True
         msg = self._store_message(
             channel, text, blocks, thread_ts=p.get("thread_ts"), metadata=p.get("metadata"), **extra
         )
@@ -708,6 +715,8 @@ class SlackEmulator:
         msg = self.find_message(channel, p.get("ts"))
         if msg is None:
             raise SlackError("message_not_found")
+        if msg.get("user") != self.bot_user_id:
+            raise SlackError("cant_update_message")
         text, blocks = self._content(p)
         self._edit(msg, p, text, blocks)
         message = public_message(msg)

@@ -8,6 +8,7 @@ Messages a run posts carry Slack message metadata naming the run and its depth
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -71,10 +72,19 @@ class PostMessageExecutor(_Instant):
             )
         text = ctx.render("text", step.text)
         blocks = _blocks(ctx, step.blocks)
+        thread_ts = ctx.render("thread_ts", step.thread_ts).strip() or None
+        if thread_ts is not None and not re.fullmatch(r"\d+\.\d+", thread_ts):
+            raise StepFailed(f"{thread_ts!r} is not a message ts", "thread_ts")
         ref = await self.messenger.post_message(
-            channel, _fallback_text(text, blocks), blocks, metadata=run_message_metadata(ctx.run)
+            channel,
+            _fallback_text(text, blocks),
+            blocks,
+            metadata=run_message_metadata(ctx.run),
+            thread_ts=thread_ts,
+            reply_broadcast=step.reply_broadcast,
         )
-        return Done({"channel": ref.channel, "ts": ref.ts, "text": text})
+        output = {"channel": ref.channel, "ts": ref.ts, "text": text}
+        return Done({**output, "thread_ts": thread_ts} if thread_ts else output)
 
 
 class SendDmExecutor(_Instant):

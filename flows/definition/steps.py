@@ -20,7 +20,19 @@ from flows.definition.fields import (
     strip,
     user_target,
 )
+from flows.definition.slack_steps import (
+    SLACK_STEP_CLASSES,
+    SLACK_TEMPLATE_FIELDS,
+    AddReactionStep,
+    CreateChannelStep,
+    InviteToChannelStep,
+    LookupUserStep,
+    MessageTs,
+    SetChannelTopicStep,
+    UpdateMessageStep,
+)
 from flows.definition.step_base import StepBase
+from flows.definition.step_base import check_text_or_blocks as _check_text_or_blocks
 from flows.durations import parse_duration
 from flows.slack_ids import parse_user
 
@@ -32,30 +44,23 @@ def auto_id(parent: str | None, branch: str, index: int) -> str:
     return f"step{index + 1}" if parent is None else f"{parent}.{branch}{index + 1}"
 
 
-def _check_text_or_blocks(text: str | None, blocks: list[dict[str, Any]] | None) -> None:
-    errors: _Problems = []
-    if not text and not blocks:
-        errors.append(("text", "text or blocks is required"))
-    for index, block in enumerate(blocks or []):
-        if "type" not in block:
-            errors.append((("blocks", index), "a block needs a type"))
-    if blocks is not None and len(blocks) > 50:
-        errors.append(("blocks", "at most 50 blocks"))
-    if errors:
-        fail(errors)
-
-
 class PostMessageStep(StepBase):
-    """Post ``text`` and/or Block Kit ``blocks`` in a channel."""
+    """Post ``text`` and/or Block Kit ``blocks`` in a channel, or as a reply in the thread
+    of ``thread_ts`` (also shown in the channel with ``reply_broadcast``). Outputs
+    ``channel``, ``ts`` and ``text``."""
 
     type: Literal["post_message"] = "post_message"
     channel: Annotated[str, AfterValidator(channel_target)]
     text: str | None = None
     blocks: list[dict[str, Any]] | None = None
+    thread_ts: MessageTs | None = None
+    reply_broadcast: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> PostMessageStep:
         _check_text_or_blocks(self.text, self.blocks)
+        if self.reply_broadcast and not self.thread_ts:
+            fail([("reply_broadcast", "reply_broadcast needs thread_ts (a reply in a thread)")])
         return self
 
 
@@ -278,18 +283,29 @@ Step = Annotated[
     | ConditionStep
     | DelayStep
     | SetVariableStep
-    | AskStep,
+    | AskStep
+    | UpdateMessageStep
+    | AddReactionStep
+    | CreateChannelStep
+    | InviteToChannelStep
+    | SetChannelTopicStep
+    | LookupUserStep,
     Field(discriminator="type"),
 ]
-STEP_TYPES: tuple[str, ...] = (
-    "approval",
-    "ask",
-    "condition",
-    "delay",
-    "http_request",
-    "post_message",
-    "send_dm",
-    "set_variable",
+STEP_TYPES: tuple[str, ...] = tuple(
+    sorted(
+        (
+            "approval",
+            "ask",
+            "condition",
+            "delay",
+            "http_request",
+            "post_message",
+            "send_dm",
+            "set_variable",
+            *SLACK_STEP_CLASSES,
+        )
+    )
 )
 ConditionStep.model_rebuild()
 
@@ -302,11 +318,12 @@ STEP_CLASSES: dict[str, type[BaseModel]] = {
     "delay": DelayStep,
     "set_variable": SetVariableStep,
     "ask": AskStep,
+    **SLACK_STEP_CLASSES,
 }
 
 # Fields holding templates, per step type (YAML names).
 TEMPLATE_FIELDS: dict[str, tuple[str, ...]] = {
-    "post_message": ("channel", "text", "blocks"),
+    "post_message": ("channel", "text", "blocks", "thread_ts"),
     "send_dm": ("user", "text", "blocks"),
     "http_request": ("path", "headers", "query", "json"),
     "approval": ("approvers", "title", "details", "channel"),
@@ -314,6 +331,7 @@ TEMPLATE_FIELDS: dict[str, tuple[str, ...]] = {
     "delay": ("until",),
     "set_variable": ("value",),
     "ask": ("to", "title", "details"),
+    **SLACK_TEMPLATE_FIELDS,
 }
 # YAML names that are Python keywords, and the model fields that hold them.
 PY_NAMES = {"if": "if_", "else": "else_", "json": "json_"}
