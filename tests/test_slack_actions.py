@@ -4,6 +4,7 @@ messages checked afterwards."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -18,12 +19,15 @@ from tests.support import (
     DAVE,
     BotHarness,
     all_text,
+    by_label,
     eventually,
     field_errors,
     finished_run,
     flow_doc,
+    has_buttons,
     import_through_modal,
     template_source,
+    wait_view,
 )
 
 
@@ -324,7 +328,20 @@ async def test_show_and_export_render_the_new_steps(bot: BotHarness) -> None:
 async def test_incident_room_template(bot: BotHarness) -> None:
     bot.emulator.add_usergroup("S0ONCALL", "oncall", users=[BOB, CAROL])
     source = template_source("incident-room")
-    run = await run_flow(bot, source, 'title="Checkout 500s" severity=SEV1')
+    flow_id = await imported(bot, source)
+    await bot.driver.slash(ALICE, 'run "Incident room" title="Checkout 500s" severity=SEV1')
+    # The reporter is asked for details with a Fill in button, then the run goes on.
+    form = copy.deepcopy(
+        (await eventually(lambda: [m for m in bot.emulator.messages_in(ALICE) if has_buttons(m)]))[
+            -1
+        ]
+    )
+    assert "Incident details: Checkout 500s" in all_text(form)
+    assert (await bot.driver.click(ALICE, form, "ask_fill")).ok
+    view = await wait_view(bot, ALICE, "ask_submit")
+    values = by_label(view, {"Who or what is affected?": "EU shoppers"})
+    assert (await bot.driver.fill_and_submit(ALICE, view["id"], values)).ok
+    [run] = await finished_run(bot, flow_id)
     assert run.status == "succeeded", run.error
     room = out(run, "room")
     assert room["name"].startswith("inc-") and room["name"].endswith("-checkout-500s")
@@ -333,6 +350,7 @@ async def test_incident_room_template(bot: BotHarness) -> None:
     assert channel["topic"]["value"] == f"SEV1: Checkout 500s · reported by <@{ALICE}>"
     summary, reply = bot.emulator.messages_in(room["channel"])
     assert summary["text"].startswith(":rotating_light: *SEV1: Checkout 500s*")
+    assert "Impact: EU shoppers" in summary["text"]
     assert reply["thread_ts"] == summary["ts"] and "3 people" in reply["text"]
     assert bot.emulator.conversations.reactions(room["channel"], summary["ts"]) == {
         "eyes": ["U0BOT"]
