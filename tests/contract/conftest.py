@@ -14,6 +14,7 @@ from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorDatabase
 
 from flows.testing import memory
 from storage.approvals_repo import ApprovalsRepo
+from storage.asks_repo import AsksRepo
 from storage.audit_repo import AuditRepo
 from storage.buttons_repo import AccessRequestRepo, ButtonsRepo
 from storage.connections_repo import ConnectionsRepo
@@ -134,4 +135,10 @@ async def policies(backend: str, motor_client: Any, db_name: str) -> AsyncIterat
     async for store in _store(
         backend, motor_client, db_name, memory.MemoryPolicyStore, WorkspaceRepo
     ):
+        yield store
+
+
+@pytest.fixture
+async def asks(backend: str, motor_client: Any, db_name: str) -> AsyncIterator[Any]:
+    async for store in _store(backend, motor_client, db_name, memory.MemoryAskStore, AsksRepo):
         yield store

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from flows.testing.memory.approvals import MemoryApprovalStore
+from flows.testing.memory.asks import MemoryAskStore
 from flows.testing.memory.catalog import MemoryFlowStore, MemoryUserStore
 from flows.testing.memory.connections import MemoryConnectionStore
 from flows.testing.memory.plain import plain
@@ -42,11 +43,13 @@ class MemoryStores:
     buttons: MemoryButtonStore = field(default_factory=MemoryButtonStore)
     access_requests: MemoryAccessRequestStore = field(default_factory=MemoryAccessRequestStore)
     policies: MemoryPolicyStore = field(default_factory=MemoryPolicyStore)
+    asks: MemoryAskStore = field(default_factory=MemoryAskStore)
 
 
 __all__ = [
     "MemoryAccessRequestStore",
     "MemoryApprovalStore",
+    "MemoryAskStore",
     "MemoryAuditStore",
     "MemoryButtonStore",
     "MemoryConnectionStore",
@@ -63,6 +66,7 @@ __all__ = [
 if TYPE_CHECKING:
     # mypy proves each store implements its port (the contract tests prove behaviour).
     from flows.approval_model import ApprovalStore
+    from flows.ask_model import AskStore
     from flows.catalog import FlowStore, UserStore
     from flows.connections import ConnectionStore, FlowBindingStore
     from flows.run_model import RunStore
@@ -81,6 +85,7 @@ if TYPE_CHECKING:
     _bindings: FlowBindingStore = MemoryFlowStore()
     _users: UserStore = MemoryUserStore()
     _approvals: ApprovalStore = MemoryApprovalStore()
+    _asks: AskStore = MemoryAskStore()
     _schedules: ScheduleStateStore = MemoryScheduleStore()
     _connections: ConnectionStore = MemoryConnectionStore()
     _audit: AuditStore = MemoryAuditStore()
