@@ -21,6 +21,7 @@ from adapters.sharing_notifier import SlackSharingNotifier
 from adapters.slack import SlackDirectory, SlackMessenger, make_client
 from bot.http_client import AiohttpHttpClient
 from bot.keys import load_secret_box
+from bot.metrics import PrometheusMetrics
 from bot.settings import Settings
 from cards import runs as run_cards
 from cards.home import MY_BUTTONS_BLOCK
@@ -34,6 +35,7 @@ from flows.connections import (
     KeyRotation,
 )
 from flows.http_policy import AddressPolicy, HttpClient
+from flows.metrics import MeteredRunStore, OperationalCounts
 from flows.ports import Clock, Directory, IdGenerator, Messenger, RandomIds, SystemClock
 from flows.run_requests import RunRequests
 from flows.runner import Runner, RunStore
@@ -65,6 +67,7 @@ from storage.approvals_repo import ApprovalsRepo
 from storage.audit_repo import AuditRepo
 from storage.buttons_repo import AccessRequestRepo, ButtonsRepo
 from storage.connections_repo import ConnectionsRepo
+from storage.counts_repo import MongoOperationalCounts
 from storage.flows_repo import MongoFlowStore
 from storage.mongo import Storage
 from storage.runs_repo import MongoRunStore
@@ -151,6 +154,9 @@ class Flowbot:
     deps: HandlerDeps
     bolt: AsyncApp | None
     services: list[Service] = field(default_factory=list)
+    # GET /metrics: this bot's figures, and the counts read when scraped
+    metrics: PrometheusMetrics = field(default_factory=PrometheusMetrics)
+    counts: OperationalCounts | None = None
 
     async def start(self) -> None:
         await self.storage.ensure_indexes()
@@ -176,11 +182,13 @@ class _Base:
     messenger: Messenger
     directory: Directory
     stores: Stores
+    metrics: PrometheusMetrics
 
 
 def _base(settings: Settings, storage: Storage, overrides: Overrides) -> _Base:
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
-    client = overrides.client or make_client(token, settings.slack_api_url)
+    metrics = PrometheusMetrics()
+    client = overrides.client or make_client(token, settings.slack_api_url, metrics)
     return _Base(
         clock=overrides.clock or SystemClock(),
         ids=overrides.ids or RandomIds(),
@@ -188,6 +196,7 @@ def _base(settings: Settings, storage: Storage, overrides: Overrides) -> _Base:
         messenger=overrides.messenger or SlackMessenger(client),
         directory=overrides.directory or SlackDirectory(client),
         stores=overrides.stores or mongo_stores(storage),
+        metrics=metrics,
     )
 
 
@@ -218,7 +227,7 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
 
     executors = builtin_executors(messenger, directory)
     runner = Runner(
-        stores.runs,
+        MeteredRunStore(stores.runs, base.metrics),
         executors,
         clock,
         ids,
@@ -314,7 +323,15 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
         home_sections=home_sections(),
     )
     bolt = slack_app(settings, client, deps) if settings.slack_configured else None
-    return Flowbot(settings=settings, storage=storage, deps=deps, bolt=bolt, services=services)
+    return Flowbot(
+        settings=settings,
+        storage=storage,
+        deps=deps,
+        bolt=bolt,
+        services=services,
+        metrics=base.metrics,
+        counts=MongoOperationalCounts(storage.db),
+    )
 
 
 # ------------------------------------------------------------------ the Slack side
