@@ -6,16 +6,20 @@ user, a flow or a run id.
 
 `MeteredRunStore` wraps the run store the runner writes through, so that every run
 started, every step recorded and every run ended is counted exactly where it becomes
-durable (once, whichever process drives it, and never for a refused write)."""
+durable (once, whichever process drives it, and never for a refused write). It also logs
+one line when a run starts and one when it ends, each carrying the run id."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from flows.records import RunRecord, StepResult
 from flows.run_model import CancelRequest, CancelResult, Lease, RunStore
+
+log = logging.getLogger("flows.runs")
 
 
 class Metrics(Protocol):
@@ -107,6 +111,14 @@ class MeteredRunStore:
     async def insert(self, run: RunRecord, lease: Lease | None) -> None:
         await self.store.insert(run, lease)
         self.metrics.run_started(run.trigger.type)
+        log.info(
+            "run %s of flow %s v%d started (%s)",
+            run.id,
+            run.flow_id,
+            run.flow_version,
+            run.trigger.type,
+            extra={"run_id": run.id},
+        )
         late = schedule_lateness(run)
         if late is not None:
             self.metrics.schedule_lateness(late)
@@ -136,6 +148,8 @@ class MeteredRunStore:
         if ok:
             self._step(result)
             self.metrics.run_ended(status)
+            failed_at = f" at step {error_step}" if error_step else ""
+            log.info("run %s %s%s", run_id, status, failed_at, extra={"run_id": run_id})
         return ok
 
     async def end_cancelled(
@@ -153,14 +167,16 @@ class MeteredRunStore:
         if request is not None:
             self._step(result)
             self.metrics.run_ended("cancelled")
+            log.info("run %s cancelled", run_id, extra={"run_id": run_id})
         return request
 
     async def cancel_flow_runs(
         self, team_id: str, flow_id: str, request: CancelRequest
     ) -> CancelResult:
         result = await self.store.cancel_flow_runs(team_id, flow_id, request)
-        for _ in result.cancelled:
+        for run in result.cancelled:
             self.metrics.run_ended("cancelled")
+            log.info("run %s cancelled", run.id, extra={"run_id": run.id})
         return result
 
 
