@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import aiohttp
@@ -23,6 +24,7 @@ from bot.settings import Settings
 from emulator.driver import SlackDriver
 from emulator.server import SlackEmulator
 from storage.embedded import free_port
+from tests.fakes import FakeClock
 from tests.support import (
     ALICE,
     BOT_TOKEN,
@@ -37,6 +39,7 @@ from tests.support import (
     make_settings,
     runs_of,
     save_flow,
+    start_flowbot,
     waiting_run,
 )
 
@@ -65,6 +68,10 @@ async def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], floa
         assert response.status == 200
         assert response.headers["Content-Type"].startswith("text/plain")
         text = await response.text()
+    return parse(text)
+
+
+def parse(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -178,6 +185,42 @@ async def test_json_logs_carry_run_ids_and_bolt_says_nothing_at_start(
     assert not [e for e in entries if e["logger"].startswith("slack_bolt")]
     assert "Traceback" not in "\n".join(str(e["message"]) for e in entries)
     setup.storage.close()
+
+
+HOURLY = """
+name: Hourly report
+kind: scheduled
+trigger: {type: schedule, cron: "0 * * * *", timezone: Europe/Paris, misfire: skip}
+steps:
+  - {type: post_message, channel: "#general", text: "report"}
+"""
+
+
+async def test_schedule_lateness_is_measured_when_a_slot_runs_late(
+    emulator: SlackEmulator, mongo_uri: str, db_name: str
+) -> None:
+    # A fake clock in 2099: APScheduler's real-time wake-ups never fire; the 12:00 slot is
+    # run by the schedule service at start, 20 s late.
+    clock = FakeClock(datetime(2099, 1, 5, 9, 0, 30, tzinfo=timezone.utc))
+    settings = make_settings(emulator, mongo_uri, db_name)
+    first = await start_flowbot(settings, clock)
+    try:
+        flow = await create_flow(first, HOURLY)
+    finally:
+        await first.stop()
+    clock.advance(timedelta(hours=2, minutes=59, seconds=50))
+    second = await start_flowbot(settings, clock)
+    try:
+        [run] = await finished_run(second, flow.id)
+        assert run.trigger.type == "schedule"
+        samples = parse(second.metrics.exposition().decode())
+    finally:
+        await second.stop()
+    assert value(samples, "flowbot_runs_started_total", trigger="schedule") == 1
+    assert value(samples, "flowbot_schedule_lateness_seconds_count") == 1
+    assert value(samples, "flowbot_schedule_lateness_seconds_sum") == 20
+    assert value(samples, "flowbot_schedule_lateness_seconds_bucket", le="15.0") == 0
+    assert value(samples, "flowbot_schedule_lateness_seconds_bucket", le="60.0") == 1
 
 
 # ------------------------------------------------------------------ start-up
