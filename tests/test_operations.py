@@ -280,8 +280,13 @@ def test_a_data_folder_in_use_fails_in_one_line(tmp_path: Path) -> None:
         held.write("4242")
         held.flush()
         result = python_m_bot({"PORT": str(free_port()), "FLOWBOT_DATA_DIR": str(tmp_path)})
+        # Flows as code on the embedded database while the server runs: refused too.
+        export = python_m_bot(
+            {"FLOWBOT_DATA_DIR": str(tmp_path)}, "flows", "export", "X", "--team", "T1"
+        )
     line = one_line_failure(result)
     assert "used by another Flowbot (pid 4242)" in line and "FLOWBOT_DATA_DIR" in line
+    assert "used by another Flowbot" in one_line_failure(export)
     assert not (tmp_path / "db").exists()
 
 
