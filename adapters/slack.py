@@ -16,6 +16,8 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.metered_client import MeteredWebClient
+from flows.metrics import Metrics
 from flows.records import MessageRef
 
 # Slack answers 429 with Retry-After under load: wait and retry instead of dropping posts.
@@ -26,8 +28,13 @@ RETRY_HANDLERS = [
 ]
 
 
-def make_client(token: str, base_url: str) -> AsyncWebClient:
-    client = AsyncWebClient(token=token, base_url=base_url, timeout=15)
+def make_client(token: str, base_url: str, metrics: Metrics | None = None) -> AsyncWebClient:
+    """The client, with retries; counted (calls, outcomes, 429s) when given `metrics`."""
+    client = (
+        MeteredWebClient(token=token, base_url=base_url, timeout=15, metrics=metrics)
+        if metrics is not None
+        else AsyncWebClient(token=token, base_url=base_url, timeout=15)
+    )
     client.retry_handlers.extend(RETRY_HANDLERS)
     return client
 

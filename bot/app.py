@@ -23,6 +23,7 @@ from adapters.slack import SlackDirectory, SlackMessenger, make_client
 from adapters.slack_actions import SlackActionsApi
 from bot.http_client import AiohttpHttpClient
 from bot.keys import load_secret_box
+from bot.metrics import PrometheusMetrics
 from bot.settings import Settings
 from bot.socket_mode import PING_INTERVAL, SocketMode
 from cards import runs as run_cards
@@ -39,6 +40,7 @@ from flows.connections import (
     KeyRotation,
 )
 from flows.http_policy import AddressPolicy, HttpClient
+from flows.metrics import MeteredRunStore, OperationalCounts
 from flows.ports import Clock, Directory, IdGenerator, Messenger, RandomIds, SystemClock
 from flows.run_requests import RunRequests
 from flows.runner import Runner, RunStore
@@ -73,6 +75,7 @@ from storage.asks_repo import AsksRepo
 from storage.audit_repo import AuditRepo
 from storage.buttons_repo import AccessRequestRepo, ButtonsRepo
 from storage.connections_repo import ConnectionsRepo
+from storage.counts_repo import MongoOperationalCounts
 from storage.flows_repo import MongoFlowStore
 from storage.mongo import Storage
 from storage.runs_repo import MongoRunStore
@@ -163,6 +166,9 @@ class Flowbot:
     bolt: AsyncApp | None
     services: list[Service] = field(default_factory=list)
     socket: SocketMode | None = None  # with SLACK_APP_TOKEN: the Socket Mode connection
+    # GET /metrics: this bot's figures, and the counts read when scraped
+    metrics: PrometheusMetrics = field(default_factory=PrometheusMetrics)
+    counts: OperationalCounts | None = None
 
     async def start(self) -> None:
         await self.storage.ensure_indexes()
@@ -188,11 +194,13 @@ class _Base:
     messenger: Messenger
     directory: Directory
     stores: Stores
+    metrics: PrometheusMetrics
 
 
 def _base(settings: Settings, storage: Storage, overrides: Overrides) -> _Base:
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
-    client = overrides.client or make_client(token, settings.slack_api_url)
+    metrics = PrometheusMetrics()
+    client = overrides.client or make_client(token, settings.slack_api_url, metrics)
     return _Base(
         clock=overrides.clock or SystemClock(),
         ids=overrides.ids or RandomIds(),
@@ -200,6 +208,7 @@ def _base(settings: Settings, storage: Storage, overrides: Overrides) -> _Base:
         messenger=overrides.messenger or SlackMessenger(client),
         directory=overrides.directory or SlackDirectory(client),
         stores=overrides.stores or mongo_stores(storage),
+        metrics=metrics,
     )
 
 
@@ -230,7 +239,7 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
 
     executors = builtin_executors(messenger, directory)
     runner = Runner(
-        stores.runs,
+        MeteredRunStore(stores.runs, base.metrics),
         executors,
         clock,
         ids,
@@ -351,7 +360,14 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
     if socket is not None:
         services.append(socket)  # last: Slack's requests arrive once everything runs
     return Flowbot(
-        settings=settings, storage=storage, deps=deps, bolt=bolt, services=services, socket=socket
+        settings=settings,
+        storage=storage,
+        deps=deps,
+        bolt=bolt,
+        services=services,
+        socket=socket,
+        metrics=base.metrics,
+        counts=MongoOperationalCounts(storage.db),
     )
 
 

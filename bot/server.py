@@ -11,6 +11,8 @@ from slack_sdk.signature import SignatureVerifier
 
 import bot
 from bot.app import Flowbot
+from bot.logs import request_age, request_ids, request_kind
+from bot.metrics import metrics_handler
 from bot.webhooks import webhook_handler
 
 FLOWBOT_KEY = web.AppKey("flowbot", Flowbot)
@@ -47,6 +49,8 @@ async def slack_events(request: web.Request) -> web.Response:
             {"error": "invalid_body", "message": "The body is not what Slack sends."}, status=400
         )
     bolt_response = await flowbot.bolt.async_dispatch(bolt_request)
+    # Bolt acknowledges before the listeners' work (process_before_response=False).
+    flowbot.metrics.acknowledged(request_kind(bolt_request.body), request_age(request))
     return await to_aiohttp_response(bolt_response)
 
 
@@ -82,10 +86,12 @@ async def json_errors(
 
 def create_web_app(flowbot: Flowbot) -> web.Application:
     # Slack payloads are small; webhooks are capped lower in their own handler.
-    app = web.Application(client_max_size=1024 * 1024, middlewares=[json_errors])
+    app = web.Application(client_max_size=1024 * 1024, middlewares=[request_ids, json_errors])
     app[FLOWBOT_KEY] = flowbot
     app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/healthz", healthz)
+    if flowbot.counts is not None:
+        app.router.add_get("/metrics", metrics_handler(flowbot.metrics, flowbot.counts))
     app.router.add_post("/hooks/{flow_id}", webhook_handler(FLOWBOT_KEY))
     return app
 

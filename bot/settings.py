@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     mongodb_db: str = Field(default="flowbot", min_length=1, max_length=63)
     port: int = Field(default=3000, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # text: one readable line per record; json: one JSON object per line
+    log_format: Literal["text", "json"] = "text"
     flowbot_secret_key: SecretStr | None = None
     flowbot_data_dir: Path = Path("data")
     # Hosts http_request steps may reach even though they are private or loopback.
@@ -39,6 +41,11 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() or "text" if isinstance(value, str) else value
 
     @field_validator("slack_api_url")
     @classmethod

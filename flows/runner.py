@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from flows.log_context import about_run
 from flows.ports import Clock, IdGenerator
 from flows.records import FlowRecord, RunRecord, RunTrigger, StepResult
 
@@ -363,7 +364,7 @@ class Runner:
 
     def _track(self, run_id: str, work: Coroutine[Any, Any, None]) -> None:
         """Run `work` as the run's task (`wait_for`, `idle` and `stop` see it)."""
-        task = asyncio.create_task(work, name=f"run-{run_id}")
+        task = asyncio.create_task(about_run(run_id, work), name=f"run-{run_id}")
         self._tasks[run_id] = task
 
         def _done(t: asyncio.Task[None]) -> None:
