@@ -13,6 +13,7 @@ from typing import Protocol
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.alert_notifier import SlackAlertNotifier
 from adapters.approval_notifier import SlackApprovalNotifier
 from adapters.channels import SlackChannelNames
 from adapters.run_notifier import SlackRunNotifier, describe_error
@@ -24,6 +25,7 @@ from bot.keys import load_secret_box
 from bot.settings import Settings
 from cards import runs as run_cards
 from cards.home import MY_BUTTONS_BLOCK
+from flows.alerts import FailureAlerts, FailureStreakStore
 from flows.approvals import ApprovalService, ApprovalStepExecutor, ApprovalStore
 from flows.catalog import FlowCatalog, FlowStore, UserStore
 from flows.connections import (
@@ -37,6 +39,7 @@ from flows.http_policy import AddressPolicy, HttpClient
 from flows.ports import Clock, Directory, IdGenerator, Messenger, RandomIds, SystemClock
 from flows.run_requests import RunRequests
 from flows.runner import Runner, RunStore
+from flows.schedule_insight import ScheduleInsight
 from flows.scheduling import ScheduledFlowSource, ScheduleService, ScheduleStateStore
 from flows.secrets import SecretBox
 from flows.sharing import (
@@ -48,6 +51,7 @@ from flows.sharing import (
     SharingService,
 )
 from flows.steps import builtin_executors
+from flows.trigger_log import TriggerLog, TriggerLogStore
 from flows.triggers import AutomatedFlowSource, TriggerService
 from handlers import approvals as approval_listeners
 from handlers import commands as command_listeners
@@ -57,10 +61,12 @@ from handlers import events as event_listeners
 from handlers import flow_commands as flow_listeners
 from handlers import home as home_listeners
 from handlers import run_commands as run_listeners
+from handlers import schedule_commands as schedule_listeners
 from handlers import sharing as sharing_listeners
 from handlers import webhooks as webhook_listeners
 from handlers.commands import SlashRouter, Subcommand
 from handlers.deps import HandlerDeps, HomeSection
+from storage.alerts_repo import MongoFailureStreaks
 from storage.approvals_repo import ApprovalsRepo
 from storage.audit_repo import AuditRepo
 from storage.buttons_repo import AccessRequestRepo, ButtonsRepo
@@ -69,6 +75,7 @@ from storage.flows_repo import MongoFlowStore
 from storage.mongo import Storage
 from storage.runs_repo import MongoRunStore
 from storage.schedules_repo import MongoScheduleStore
+from storage.trigger_log_repo import MongoTriggerLog
 from storage.users_repo import MongoUserStore
 from storage.workspace_repo import WorkspaceRepo
 
@@ -108,6 +115,8 @@ class Stores:
     approvals: ApprovalStore
     connections: ConnectionStore
     schedules: ScheduleStateStore
+    trigger_log: TriggerLogStore
+    failure_streaks: FailureStreakStore
 
 
 def mongo_stores(storage: Storage) -> Stores:
@@ -124,6 +133,8 @@ def mongo_stores(storage: Storage) -> Stores:
         approvals=ApprovalsRepo(db),
         connections=ConnectionsRepo(db),
         schedules=MongoScheduleStore(db),
+        trigger_log=MongoTriggerLog(db),
+        failure_streaks=MongoFailureStreaks(db),
     )
     for repository in vars(stores).values():
         storage.add(repository)
@@ -255,10 +266,21 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
 
     # --- schedules and events
 
+    trigger_log = TriggerLog(stores.trigger_log, clock, ids)
+    services.append(trigger_log)
     schedules = ScheduleService(
-        stores.flows, runner, stores.schedules, clock, SlackScheduleNotifier(messenger)
+        stores.flows,
+        runner,
+        stores.schedules,
+        clock,
+        SlackScheduleNotifier(messenger),
+        history=runner,
+        trigger_log=trigger_log,
     )
     services.append(schedules)
+    runner.on_finished.append(schedules.on_run_finished)
+    alerts = FailureAlerts(stores.failure_streaks, stores.flows, SlackAlertNotifier(messenger))
+    runner.on_finished.append(alerts.on_run_finished)
 
     # --- a deleted flow's runs in progress are cancelled, and their pending approvals
     runner.on_cancelled.append(approvals.on_run_cancelled)
@@ -295,6 +317,7 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
         clock,
         settings.flowbot_max_trigger_depth,
         public_url=settings.flowbot_public_url,
+        trigger_log=trigger_log,
     )
 
     deps = HandlerDeps(
@@ -312,6 +335,7 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
         connections=connections,
         runs=RunRequests(catalog, runner, directory),
         home_sections=home_sections(),
+        insight=ScheduleInsight(catalog, schedules, trigger_log),
     )
     bolt = slack_app(settings, client, deps) if settings.slack_configured else None
     return Flowbot(settings=settings, storage=storage, deps=deps, bolt=bolt, services=services)
@@ -330,6 +354,7 @@ def subcommands() -> list[Subcommand]:
         *sharing_listeners.SUBCOMMANDS,
         *approval_listeners.SUBCOMMANDS,
         *webhook_listeners.SUBCOMMANDS,
+        *schedule_listeners.SUBCOMMANDS,
     ]
 
 
