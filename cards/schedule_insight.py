@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from cards.common import Message, clip, context, escape, message, section
 from flows.errors import FlowbotError
 from flows.records import FlowRecord, RunRecord
+from flows.run_requests import ConditionNotMet
 from flows.schedule_policies import MAX_BACKFILL, BadRange, NotScheduled, TooManySlots
 from flows.trigger_log import TriggerDecision
 
@@ -95,6 +96,8 @@ def recovered_message(flow: FlowRecord, run: RunRecord, failures: int) -> Messag
 
 
 def describe_schedule_error(error: FlowbotError) -> str | None:
+    if isinstance(error, ConditionNotMet):
+        return f"*{escape(error.flow_name)}* did not run: its trigger's `when` condition is false."
     if isinstance(error, NotScheduled):
         return f"*{escape(error.flow_name)}* has no schedule."
     if isinstance(error, TooManySlots):
