@@ -375,6 +375,9 @@ def slack_app(settings: Settings, client: AsyncWebClient, deps: HandlerDeps) -> 
         raise_error_for_unhandled_request=False,
         # bot.server verifies the signature before anything parses the body.
         request_verification_enabled=False,
+        # The bot's own messages reach handlers.events, which never starts a flow with
+        # them but records them in the trigger log where they reach a trigger (SPEC §14).
+        ignoring_self_events_enabled=False,
     )
     error_listeners.register(app)
     SlashRouter(subcommands()).register(app, deps)

@@ -168,6 +168,8 @@ async def test_next_firing_times_cross_the_daylight_saving_change(
     assert "2099-03-28 09:00 CET" in text
     assert "2099-03-29 09:00 CEST" in text  # 07:00 UTC, not 08:00
     assert "2099-03-31 09:00 CEST" in text and "2099-04-01" not in text
+    shown = (await slash(timed_bot, ALICE, "show Morning", settle=0.05)).text
+    assert "Sat 09:00 CET in Europe/Paris" in shown  # /flow show: the same computation
     refused = (await slash(timed_bot, CAROL, "next Morning", settle=0.05)).text
     assert "only its owners" in refused
 
@@ -233,13 +235,17 @@ async def test_when_on_a_message_trigger_and_why_names_the_run_and_the_filtered_
     filtered_id = bot.driver.last_event_id
     await bot.driver.event(bot.driver.message_event(BOB, "C0INCIDENTS", "alert prod down"))
     await bot.driver.event(bot.driver.message_event(BOB, "C0INCIDENTS", "lunch?"))
+    emu = bot.emulator
+    own = bot.driver.message_event(emu.bot_user_id, "C0INCIDENTS", "alert prod", bot_id=emu.bot_id)
+    await bot.driver.event(own)
     [run] = await finished_run(bot, flow.id)
     assert run.trigger.data["text"] == "alert prod down"
     text = await eventually(lambda: _why_has(bot, "Prod alerts", "condition was false"))
     assert f"started run `{run.id}`" in text and filtered_id in text
     # The message that reached no trigger is counted, not recorded per flow.
     records = await bot.db["trigger_log"].find({"flow_id": flow.id}).to_list(None)
-    assert sorted(r["reason"] for r in records) == ["filtered", "started"]
+    assert sorted(r["reason"] for r in records) == ["filtered", "own_message", "started"]
+    assert "the message was Flowbot's own" in await why(bot, "Prod alerts")
     assert "only its owners" in await why(bot, "Prod alerts", CAROL)
 
 
@@ -339,3 +345,45 @@ async def test_the_catch_up_window_after_a_restart(
         assert reasons == (["started"] if runs else ["missed"])
     finally:
         await second.stop()
+
+
+def test_jitter_is_the_same_in_every_process_and_within_its_bound() -> None:
+    from flows.definition import ScheduleTrigger
+    from flows.schedule_policies import jitter_of
+
+    trigger = ScheduleTrigger(every="1h", jitter="10m")
+    slot = datetime(2099, 1, 5, 10, tzinfo=UTC)
+    delays = {jitter_of(trigger, f"F{i}", slot) for i in range(50)}
+    assert all(timedelta(0) <= d < timedelta(minutes=10) for d in delays) and len(delays) > 10
+    assert jitter_of(trigger, "F1", slot) == jitter_of(trigger, "F1", slot)
+    assert jitter_of(ScheduleTrigger(every="1h"), "F1", slot) == timedelta(0)
+
+
+JITTERY = """
+name: Jittery
+kind: scheduled
+trigger: {type: schedule, every: 1h, jitter: 30m}
+steps:
+  - {type: post_message, channel: "#general", text: "tick"}
+"""
+
+
+async def test_a_jittered_slot_runs_at_its_delay_not_before(
+    timed_bot: BotHarness, clock: FakeClock
+) -> None:
+    from flows.definition import ScheduleTrigger
+    from flows.schedule_policies import jitter_of
+
+    flow = await create_flow(timed_bot, JITTERY)
+    slot = datetime(2099, 1, 5, 10, tzinfo=UTC)
+    assert isinstance(flow.definition.trigger, ScheduleTrigger)
+    delay = jitter_of(flow.definition.trigger, flow.id, slot)
+    clock.current = slot + delay - timedelta(seconds=1)
+    await schedules(timed_bot).tick(TEAM, flow.id)
+    await asyncio.sleep(0.1)
+    if delay >= timedelta(seconds=1):
+        assert await runs_of(timed_bot, flow.id) == []
+    clock.current = slot + delay
+    await schedules(timed_bot).tick(TEAM, flow.id)
+    [run] = await finished_run(timed_bot, flow.id)
+    assert run.run_key == schedule_run_key(flow.id, slot)
