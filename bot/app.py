@@ -13,6 +13,7 @@ from typing import Protocol
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.alert_notifier import SlackAlertNotifier
 from adapters.approval_notifier import SlackApprovalNotifier
 from adapters.ask_notifier import SlackAskNotifier
 from adapters.channels import SlackChannelNames
@@ -28,6 +29,7 @@ from bot.settings import Settings
 from bot.socket_mode import PING_INTERVAL, SocketMode
 from cards import runs as run_cards
 from cards.home import MY_BUTTONS_BLOCK
+from flows.alerts import FailureAlerts, FailureStreakStore
 from flows.approvals import ApprovalService, ApprovalStepExecutor, ApprovalStore
 from flows.ask_model import AskStore
 from flows.asks import AskService, AskStepExecutor
@@ -44,6 +46,7 @@ from flows.metrics import MeteredRunStore, OperationalCounts
 from flows.ports import Clock, Directory, IdGenerator, Messenger, RandomIds, SystemClock
 from flows.run_requests import RunRequests
 from flows.runner import Runner, RunStore
+from flows.schedule_insight import ScheduleInsight
 from flows.scheduling import ScheduledFlowSource, ScheduleService, ScheduleStateStore
 from flows.secrets import SecretBox
 from flows.sharing import (
@@ -56,6 +59,7 @@ from flows.sharing import (
 )
 from flows.slack_steps import register_slack_steps
 from flows.steps import builtin_executors
+from flows.trigger_log import TriggerLog, TriggerLogStore
 from flows.triggers import AutomatedFlowSource, TriggerService
 from handlers import approvals as approval_listeners
 from handlers import asks as ask_listeners
@@ -66,10 +70,12 @@ from handlers import events as event_listeners
 from handlers import flow_commands as flow_listeners
 from handlers import home as home_listeners
 from handlers import run_commands as run_listeners
+from handlers import schedule_commands as schedule_listeners
 from handlers import sharing as sharing_listeners
 from handlers import webhooks as webhook_listeners
 from handlers.commands import SlashRouter, Subcommand
 from handlers.deps import HandlerDeps, HomeSection
+from storage.alerts_repo import MongoFailureStreaks
 from storage.approvals_repo import ApprovalsRepo
 from storage.asks_repo import AsksRepo
 from storage.audit_repo import AuditRepo
@@ -80,6 +86,7 @@ from storage.flows_repo import MongoFlowStore
 from storage.mongo import Storage
 from storage.runs_repo import MongoRunStore
 from storage.schedules_repo import MongoScheduleStore
+from storage.trigger_log_repo import MongoTriggerLog
 from storage.users_repo import MongoUserStore
 from storage.workspace_repo import WorkspaceRepo
 
@@ -120,6 +127,8 @@ class Stores:
     connections: ConnectionStore
     schedules: ScheduleStateStore
     asks: AskStore
+    trigger_log: TriggerLogStore
+    failure_streaks: FailureStreakStore
 
 
 def mongo_stores(storage: Storage) -> Stores:
@@ -137,6 +146,8 @@ def mongo_stores(storage: Storage) -> Stores:
         connections=ConnectionsRepo(db),
         schedules=MongoScheduleStore(db),
         asks=AsksRepo(db),
+        trigger_log=MongoTriggerLog(db),
+        failure_streaks=MongoFailureStreaks(db),
     )
     for repository in vars(stores).values():
         storage.add(repository)
@@ -295,10 +306,21 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
 
     # --- schedules and events
 
+    trigger_log = TriggerLog(stores.trigger_log, clock, ids)
+    services.append(trigger_log)
     schedules = ScheduleService(
-        stores.flows, runner, stores.schedules, clock, SlackScheduleNotifier(messenger)
+        stores.flows,
+        runner,
+        stores.schedules,
+        clock,
+        SlackScheduleNotifier(messenger),
+        history=runner,
+        trigger_log=trigger_log,
     )
     services.append(schedules)
+    runner.on_finished.append(schedules.on_run_finished)
+    alerts = FailureAlerts(stores.failure_streaks, stores.flows, SlackAlertNotifier(messenger))
+    runner.on_finished.append(alerts.on_run_finished)
 
     # --- a deleted flow's runs in progress are cancelled, and their pending approvals
     runner.on_cancelled.append(approvals.on_run_cancelled)
@@ -336,6 +358,7 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
         clock,
         settings.flowbot_max_trigger_depth,
         public_url=settings.flowbot_public_url,
+        trigger_log=trigger_log,
     )
 
     deps = HandlerDeps(
@@ -354,6 +377,7 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
         runs=RunRequests(catalog, runner, directory),
         asks=asks,
         home_sections=home_sections(),
+        insight=ScheduleInsight(catalog, schedules, trigger_log),
     )
     bolt = slack_app(settings, client, deps) if settings.slack_configured else None
     socket = _socket_mode(settings, bolt, client, overrides)
@@ -397,6 +421,7 @@ def subcommands() -> list[Subcommand]:
         *sharing_listeners.SUBCOMMANDS,
         *approval_listeners.SUBCOMMANDS,
         *webhook_listeners.SUBCOMMANDS,
+        *schedule_listeners.SUBCOMMANDS,
     ]
 
 
@@ -419,6 +444,9 @@ def slack_app(settings: Settings, client: AsyncWebClient, deps: HandlerDeps) -> 
         raise_error_for_unhandled_request=False,
         # bot.server verifies the signature before anything parses the body.
         request_verification_enabled=False,
+        # The bot's own messages reach handlers.events, which never starts a flow with
+        # them but records them in the trigger log where they reach a trigger (SPEC §14).
+        ignoring_self_events_enabled=False,
     )
     error_listeners.register(app)
     SlashRouter(subcommands()).register(app, deps)

@@ -149,7 +149,9 @@ def flow_card(flow: FlowRecord, next_run: datetime | None) -> Message:
         if not flow.enabled:
             facts.append("*Next run:* none while the flow is off")
         elif next_run is not None:
-            facts.append(f"*Next run:* {_when(next_run)}")
+            local = next_run.astimezone(definition.trigger.zone).strftime("%a %H:%M %Z")
+            zone = definition.trigger.timezone
+            facts.append(f"*Next run:* {_when(next_run)} ({local} in {zone}; `/flow next`)")
     blocks = [section(head), section("\n".join(facts))]
     blocks += [section(text) for text in _chunks(describe_steps(definition.steps), "*Steps*")]
     blocks.append(context(f"Flow id `{flow.id}` · last saved by <@{flow.updated_by}>"))

@@ -14,7 +14,7 @@ from typing import Any
 
 from flows.catalog import FlowCatalog
 from flows.connections import RUN_CHOICES_KEY
-from flows.definition import FlowInput
+from flows.definition import FlowInput, ManualTrigger
 from flows.errors import FlowbotError, FlowNotFound
 from flows.permissions import (
     Action,
@@ -26,6 +26,8 @@ from flows.permissions import (
 from flows.ports import Directory
 from flows.records import FlowRecord, RunRecord, RunTrigger
 from flows.runner import Runner
+from flows.templating import TemplateError
+from flows.trigger_log import when_allows
 
 HISTORY_SIZE = 15
 
@@ -59,6 +61,21 @@ class HistoryNotAllowed(FlowbotError):
         super().__init__(f"{user_id} may not see the runs of flow {flow_name!r}.")
         self.flow_name = flow_name
         self.user_id = user_id
+
+
+class ConditionNotMet(FlowbotError):
+    """The manual trigger's `when` was false (or could not be evaluated): no run."""
+
+    def __init__(self, flow_name: str) -> None:
+        super().__init__(f"{flow_name}: its trigger condition is false")
+        self.flow_name = flow_name
+
+
+def _when_allows(flow: FlowRecord, trigger: RunTrigger) -> bool:
+    try:
+        return when_allows(flow.definition.trigger.when, "manual", trigger.user, trigger.data)
+    except TemplateError:
+        return False
 
 
 class RunNotFound(FlowbotError):
@@ -181,6 +198,8 @@ class RunRequests:
             data[RUN_CHOICES_KEY] = dict(connections)
         trigger = RunTrigger(type="manual", user=permit.user_id, data=data)
         flow = permit.flow
+        if isinstance(flow.definition.trigger, ManualTrigger) and not _when_allows(flow, trigger):
+            raise ConditionNotMet(flow.name)
         return await self.runner.start_run(
             flow, trigger, with_defaults(flow, inputs), reply_to=response_url
         )

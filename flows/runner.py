@@ -29,7 +29,7 @@ import asyncio
 import logging
 import os
 import secrets
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -187,6 +187,8 @@ class Runner:
         self._kick = asyncio.Event()
         self._last_renew = 0.0
         self.on_cancelled: list[CancelListener] = []
+        # Told of each run that ended succeeded or failed (failure alerts, queued slots).
+        self.on_finished: list[Callable[[RunRecord], Awaitable[None]]] = []
 
     # --- public API
 
@@ -489,6 +491,11 @@ class Runner:
         if drive.dirty_notify and run.notify_message is not None:
             # The message was posted only now (no earlier write carried it): record it.
             await self.store.record_notify(run.id, run.notify_message)
+        for listener in list(self.on_finished):
+            try:
+                await listener(run)
+            except Exception:
+                log.exception("run %s: an on_finished listener failed", run.id)
 
     async def _run_steps(self, drive: _Drive, steps: Sequence[Any]) -> None:
         for step in steps:

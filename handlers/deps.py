@@ -15,6 +15,7 @@ from flows.connections import ConnectionService
 from flows.ports import Clock, Directory, IdGenerator, Messenger
 from flows.run_requests import RunRequests
 from flows.runner import Runner
+from flows.schedule_insight import ScheduleInsight
 from flows.sharing import SharingService
 from flows.triggers import TriggerService
 
@@ -41,3 +42,5 @@ class HandlerDeps:
     # The App Home's sections after My flows, by name, in order ("my_buttons" fills My
     # buttons): given by bot.app.
     home_sections: Sequence[tuple[str, HomeSection]] = ()
+    # `/flow next`, `/flow why`, `/flow backfill` (SPEC §14).
+    insight: ScheduleInsight | None = None

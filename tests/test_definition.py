@@ -355,13 +355,13 @@ def test_unknown_fields_are_errors_everywhere() -> None:
     errors = errors_of(
         minimal(
             colour="red",
-            trigger={"type": "manual", "when": "now"},
+            trigger={"type": "manual", "at": "now"},
             inputs=[{"id": "a", "lable": "A"}],
             steps=[{"type": "post_message", "channel": "#x", "text": "t", "chanel": "#y"}],
         )
     )
     assert errors["colour"].startswith("unknown field 'colour'")
-    assert errors["trigger.when"].startswith("unknown field 'when'")
+    assert errors["trigger.at"].startswith("unknown field 'at'")
     assert errors["inputs[0].lable"] == "unknown field 'lable' (did you mean 'label'?)"
     assert errors["steps[0].chanel"] == "unknown field 'chanel' (did you mean 'channel'?)"
 

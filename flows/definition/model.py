@@ -52,6 +52,9 @@ class FlowDefinition(Model):
     inputs: list[FlowInput] = Field(default_factory=list)
     notify: Annotated[str, AfterValidator(channel_target)] | None = None
     connections: list[ConnectionSlotSpec] = Field(default_factory=list)
+    # Owners get a DM after this many failed runs in a row (and when it succeeds again);
+    # 0 turns the alert off.
+    alert_after: Annotated[int, Field(ge=0, le=1000)] = 3
     steps: list[Step] = Field(min_length=1)
 
     @model_validator(mode="wrap")
