@@ -6,11 +6,12 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
-from slack_sdk.signature import SignatureVerifier
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
+from slack_bolt.request.async_request import AsyncBoltRequest
 
 import bot
 from bot.app import Flowbot
+from bot.slack_requests import BadRequest, check_request, signature_is_valid
 from bot.webhooks import webhook_handler
 
 FLOWBOT_KEY = web.AppKey("flowbot", Flowbot)
@@ -26,18 +27,21 @@ async def slack_events(request: web.Request) -> web.Response:
     flowbot = request.app[FLOWBOT_KEY]
     if flowbot.bolt is None:
         return web.json_response(NOT_CONFIGURED, status=503)
-    body = await request.text()
+    raw = await request.read()
     secret = flowbot.settings.slack_signing_secret
-    verifier = SignatureVerifier(secret.get_secret_value() if secret else "")
-    if not verifier.is_valid_request(body, dict(request.headers)):
-        # Checked before Bolt parses the body: a garbled unsigned body is a 401 too.
+    if not signature_is_valid(secret.get_secret_value() if secret else "", raw, request.headers):
+        # Checked before anything is parsed or decoded: a garbled unsigned body is a 401 too.
         return web.json_response({"error": "invalid request"}, status=401)
     try:
-        bolt_request = await to_bolt_request(request)
-    except ValueError:
-        return web.json_response(
-            {"error": "invalid_body", "message": "The body is not what Slack sends."}, status=400
-        )
+        body = check_request(raw, request.content_type)
+    except BadRequest as exc:
+        log.info("refused a signed Slack request: %s", exc.message)
+        return web.json_response({"error": "invalid_body", "message": exc.message}, status=400)
+    bolt_request = AsyncBoltRequest(
+        body=body,
+        query=request.query_string,
+        headers=request.headers,  # type: ignore[arg-type]
+    )
     bolt_response = await flowbot.bolt.async_dispatch(bolt_request)
     return await to_aiohttp_response(bolt_response)
 
