@@ -33,6 +33,7 @@ from flows.connections import (
     HttpRequestExecutor,
     KeyRotation,
 )
+from flows.deliveries import DeliveryLog
 from flows.http_policy import AddressPolicy, HttpClient
 from flows.ports import Clock, Directory, IdGenerator, Messenger, RandomIds, SystemClock
 from flows.run_requests import RunRequests
@@ -65,6 +66,7 @@ from storage.approvals_repo import ApprovalsRepo
 from storage.audit_repo import AuditRepo
 from storage.buttons_repo import AccessRequestRepo, ButtonsRepo
 from storage.connections_repo import ConnectionsRepo
+from storage.deliveries_repo import MongoDeliveryLog
 from storage.flows_repo import MongoFlowStore
 from storage.mongo import Storage
 from storage.runs_repo import MongoRunStore
@@ -108,6 +110,7 @@ class Stores:
     approvals: ApprovalStore
     connections: ConnectionStore
     schedules: ScheduleStateStore
+    deliveries: DeliveryLog
 
 
 def mongo_stores(storage: Storage) -> Stores:
@@ -124,6 +127,7 @@ def mongo_stores(storage: Storage) -> Stores:
         approvals=ApprovalsRepo(db),
         connections=ConnectionsRepo(db),
         schedules=MongoScheduleStore(db),
+        deliveries=MongoDeliveryLog(db),
     )
     for repository in vars(stores).values():
         storage.add(repository)
@@ -312,6 +316,7 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
         connections=connections,
         runs=RunRequests(catalog, runner, directory),
         home_sections=home_sections(),
+        deliveries=stores.deliveries,
     )
     bolt = slack_app(settings, client, deps) if settings.slack_configured else None
     return Flowbot(settings=settings, storage=storage, deps=deps, bolt=bolt, services=services)

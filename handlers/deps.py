@@ -11,6 +11,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from flows.approvals import ApprovalService
 from flows.catalog import FlowCatalog, UserStore
 from flows.connections import ConnectionService
+from flows.deliveries import DeliveryLog
 from flows.ports import Clock, Directory, IdGenerator, Messenger
 from flows.run_requests import RunRequests
 from flows.runner import Runner
@@ -39,3 +40,6 @@ class HandlerDeps:
     # The App Home's sections after My flows, by name, in order ("my_buttons" fills My
     # buttons): given by bot.app.
     home_sections: Sequence[tuple[str, HomeSection]] = ()
+    # Deliveries taken in, across restarts (a replayed request does nothing); None: in
+    # this process only.
+    deliveries: DeliveryLog | None = None

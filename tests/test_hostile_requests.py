@@ -20,11 +20,14 @@ from tests.support import (
     SIGNING_SECRET,
     TEAM,
     BotHarness,
+    RestartableBot,
     create_flow,
     diff,
+    finished_run,
     http_request,
     runs_of,
     save_flow,
+    settle,
     slash,
     state_of,
     template_source,
@@ -180,3 +183,63 @@ async def test_webhook_bodies_beyond_the_limits_get_400(
     assert await runs_of(bot, saved.flow.id) == []
     assert diff(before, await state_of(bot)) == []
     assert no_tracebacks(caplog) == []
+
+
+async def test_a_signed_request_replayed_after_a_restart_does_nothing(
+    emulator: Any, mongo_uri: str, db_name: str
+) -> None:
+    bots = RestartableBot(emulator, mongo_uri, db_name)
+    bot = await bots.start()
+    try:
+        flow = await create_flow(bot, template_source("blank"))
+        form = {
+            "command": "/flow",
+            "text": 'run "My new flow"',
+            "team_id": TEAM,
+            "user_id": ALICE,
+            "channel_id": "C0GENERAL",
+            "trigger_id": "13345224609.738474920.8088930838d88f008e0",
+            "response_url": emulator.new_response_url(ALICE, "C0GENERAL"),
+        }
+        body = urlencode(form).encode()
+        headers = {"Content-Type": FORM, **signed(body)}
+        assert (await post(bot, body, headers))[0] == 200
+        await finished_run(bot, flow.id)
+        assert len(await runs_of(bot, flow.id)) == 1
+
+        bot = await bots.restart()
+        calls, answers = len(bot.emulator.calls), len(bot.emulator.ephemerals)
+        assert (await post(bot, body, headers))[0] == 200
+        await settle(0.3)
+        assert len(await runs_of(bot, flow.id)) == 1
+        assert [m for m, _ in bot.emulator.calls[calls:] if m != "auth.test"] == []
+        assert len(bot.emulator.ephemerals) == answers
+
+        # A Run button clicked once, its delivery replayed after another restart.
+        click = {
+            "type": "block_actions",
+            "user": {"id": ALICE},
+            "team": {"id": TEAM},
+            "trigger_id": "13345224609.738474920.click",
+            "actions": [{"action_id": "run_flow", "value": flow.id, "type": "button"}],
+        }
+        body = urlencode({"payload": json.dumps(click)}).encode()
+        headers = {"Content-Type": FORM, **signed(body)}
+        assert (await post(bot, body, headers))[0] == 200
+        await finished_run(bot, flow.id, 2)
+        bot = await bots.restart()
+        assert (await post(bot, body, headers))[0] == 200
+        await settle(0.3)
+        assert len(await runs_of(bot, flow.id)) == 2
+    finally:
+        await bots.stop()
+
+
+async def test_a_refused_command_leaves_no_delivery_behind(bot: BotHarness) -> None:
+    before = await state_of(bot)
+    # Refused in the acknowledgement: the delivery is not recorded (a command refused
+    # later, by its use case, is: the trade-off for checking before the work).
+    await slash(bot, ALICE, "frobnicate")
+    await slash(bot, ALICE, 'run "unclosed')
+    await slash(bot, ALICE, "help")
+    assert diff(before, await state_of(bot)) == []
