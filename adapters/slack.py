@@ -16,7 +16,9 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.sealing_client import SealingWebClient
 from flows.records import MessageRef
+from flows.sealed import MetadataSeal
 
 # Slack answers 429 with Retry-After under load: wait and retry instead of dropping posts.
 RETRY_HANDLERS = [
@@ -26,8 +28,13 @@ RETRY_HANDLERS = [
 ]
 
 
-def make_client(token: str, base_url: str) -> AsyncWebClient:
-    client = AsyncWebClient(token=token, base_url=base_url, timeout=15)
+def make_client(token: str, base_url: str, seal: MetadataSeal | None = None) -> AsyncWebClient:
+    """The Web API client; with `seal`, views' private_metadata is sealed on the way out."""
+    client = (
+        SealingWebClient(seal, token=token, base_url=base_url, timeout=15)
+        if seal is not None
+        else AsyncWebClient(token=token, base_url=base_url, timeout=15)
+    )
     client.retry_handlers.extend(RETRY_HANDLERS)
     return client
 

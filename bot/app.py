@@ -17,6 +17,7 @@ from adapters.approval_notifier import SlackApprovalNotifier
 from adapters.channels import SlackChannelNames
 from adapters.run_notifier import SlackRunNotifier, describe_error
 from adapters.schedule_notifier import SlackScheduleNotifier
+from adapters.sealing_client import SealingWebClient
 from adapters.sharing_notifier import SlackSharingNotifier
 from adapters.slack import SlackDirectory, SlackMessenger, make_client
 from bot.http_client import AiohttpHttpClient
@@ -39,6 +40,7 @@ from flows.ports import Clock, Directory, IdGenerator, Messenger, RandomIds, Sys
 from flows.run_requests import RunRequests
 from flows.runner import Runner, RunStore
 from flows.scheduling import ScheduledFlowSource, ScheduleService, ScheduleStateStore
+from flows.sealed import MetadataSeal, derive_key
 from flows.secrets import SecretBox
 from flows.sharing import (
     AccessRequestStore,
@@ -57,6 +59,7 @@ from handlers import errors as error_listeners
 from handlers import events as event_listeners
 from handlers import flow_commands as flow_listeners
 from handlers import home as home_listeners
+from handlers import metadata as metadata_listeners
 from handlers import run_commands as run_listeners
 from handlers import sharing as sharing_listeners
 from handlers import webhooks as webhook_listeners
@@ -182,9 +185,15 @@ class _Base:
     stores: Stores
 
 
+def metadata_seal(settings: Settings) -> MetadataSeal:
+    """Seals views' private_metadata with a key derived from the signing secret."""
+    secret = settings.slack_signing_secret
+    return MetadataSeal(derive_key(secret.get_secret_value() if secret else ""))
+
+
 def _base(settings: Settings, storage: Storage, overrides: Overrides) -> _Base:
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
-    client = overrides.client or make_client(token, settings.slack_api_url)
+    client = overrides.client or make_client(token, settings.slack_api_url, metadata_seal(settings))
     return _Base(
         clock=overrides.clock or SystemClock(),
         ids=overrides.ids or RandomIds(),
@@ -357,6 +366,8 @@ def slack_app(settings: Settings, client: AsyncWebClient, deps: HandlerDeps) -> 
         request_verification_enabled=False,
     )
     error_listeners.register(app)
+    if isinstance(client, SealingWebClient):  # views' private_metadata is sealed: open it
+        metadata_listeners.register(app, client.seal)
     SlashRouter(subcommands()).register(app, deps)
     # Actions, views and events, in the order Bolt tries them.
     for listeners in (

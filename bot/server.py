@@ -10,6 +10,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response
 from slack_bolt.request.async_request import AsyncBoltRequest
 
 import bot
+from adapters.sealing_client import seal_answer
 from bot.app import Flowbot
 from bot.slack_requests import BadRequest, check_request, signature_is_valid
 from bot.webhooks import webhook_handler
@@ -43,6 +44,7 @@ async def slack_events(request: web.Request) -> web.Response:
         headers=request.headers,  # type: ignore[arg-type]
     )
     bolt_response = await flowbot.bolt.async_dispatch(bolt_request)
+    bolt_response.body = seal_answer(flowbot.deps.client, bolt_response.body)
     return await to_aiohttp_response(bolt_response)
 
 
