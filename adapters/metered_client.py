@@ -56,12 +56,17 @@ class RateLimitCounter(AsyncRetryHandler):
 
 
 class MeteredWebClient(AsyncWebClient):
-    def __init__(self, *args: Any, metrics: Metrics, **kwargs: Any) -> None:
+    """Counts every call when given `metrics` (None: a plain client)."""
+
+    def __init__(self, *args: Any, metrics: Metrics | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.metrics = metrics
-        self.retry_handlers.insert(0, RateLimitCounter(metrics))
+        if metrics is not None:
+            self.retry_handlers.insert(0, RateLimitCounter(metrics))
 
     async def api_call(self, api_method: str, **kwargs: Any) -> AsyncSlackResponse:
+        if self.metrics is None:
+            return await super().api_call(api_method, **kwargs)
         started = time.monotonic()
         outcome = "exception"
         try:

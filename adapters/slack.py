@@ -16,9 +16,10 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.metered_client import MeteredWebClient
+from adapters.sealing_client import SealingWebClient
 from flows.metrics import Metrics
 from flows.records import MessageRef
+from flows.sealed import MetadataSeal
 
 # Slack answers 429 with Retry-After under load: wait and retry instead of dropping posts.
 RETRY_HANDLERS = [
@@ -28,11 +29,17 @@ RETRY_HANDLERS = [
 ]
 
 
-def make_client(token: str, base_url: str, metrics: Metrics | None = None) -> AsyncWebClient:
-    """The client, with retries; counted (calls, outcomes, 429s) when given `metrics`."""
+def make_client(
+    token: str,
+    base_url: str,
+    metrics: Metrics | None = None,
+    seal: MetadataSeal | None = None,
+) -> AsyncWebClient:
+    """The client, with retries; counted (calls, outcomes, 429s) when given `metrics`;
+    with `seal`, views' private_metadata is sealed on the way out."""
     client = (
-        MeteredWebClient(token=token, base_url=base_url, timeout=15, metrics=metrics)
-        if metrics is not None
+        SealingWebClient(seal, token=token, base_url=base_url, timeout=15, metrics=metrics)
+        if seal is not None or metrics is not None
         else AsyncWebClient(token=token, base_url=base_url, timeout=15)
     )
     client.retry_handlers.extend(RETRY_HANDLERS)

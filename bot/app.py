@@ -19,6 +19,7 @@ from adapters.ask_notifier import SlackAskNotifier
 from adapters.channels import SlackChannelNames
 from adapters.run_notifier import SlackRunNotifier, describe_error
 from adapters.schedule_notifier import SlackScheduleNotifier
+from adapters.sealing_client import SealingWebClient
 from adapters.sharing_notifier import SlackSharingNotifier
 from adapters.slack import SlackDirectory, SlackMessenger, make_client
 from adapters.slack_actions import SlackActionsApi
@@ -41,6 +42,7 @@ from flows.connections import (
     HttpRequestExecutor,
     KeyRotation,
 )
+from flows.deliveries import DeliveryLog
 from flows.http_policy import AddressPolicy, HttpClient
 from flows.metrics import MeteredRunStore, OperationalCounts
 from flows.ports import Clock, Directory, IdGenerator, Messenger, RandomIds, SystemClock
@@ -48,6 +50,7 @@ from flows.run_requests import RunRequests
 from flows.runner import Runner, RunStore
 from flows.schedule_insight import ScheduleInsight
 from flows.scheduling import ScheduledFlowSource, ScheduleService, ScheduleStateStore
+from flows.sealed import MetadataSeal, derive_key
 from flows.secrets import SecretBox
 from flows.sharing import (
     AccessRequestStore,
@@ -69,6 +72,7 @@ from handlers import errors as error_listeners
 from handlers import events as event_listeners
 from handlers import flow_commands as flow_listeners
 from handlers import home as home_listeners
+from handlers import metadata as metadata_listeners
 from handlers import run_commands as run_listeners
 from handlers import schedule_commands as schedule_listeners
 from handlers import sharing as sharing_listeners
@@ -82,6 +86,7 @@ from storage.audit_repo import AuditRepo
 from storage.buttons_repo import AccessRequestRepo, ButtonsRepo
 from storage.connections_repo import ConnectionsRepo
 from storage.counts_repo import MongoOperationalCounts
+from storage.deliveries_repo import MongoDeliveryLog
 from storage.flows_repo import MongoFlowStore
 from storage.mongo import Storage
 from storage.runs_repo import MongoRunStore
@@ -129,6 +134,7 @@ class Stores:
     asks: AskStore
     trigger_log: TriggerLogStore
     failure_streaks: FailureStreakStore
+    deliveries: DeliveryLog
 
 
 def mongo_stores(storage: Storage) -> Stores:
@@ -148,6 +154,7 @@ def mongo_stores(storage: Storage) -> Stores:
         asks=AsksRepo(db),
         trigger_log=MongoTriggerLog(db),
         failure_streaks=MongoFailureStreaks(db),
+        deliveries=MongoDeliveryLog(db),
     )
     for repository in vars(stores).values():
         storage.add(repository)
@@ -208,10 +215,18 @@ class _Base:
     metrics: PrometheusMetrics
 
 
+def metadata_seal(settings: Settings) -> MetadataSeal:
+    """Seals views' private_metadata with a key derived from the signing secret."""
+    secret = settings.slack_signing_secret
+    return MetadataSeal(derive_key(secret.get_secret_value() if secret else ""))
+
+
 def _base(settings: Settings, storage: Storage, overrides: Overrides) -> _Base:
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
     metrics = PrometheusMetrics()
-    client = overrides.client or make_client(token, settings.slack_api_url, metrics)
+    client = overrides.client or make_client(
+        token, settings.slack_api_url, metrics, metadata_seal(settings)
+    )
     return _Base(
         clock=overrides.clock or SystemClock(),
         ids=overrides.ids or RandomIds(),
@@ -378,6 +393,7 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
         asks=asks,
         home_sections=home_sections(),
         insight=ScheduleInsight(catalog, schedules, trigger_log),
+        deliveries=stores.deliveries,
     )
     bolt = slack_app(settings, client, deps) if settings.slack_configured else None
     socket = _socket_mode(settings, bolt, client, overrides)
@@ -449,6 +465,8 @@ def slack_app(settings: Settings, client: AsyncWebClient, deps: HandlerDeps) -> 
         ignoring_self_events_enabled=False,
     )
     error_listeners.register(app)
+    if isinstance(client, SealingWebClient) and client.seal is not None:  # sealed: open it
+        metadata_listeners.register(app, client.seal)
     SlashRouter(subcommands()).register(app, deps)
     # Actions, views and events, in the order Bolt tries them.
     for listeners in (

@@ -6,13 +6,15 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
-from slack_sdk.signature import SignatureVerifier
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
+from slack_bolt.request.async_request import AsyncBoltRequest
 
 import bot
+from adapters.sealing_client import seal_answer
 from bot.app import Flowbot
 from bot.logs import request_age, request_ids, request_kind
 from bot.metrics import metrics_handler
+from bot.slack_requests import BadRequest, check_request, signature_is_valid
 from bot.webhooks import webhook_handler
 
 FLOWBOT_KEY = web.AppKey("flowbot", Flowbot)
@@ -37,20 +39,24 @@ async def slack_events(request: web.Request) -> web.Response:
     if secret is None:
         # Socket Mode without a signing secret: nothing sent over HTTP can be verified.
         return web.json_response(SOCKET_MODE_ONLY, status=404)
-    body = await request.text()
-    verifier = SignatureVerifier(secret.get_secret_value())
-    if not verifier.is_valid_request(body, dict(request.headers)):
-        # Checked before Bolt parses the body: a garbled unsigned body is a 401 too.
+    raw = await request.read()
+    if not signature_is_valid(secret.get_secret_value(), raw, request.headers):
+        # Checked before anything is parsed or decoded: a garbled unsigned body is a 401 too.
         return web.json_response({"error": "invalid request"}, status=401)
     try:
-        bolt_request = await to_bolt_request(request)
-    except ValueError:
-        return web.json_response(
-            {"error": "invalid_body", "message": "The body is not what Slack sends."}, status=400
-        )
+        body = check_request(raw, request.content_type)
+    except BadRequest as exc:
+        log.info("refused a signed Slack request: %s", exc.message)
+        return web.json_response({"error": "invalid_body", "message": exc.message}, status=400)
+    bolt_request = AsyncBoltRequest(
+        body=body,
+        query=request.query_string,
+        headers=request.headers,  # type: ignore[arg-type]
+    )
     bolt_response = await flowbot.bolt.async_dispatch(bolt_request)
     # Bolt acknowledges before the listeners' work (process_before_response=False).
     flowbot.metrics.acknowledged(request_kind(bolt_request.body), request_age(request))
+    bolt_response.body = seal_answer(flowbot.deps.client, bolt_response.body)
     return await to_aiohttp_response(bolt_response)
 
 

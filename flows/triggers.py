@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import functools
 import hmac
-import json
 import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from flows import bounded
 from flows.catalog import hash_webhook_token
 from flows.definition import MemberJoinedTrigger, MessageTrigger, ReactionTrigger, WebhookTrigger
 from flows.ports import Clock
@@ -507,8 +507,10 @@ class TriggerService:
     def _read_call(self, body: bytes, depth_header: str | None) -> tuple[Any, int] | WebhookResult:
         """The JSON body and the depth of the run to start, or the refusal."""
         try:
-            payload: Any = json.loads(body) if body.strip() else {}
-        except (ValueError, UnicodeDecodeError):
+            payload: Any = bounded.loads(body) if body.strip() else {}
+        except bounded.TooComplex as exc:
+            return _refusal(400, "body_too_complex", f"The body is refused: {exc}.")
+        except ValueError:  # UnicodeDecodeError included
             return _refusal(400, "invalid_json", "The body must be JSON.")
         incoming = parse_depth(depth_header)
         if incoming is None:

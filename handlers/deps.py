@@ -12,6 +12,7 @@ from flows.approvals import ApprovalService
 from flows.asks import AskService
 from flows.catalog import FlowCatalog, UserStore
 from flows.connections import ConnectionService
+from flows.deliveries import DeliveryLog
 from flows.ports import Clock, Directory, IdGenerator, Messenger
 from flows.run_requests import RunRequests
 from flows.runner import Runner
@@ -44,3 +45,6 @@ class HandlerDeps:
     home_sections: Sequence[tuple[str, HomeSection]] = ()
     # `/flow next`, `/flow why`, `/flow backfill` (SPEC §14).
     insight: ScheduleInsight | None = None
+    # Deliveries taken in, across restarts (a replayed request does nothing); None: in
+    # this process only.
+    deliveries: DeliveryLog | None = None
