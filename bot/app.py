@@ -26,6 +26,7 @@ from cards import runs as run_cards
 from cards.home import MY_BUTTONS_BLOCK
 from flows.approvals import ApprovalService, ApprovalStepExecutor, ApprovalStore
 from flows.catalog import FlowCatalog, FlowStore, UserStore
+from flows.child_flows import CallFlowExecutor
 from flows.connections import (
     ConnectionService,
     ConnectionStore,
@@ -297,6 +298,9 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
         public_url=settings.flowbot_public_url,
     )
 
+    run_requests = RunRequests(catalog, runner, directory)
+    executors.register("call_flow", CallFlowExecutor(run_requests, runner))
+
     deps = HandlerDeps(
         client=client,
         messenger=messenger,
@@ -310,7 +314,7 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
         users=stores.users,
         sharing=sharing,
         connections=connections,
-        runs=RunRequests(catalog, runner, directory),
+        runs=run_requests,
         home_sections=home_sections(),
     )
     bolt = slack_app(settings, client, deps) if settings.slack_configured else None

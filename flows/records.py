@@ -68,7 +68,7 @@ class FlowRecord(BaseModel):
 class RunTrigger(BaseModel):
     """What started a run: a person (manual), a schedule slot, a Slack event or a webhook."""
 
-    type: Literal["manual", "schedule", "message", "reaction", "member_joined", "webhook"]
+    type: Literal["manual", "schedule", "message", "reaction", "member_joined", "webhook", "call"]
     user: str | None = None
     data: dict[str, Any] = Field(default_factory=dict)
 

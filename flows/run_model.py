@@ -249,6 +249,28 @@ class Claim:
     cancel: CancelRequest | None = None
 
 
+@dataclass(frozen=True)
+class ChildCall:
+    """A run started by a call_flow step: its id is derived from the calling run and
+    step (so a step resumed after a crash finds its child instead of starting another)."""
+
+    parent_run: str
+    parent_step: str
+    call_depth: int
+
+    @property
+    def child_id(self) -> str:
+        return f"{self.parent_run}-" + re.sub(r"[^A-Za-z0-9_]+", "-", self.parent_step).strip("-")
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "id": self.child_id,
+            "parent_run": self.parent_run,
+            "parent_step": self.parent_step,
+            "call_depth": self.call_depth,
+        }
+
+
 class DuplicateRun(Exception):
     """A run with this run_key exists already (one scheduled slot or event, one run)."""
 

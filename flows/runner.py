@@ -57,6 +57,7 @@ from flows.run_model import (
     CancelListener,
     CancelRequest,
     CancelResult,
+    ChildCall,
     Claim,
     ContainerExecutor,
     Done,
@@ -172,14 +173,16 @@ class Runner:
         reply_to: str | None = None,
         run_key: str | None = None,
         depth: int = 0,
+        call: ChildCall | None = None,
     ) -> RunRecord:
         """Record a new run of `flow` and drive it in a task the runner
-        owns. Returns once the run is stored. RunRefused if the flow is disabled."""
+        owns. Returns once the run is stored. RunRefused if the flow is disabled;
+        DuplicateRun if a `call` started it already."""
         if not flow.enabled:
             raise RunRefused(flow.name)
         now = self.clock.now()
         run = RunRecord(
-            id=self.ids.new_id("R"),
+            **(call.fields() if call else {"id": self.ids.new_id("R")}),
             team_id=flow.team_id,
             flow_id=flow.id,
             flow_name=flow.name,
