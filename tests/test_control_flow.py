@@ -5,6 +5,7 @@ database; validation of nested steps; a crash and a SIGKILL in the middle of a l
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from tests.support import (
     runs_of,
     start_flowbot,
     texts_in,
+    wait_view,
 )
 
 DIGEST = """
@@ -63,6 +65,33 @@ async def test_for_each_posts_one_message_per_item_in_order(bot: BotHarness) -> 
     assert run.steps["each"].output["count"] == 4
     assert run.steps["each[3]/hi"].output["text"] == "4. dee"
     assert writes_before == 0
+
+
+async def test_history_and_details_show_iterations_and_branches(bot: BotHarness) -> None:
+    flow = await create_flow(
+        bot, DIGEST.replace("name: Digest", 'name: Digest\nnotify: "#ops-bots"')
+    )
+    await bot.driver.slash(ALICE, "run Digest names=ann,bob")
+    await finished_run(bot, flow.id)
+    await bot.driver.slash(ALICE, "history Digest")
+    listing = await eventually(
+        lambda: (e := bot.emulator.last_ephemeral(ALICE)) and "Details" in json.dumps(e) and e
+    )
+    [run] = await runs_of(bot, flow.id)
+    await bot.driver.click(ALICE, listing, "run_details", run.id)
+    details = json.dumps(await wait_view(bot, ALICE))
+    assert "item 1 of `each`" in details and "item 2 of `each`" in details
+    assert "2 items" in details and "*Outputs*" in details
+    # One progress message per run in the notify channel, updated as it goes.
+    notices = await eventually(
+        lambda: (m := bot.emulator.messages_in("#ops-bots")) and "succeeded" in m[0]["text"] and m
+    )
+    assert len(notices) == 1
+    await bot.driver.slash(ALICE, "show Digest")
+    shown = await eventually(
+        lambda: (e := bot.emulator.last_ephemeral(ALICE)) and "each item" in json.dumps(e) and e
+    )
+    assert "for each of" in json.dumps(shown)
 
 
 async def test_more_than_1000_items_fail_the_loop_clearly(bot: BotHarness) -> None:

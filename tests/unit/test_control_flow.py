@@ -145,3 +145,108 @@ async def test_parallel_outputs_per_branch(engine: Engine) -> None:
     branches = done.steps["ask"].output["branches"]
     assert branches[1]["b1"]["text"] == "b"
     assert set(branches[0]) == {"a1", "a2"}
+
+
+TWO_TEAMS = """
+name: Two teams
+steps:
+  - id: both
+    type: parallel
+    branches:
+      - - {id: sec, type: approval, approvers: ["<@U0BOB>"], title: "security"}
+      - - {id: legal, type: approval, approvers: ["<@U0CAROL>"], title: "legal"}
+  - id: verdict
+    type: switch
+    value: "{{ steps.sec.outcome == 'approved' and steps.legal.outcome == 'approved' }}"
+    cases:
+      "true":
+        - {id: go, type: post_message, channel: "#general", text: "go"}
+    default:
+      - {id: halt, type: post_message, channel: "#general", text: "stop"}
+"""
+
+
+async def test_two_approvals_in_parallel_wait_together(engine: Engine) -> None:
+    run = await engine.run(flow_record(TWO_TEAMS))
+    assert run.status == "waiting"
+    assert {k for k, r in run.steps.items() if r.status == "waiting"} == {"sec", "legal"}
+    sec = await engine.approval_store.get_for_step(run.id, "sec")
+    legal = await engine.approval_store.get_for_step(run.id, "legal")
+    assert sec is not None and legal is not None
+    await engine.approvals.respond(legal.id, "U0CAROL", "Approve")
+    await engine.settle()
+    half = await engine.runs.get(run.id)
+    assert half is not None and half.status == "waiting"
+    assert half.steps["legal"].status == "succeeded"
+    await engine.approvals.respond(sec.id, "U0BOB", "Approve")
+    await engine.settle()
+    done = await engine.runs.get(run.id)
+    assert done is not None
+    assert done.status == "succeeded", done.error
+    assert done.steps["verdict"].output["case"] == "true"
+    assert engine.messenger.texts_in("C0GENERAL") == ["go"]
+
+
+APPROVE_EACH = """
+name: Each asks
+steps:
+  - id: each
+    type: for_each
+    items: ["<@U0BOB>", "<@U0CAROL>"]
+    concurrency: 2
+    steps:
+      - {id: ask, type: approval, approvers: ["{{ item }}"], title: "ok {{ index }}?"}
+      - {id: said, type: post_message, channel: "#general",
+         text: "{{ item }} {{ steps.ask.outcome }}"}
+"""
+
+
+async def test_approvals_in_loop_iterations_resume_their_own_iteration(engine: Engine) -> None:
+    run = await engine.run(flow_record(APPROVE_EACH))
+    assert run.status == "waiting"
+    second = await engine.approval_store.get_for_step(run.id, "each[1]/ask")
+    assert second is not None
+    await engine.approvals.respond(second.id, "U0CAROL", "Reject")
+    await engine.settle()
+    assert engine.messenger.texts_in("C0GENERAL") == ["<@U0CAROL> rejected"]
+    first = await engine.approval_store.get_for_step(run.id, "each[0]/ask")
+    assert first is not None
+    await engine.approvals.respond(first.id, "U0BOB", "Approve")
+    await engine.settle()
+    done = await engine.runs.get(run.id)
+    assert done is not None and done.status == "succeeded", done.error
+    assert engine.messenger.texts_in("C0GENERAL") == ["<@U0CAROL> rejected", "<@U0BOB> approved"]
+    results = done.steps["each"].output["results"]
+    assert [r["ask"]["outcome"] for r in results] == ["approved", "rejected"]
+
+
+async def test_a_loop_of_n_posts_costs_about_n_writes(engine: Engine) -> None:
+    writes = 0
+    original = engine.runs.record_step
+
+    async def counted(*args: object, **kwargs: object) -> bool:
+        nonlocal writes
+        writes += 1
+        return await original(*args, **kwargs)  # type: ignore[arg-type]
+
+    engine.runs.record_step = counted  # type: ignore[method-assign]
+    items = ", ".join(str(i) for i in range(50))
+    source = f"""
+name: Many
+steps:
+  - id: outer
+    type: switch
+    value: a
+    cases:
+      a:
+        - id: each
+          type: for_each
+          items: [{items}]
+          steps:
+            - {{id: hi, type: post_message, channel: "#general", text: "{{{{ item }}}}"}}
+"""
+    run = await engine.run(flow_record(source))
+    assert run.status == "succeeded", run.error
+    assert len(engine.messenger.texts_in("C0GENERAL")) == 50
+    # 50 posts, the switch, the loop's start and end: not 50 × the nesting depth.
+    assert writes <= 50 + 3
