@@ -89,6 +89,11 @@ def flow_outputs(run: RunRecord, clock: Clock) -> dict[str, Any]:
         raise failure from None
 
 
+def alone(run: RunRecord, key: str) -> bool:
+    """Is `key` the run's only waiting step (a timer without a time of its own is its)?"""
+    return all(k == key or r.status != "waiting" for k, r in run.steps.items())
+
+
 def _default_describe(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -45,6 +45,7 @@ from flows.run_drive import (
     _LeaseLost,
     _Parked,
     _Stopping,
+    alone,
     flow_outputs,
     step_failure,
 )
@@ -566,7 +567,7 @@ class Runner:
         if drive.wake is not None and drive.wake[0] == key:
             payload = drive.wake[1]
             drive.wake = None
-            if not (is_timer(payload) and own_wake is not None and not due):
+            if not is_timer(payload) or due or (own_wake is None and alone(run, key)):
                 return await executor.resume(step, ctx, payload)
         elif due:
             # Its own time has come (the run was woken for another waiting step).

@@ -389,3 +389,45 @@ async def test_a_loop_survives_sigkill_and_repeats_nothing(
         assert texts == [f"{w} {i}" for i in range(1, 5) for w in ("item", "done")]
     finally:
         storage.close()
+
+
+async def test_call_flow_without_wait_goes_on_at_once(bot: BotHarness) -> None:
+    child = await create_flow(bot, CHILD)
+    parent = await create_flow(
+        bot,
+        PARENT.replace("    flow: Greet one", "    flow: Greet one\n    wait: false").replace(
+            "child said {{ steps.call.outputs.said }}", "child {{ steps.call.run_id }}"
+        ),
+    )
+    await bot.driver.slash(ALICE, "run Greet all")
+    [run] = await finished_run(bot, parent.id)
+    assert run.status == "succeeded", run.error
+    assert run.steps["call"].output["status"] == "running"
+    [child_run] = await finished_run(bot, child.id)
+    assert child_run.status == "succeeded"
+    assert texts_in(bot, "#general") == [f"child {child_run.id}", f"hello <@{ALICE}>"]
+
+
+async def test_calls_nest_at_most_five_deep(bot: BotHarness) -> None:
+    # f0 calls f1 … f5 calls f6: the sixth call is refused, and every caller fails.
+    for level in range(7):
+        steps = (
+            f"  - {{id: c{level}, type: call_flow, flow: f{level + 1}}}"
+            if level < 6
+            else '  - {type: post_message, channel: "#general", text: "bottom"}'
+        )
+        await create_flow(bot, f"name: f{level}\nsteps:\n{steps}\n")
+    top = await create_flow(bot, "name: top\nsteps:\n  - {id: go, type: call_flow, flow: f0}\n")
+    await bot.driver.slash(ALICE, "run top")
+    [run] = await finished_run(bot, top.id)
+    assert run.status == "failed"
+    assert "calls nest at most 5 deep" in (run.error or "")
+    assert texts_in(bot, "#general") == []
+
+
+async def test_export_round_trips_the_new_steps(bot: BotHarness) -> None:
+    from flows.definition import dump_yaml, parse_definition
+
+    for source in (DIGEST, CONCURRENT, PARALLEL, SWITCH, PARENT):
+        definition = parse_definition(source)
+        assert parse_definition(dump_yaml(definition)) == definition
