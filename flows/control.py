@@ -16,7 +16,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from flows.definition.steps import MAX_ITEMS, ForEachStep, ParallelStep, SwitchStep
+from flows.definition.steps import (
+    MAX_ITEMS,
+    ForEachStep,
+    ParallelStep,
+    SwitchStep,
+    nested_bodies,
+)
 from flows.records import RunRecord, StepResult
 from flows.run_model import Body, Done, Outcome, StepContext, StepFailed
 
@@ -122,9 +128,13 @@ class ForEachExecutor(_NoResume):
 
 
 def _branch_ids(steps: Sequence[Any]) -> list[str]:
-    from flows.definition.model import _walk
-
-    return [s.id for s in _walk(steps)]
+    """The ids of a branch's steps, nested ones included."""
+    ids: list[str] = []
+    for step in steps:
+        ids.append(step.id)
+        for _name, _where, body in nested_bodies(step):
+            ids += _branch_ids(body)
+    return ids
 
 
 class ParallelExecutor(_NoResume):

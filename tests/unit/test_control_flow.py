@@ -250,3 +250,34 @@ steps:
     assert len(engine.messenger.texts_in("C0GENERAL")) == 50
     # 50 posts, the switch, the loop's start and end: not 50 × the nesting depth.
     assert writes <= 50 + 3
+
+
+NESTED = """
+name: Grid
+steps:
+  - id: rows
+    type: for_each
+    items: [a, b]
+    steps:
+      - {id: row, type: set_variable, name: row, value: "{{ item }}"}
+      - id: cols
+        type: for_each
+        items: [1, 2]
+        concurrency: 2
+        steps:
+          - id: odd
+            type: condition
+            if: "{{ item == 1 }}"
+            then:
+              - {id: cell, type: post_message, channel: "#general",
+                 text: "{{ steps.row.value }}{{ item }}"}
+"""
+
+
+async def test_loops_nest_and_see_their_own_iteration(engine: Engine) -> None:
+    run = await engine.run(flow_record(NESTED))
+    assert run.status == "succeeded", run.error
+    assert engine.messenger.texts_in("C0GENERAL") == ["a1", "b1"]
+    assert run.steps["rows[1]/cols[0]/cell"].output["text"] == "b1"
+    inner = run.steps["rows[0]/cols"].output["results"]
+    assert [sorted(r) for r in inner] == [["cell", "odd"], ["odd"]]
