@@ -431,3 +431,46 @@ async def test_export_round_trips_the_new_steps(bot: BotHarness) -> None:
     for source in (DIGEST, CONCURRENT, PARALLEL, SWITCH, PARENT):
         definition = parse_definition(source)
         assert parse_definition(dump_yaml(definition)) == definition
+
+
+async def test_a_crashed_parallel_reruns_only_unfinished_branch_steps(bot: BotHarness) -> None:
+    source = """
+name: Fan out
+steps:
+  - id: fan
+    type: parallel
+    branches:
+      - - {id: a1, type: post_message, channel: "#general", text: "a1"}
+        - {id: a2, type: post_message, channel: "#general", text: "a2"}
+      - - {id: b1, type: post_message, channel: "#general", text: "b1"}
+  - {id: end, type: post_message, channel: "#general", text: "end"}
+"""
+    flow = await create_flow(bot, source)
+    engine = deps(bot).runner
+    dead = Runner(
+        engine.store,
+        builtin_executors(SlackMessenger(deps(bot).client), deps(bot).directory),
+        engine.clock,
+        SequentialIds(),
+        owner="dead-process",
+    )
+    run = await dead.start_run(flow, RunTrigger(type="manual", user=ALICE))
+    await dead.idle()
+    # It died after a1 and b1: a2, the parallel's end and the last step are forgotten.
+    await bot.db["runs"].update_one(
+        {"_id": run.id},
+        {
+            "$set": {
+                "status": "running",
+                "lease_owner": "dead-process",
+                "lease_until": datetime.now(timezone.utc) - timedelta(seconds=1),
+                "finished_at": None,
+            },
+            "$unset": {"steps.a2": "", "steps.fan": "", "steps.end": ""},
+        },
+    )
+    bot.emulator.messages.clear()
+    [done] = await finished_run(bot, flow.id)
+    assert done.status == "succeeded", done.error
+    assert texts_in(bot, "#general") == ["a2", "end"]
+    assert set(done.steps["fan"].output["branches"][0]) == {"a1", "a2"}
