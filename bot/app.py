@@ -35,6 +35,7 @@ from flows.approvals import ApprovalService, ApprovalStepExecutor, ApprovalStore
 from flows.ask_model import AskStore
 from flows.asks import AskService, AskStepExecutor
 from flows.catalog import FlowCatalog, FlowStore, UserStore
+from flows.child_flows import CallFlowExecutor
 from flows.connections import (
     ConnectionService,
     ConnectionStore,
@@ -376,6 +377,9 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
         trigger_log=trigger_log,
     )
 
+    run_requests = RunRequests(catalog, runner, directory)
+    executors.register("call_flow", CallFlowExecutor(run_requests, runner))
+
     deps = HandlerDeps(
         client=client,
         messenger=messenger,
@@ -389,7 +393,7 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
         users=stores.users,
         sharing=sharing,
         connections=connections,
-        runs=RunRequests(catalog, runner, directory),
+        runs=run_requests,
         asks=asks,
         home_sections=home_sections(),
         insight=ScheduleInsight(catalog, schedules, trigger_log),

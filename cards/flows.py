@@ -18,6 +18,7 @@ from cards.common import (
     message,
     section,
 )
+from cards.control_steps import CONTROL_STEPS, control_bodies, control_summary
 from cards.slack_steps import slack_step_summary
 from flows.catalog import CreationRefused, NameTaken, NotAWebhookFlow, VersionConflict
 from flows.definition import (
@@ -97,6 +98,8 @@ def _step_summary(step: Step) -> str:
         what = f"wait {step.duration}" if step.duration else f"wait until {step.until}"
     elif isinstance(step, SetVariableStep):
         what = f"set vars.{step.name}"
+    elif step.type in CONTROL_STEPS:
+        what = control_summary(step)
     else:
         what = str(getattr(step, "type", "?"))
     return clip(escape(what), 120)
@@ -114,6 +117,9 @@ def describe_steps(steps: Sequence[Step], depth: int = 0) -> list[str]:
             if step.else_:
                 lines.append(f"{pad}    _else_")
                 lines += describe_steps(step.else_, depth + 1)
+        for label, body in control_bodies(step):
+            lines.append(f"{pad}    _{label}_")
+            lines += describe_steps(body, depth + 1)
     return lines
 
 

@@ -415,7 +415,7 @@ class ApprovalStepExecutor:
         request = ApprovalRequest(
             team_id=run.team_id,
             run_id=run.id,
-            step_id=step.id,
+            step_id=ctx.step_id,
             flow_id=run.flow_id,
             flow_name=run.flow_name,
             requester=run.started_by,
@@ -442,9 +442,9 @@ class ApprovalStepExecutor:
         self, step: ApprovalStep, ctx: StepContext, payload: Mapping[str, Any]
     ) -> Outcome:
         if is_timer(payload):
-            record = await self.service.on_timer(ctx.run.id, step.id)
+            record = await self.service.on_timer(ctx.run.id, ctx.step_id)
         else:
-            record = await self.service.store.get_for_step(ctx.run.id, step.id)
+            record = await self.service.store.get_for_step(ctx.run.id, ctx.step_id)
         if record is None:
             raise StepFailed("the approval request of this step is missing")
         return await self._settle(record)

@@ -117,7 +117,9 @@ def missing_required(flow: FlowRecord, values: Mapping[str, Any]) -> list[FlowIn
 
 def has_wait(flow: FlowRecord) -> bool:
     """Does a run of it wait somewhere (a delay, an approval)?"""
-    return any(step.type in ("delay", "approval") for step in flow.definition.walk_steps())
+    return any(
+        step.type in ("delay", "approval", "call_flow") for step in flow.definition.walk_steps()
+    )
 
 
 # ---------------------------------------------------------------------------- use cases

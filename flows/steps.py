@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from flows.control import ForEachExecutor, ParallelExecutor, SwitchExecutor
 from flows.definition import (
     ConditionStep,
     DelayStep,
@@ -147,7 +148,7 @@ class DelayExecutor:
     async def resume(
         self, step: DelayStep, ctx: StepContext, payload: Mapping[str, Any]
     ) -> Outcome:
-        recorded = ctx.run.steps.get(step.id)
+        recorded = ctx.run.steps.get(ctx.step_id)
         until = recorded.output.get("until") if recorded else None
         wake_at = _parse_until(until) if isinstance(until, str) else ctx.run.wake_at
         if wake_at is None or ctx.now() >= wake_at:
@@ -176,6 +177,9 @@ def builtin_executors(messenger: Messenger, directory: Directory) -> ExecutorReg
             "condition": ConditionExecutor(),
             "delay": DelayExecutor(),
             "set_variable": SetVariableExecutor(),
+            "switch": SwitchExecutor(),
+            "for_each": ForEachExecutor(),
+            "parallel": ParallelExecutor(),
         }
     )
 

@@ -275,6 +275,59 @@ class SetVariableStep(StepBase):
     value: Any
 
 
+#: At most this many items in a for_each, iterations at once, branches of a parallel.
+MAX_ITEMS = 1000
+MAX_CONCURRENCY = 20
+MAX_BRANCHES = 10
+
+
+class ForEachStep(StepBase):
+    """Run ``steps`` once per element of ``items`` (a list or a template giving one),
+    ``concurrency`` at a time (1: in order). Outputs ``count`` and ``results``."""
+
+    type: Literal["for_each"] = "for_each"
+    items: str | list[Any]
+    concurrency: int = Field(default=1, ge=1, le=MAX_CONCURRENCY)
+    steps: list[Step] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> ForEachStep:
+        if isinstance(self.items, list) and len(self.items) > MAX_ITEMS:
+            fail([("items", f"at most {MAX_ITEMS} items")])
+        if isinstance(self.items, str) and not is_template(self.items):
+            fail([("items", "expected a list or a template giving one")])
+        return self
+
+
+class ParallelStep(StepBase):
+    """Run 2–10 ``branches`` (step lists) at once. Outputs ``branches``."""
+
+    type: Literal["parallel"] = "parallel"
+    branches: list[Annotated[list[Step], Field(min_length=1)]] = Field(
+        min_length=2, max_length=MAX_BRANCHES
+    )
+
+
+class SwitchStep(StepBase):
+    """Run the steps of the case equal to ``value`` (compared as text), else ``default``.
+    Outputs ``case`` (the key, ``default``, or null)."""
+
+    type: Literal["switch"] = "switch"
+    value: Any
+    cases: dict[str, list[Step]] = Field(min_length=1)
+    default: list[Step] = Field(default_factory=list)
+
+
+class CallFlowStep(StepBase):
+    """Run an instant flow of the workspace (by name or id) with ``inputs``; with ``wait``
+    the run waits for it. Outputs ``run_id``, ``status`` and ``outputs``."""
+
+    type: Literal["call_flow"] = "call_flow"
+    flow: Annotated[str, BeforeValidator(strip), Field(min_length=1, max_length=80)]
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    wait: bool = True
+
+
 Step = Annotated[
     PostMessageStep
     | SendDmStep
@@ -289,7 +342,11 @@ Step = Annotated[
     | CreateChannelStep
     | InviteToChannelStep
     | SetChannelTopicStep
-    | LookupUserStep,
+    | LookupUserStep
+    | ForEachStep
+    | ParallelStep
+    | SwitchStep
+    | CallFlowStep,
     Field(discriminator="type"),
 ]
 STEP_TYPES: tuple[str, ...] = tuple(
@@ -297,17 +354,59 @@ STEP_TYPES: tuple[str, ...] = tuple(
         (
             "approval",
             "ask",
+            "call_flow",
             "condition",
             "delay",
+            "for_each",
             "http_request",
+            "parallel",
             "post_message",
             "send_dm",
             "set_variable",
+            "switch",
             *SLACK_STEP_CLASSES,
         )
     )
 )
 ConditionStep.model_rebuild()
+ForEachStep.model_rebuild()
+ParallelStep.model_rebuild()
+SwitchStep.model_rebuild()
+
+
+Body = tuple[str, tuple[str | int, ...], list[Any]]
+
+
+def nested_bodies(step: Any) -> list[Body]:
+    """The step lists inside a step: (branch name its derived ids use, where it is in the
+    step, the list). Branch names: ``then``/``else`` (condition), ``steps`` (for_each),
+    ``branch1_``… (parallel), ``case1_``…/``default`` (switch). Works on models and on raw
+    data (YAML names, or Python names in model dumps)."""
+    raw = isinstance(step, dict)
+    kind = step.get("type") if raw else getattr(step, "type", None)
+
+    def part(name: str) -> Any:
+        if raw:
+            return step.get(name, step.get(PY_NAMES.get(name, name)))
+        return getattr(step, PY_NAMES.get(name, name), None)
+
+    def lists(value: Any) -> list[Any]:
+        return value if isinstance(value, list) else []
+
+    if kind == "condition":
+        return [(key, (key,), lists(part(key))) for key in ("then", "else")]
+    if kind == "for_each":
+        return [("steps", ("steps",), lists(part("steps")))]
+    if kind == "parallel":
+        branches = lists(part("branches"))
+        return [(f"branch{n + 1}_", ("branches", n), lists(b)) for n, b in enumerate(branches)]
+    if kind == "switch":
+        cases = part("cases")
+        items = list(cases.items()) if isinstance(cases, dict) else []
+        bodies = [(f"case{n + 1}_", ("cases", str(k)), lists(b)) for n, (k, b) in enumerate(items)]
+        return [*bodies, ("default", ("default",), lists(part("default")))]
+    return []
+
 
 STEP_CLASSES: dict[str, type[BaseModel]] = {
     "post_message": PostMessageStep,
@@ -319,6 +418,10 @@ STEP_CLASSES: dict[str, type[BaseModel]] = {
     "set_variable": SetVariableStep,
     "ask": AskStep,
     **SLACK_STEP_CLASSES,
+    "for_each": ForEachStep,
+    "parallel": ParallelStep,
+    "switch": SwitchStep,
+    "call_flow": CallFlowStep,
 }
 
 # Fields holding templates, per step type (YAML names).
@@ -332,6 +435,9 @@ TEMPLATE_FIELDS: dict[str, tuple[str, ...]] = {
     "set_variable": ("value",),
     "ask": ("to", "title", "details"),
     **SLACK_TEMPLATE_FIELDS,
+    "for_each": ("items",),
+    "switch": ("value",),
+    "call_flow": ("flow", "inputs"),
 }
 # YAML names that are Python keywords, and the model fields that hold them.
 PY_NAMES = {"if": "if_", "else": "else_", "json": "json_"}
