@@ -364,7 +364,7 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
         ids,
         creation_policy=sharing,
         on_change=[schedules.on_flow_changed],
-        on_delete=[cancel_runs_of_deleted_flow],
+        on_delete=[cancel_runs_of_deleted_flow, alerts.on_flow_deleted],
     )
     triggers = TriggerService(
         stores.flows,
