@@ -50,7 +50,11 @@ QUIET = """
 name: Quiet
 kind: automated
 alert_after: 0
-trigger: {type: message, channel: "#general", pattern: "^deploy", when: "{{ 'prod' in trigger.text }}"}
+trigger:
+  type: message
+  channel: "#general"
+  pattern: "^deploy"
+  when: "{{ 'prod' in trigger.text }}"
 steps:
   - {type: post_message, channel: "#general", text: "seen"}
 """
