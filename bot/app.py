@@ -365,7 +365,7 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
         ids,
         creation_policy=sharing,
         on_change=[schedules.on_flow_changed],
-        on_delete=[cancel_runs_of_deleted_flow],
+        on_delete=[cancel_runs_of_deleted_flow, alerts.on_flow_deleted],
     )
     triggers = TriggerService(
         stores.flows,
@@ -377,7 +377,7 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
         trigger_log=trigger_log,
     )
 
-    run_requests = RunRequests(catalog, runner, directory)
+    run_requests = RunRequests(catalog, runner, directory, trigger_log)
     executors.register("call_flow", CallFlowExecutor(run_requests, runner))
 
     deps = HandlerDeps(

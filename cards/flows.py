@@ -47,6 +47,7 @@ DELETE_CONFIRM_ACTION = "flow_delete_confirm"
 DELETE_CANCEL_ACTION = "flow_delete_cancel"
 
 # One exported message stays well under Slack's total size for blocks in a message.
+DEFAULT_ALERT_AFTER = FlowDefinition.model_fields["alert_after"].default
 EXPORT_CHARS_PER_BLOCK = 2800
 EXPORT_BLOCKS_PER_MESSAGE = 4
 # A slash command's response_url takes five answers; keep one for errors.
@@ -133,6 +134,27 @@ def _inputs(definition: FlowDefinition) -> str:
     return ", ".join(parts)
 
 
+def _policy_facts(definition: FlowDefinition) -> list[str]:
+    """A schedule's `overlap`, `jitter` and `catchup_window`, any trigger's `when`, and
+    `alert_after` when it is not the default (SPEC §14)."""
+    facts = []
+    trigger = definition.trigger
+    if isinstance(trigger, ScheduleTrigger):
+        parts = [f"overlap `{trigger.overlap}`", f"jitter {trigger.jitter or 'none'}"]
+        parts.append(f"catch-up window {trigger.catchup_window}")
+        facts.append(f"*Schedule policies:* {' · '.join(parts)}")
+    if trigger.when is not None:
+        facts.append(f"*Only when:* `{escape(trigger.when)}` (else no run; `/flow why`)")
+    alert_after = definition.alert_after
+    if alert_after != DEFAULT_ALERT_AFTER:
+        facts.append(
+            f"*Failure alerts:* after {alert_after} failed runs in a row"
+            if alert_after
+            else "*Failure alerts:* off"
+        )
+    return facts
+
+
 def flow_card(flow: FlowRecord, next_run: datetime | None) -> Message:
     definition = flow.definition
     owners = [flow.creator, *[p for p in flow.principals("owner") if p != flow.creator]]
@@ -151,6 +173,7 @@ def flow_card(flow: FlowRecord, next_run: datetime | None) -> Message:
         facts.append(f"*Run-only:* {', '.join(mention(p) for p in runners)}")
     if definition.notify:
         facts.append(f"*Notifies:* {escape(definition.notify)}")
+    facts += _policy_facts(definition)
     if isinstance(definition.trigger, ScheduleTrigger):
         if not flow.enabled:
             facts.append("*Next run:* none while the flow is off")

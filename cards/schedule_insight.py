@@ -47,18 +47,40 @@ def decision_line(decision: TriggerDecision, tz: str) -> str:
     return f"• {_local(decision.at, tz)} · {decision.trigger}: {words}{detail}"
 
 
-def why_message(flow_name: str, tz: str, decisions: list[TriggerDecision]) -> Message:
+EVENT_WORDS = {"message": "messages", "reaction": "reactions", "member_joined": "channel joins"}
+
+
+def unmatched_line(trigger_type: str, count: int) -> str:
+    """The workspace's events of this type that reached no flow's trigger in the last hour."""
+    words = EVENT_WORDS.get(trigger_type, f"{trigger_type} events")
+    if count == 1:
+        words = words[:-1]
+    return (
+        f"In the last hour, {count:,} {words} in this workspace reached no trigger "
+        "(no flow's channel, pattern or emoji matched; counted, not logged one by one)."
+    )
+
+
+def why_message(
+    flow_name: str,
+    tz: str,
+    decisions: list[TriggerDecision],
+    unmatched: int | None = None,
+    trigger_type: str = "",
+) -> Message:
     name = escape(flow_name)
+    tail = [context(unmatched_line(trigger_type, unmatched))] if unmatched is not None else []
     if not decisions:
         body = (
             f"*{name}*: nothing reached its trigger in the last 7 days (no matching event, "
             "webhook call or schedule slot)."
         )
-        return message(f"{name}: no trigger decisions", section(body))
+        return message(f"{name}: no trigger decisions", section(body), *tail)
     lines = "\n".join(decision_line(d, tz) for d in decisions)
     return message(
         f"Why {name} ran or not",
         section(clip(f"*Last trigger decisions for {name}* (newest first)\n{lines}")),
+        *tail,
     )
 
 

@@ -29,6 +29,10 @@ class FailureStreakStore(Protocol):
         """Reset the count to 0; the count before it."""
         ...
 
+    async def forget(self, flow_id: str) -> None:
+        """The flow was deleted: its streak goes with it."""
+        ...
+
 
 class AlertNotifier(Protocol):
     async def failing(self, flow: FlowRecord, run: RunRecord, failures: int) -> None: ...
@@ -60,6 +64,10 @@ class FailureAlerts:
             before = await self.streaks.succeeded(run.flow_id)
             if threshold and before >= threshold:
                 await self._tell(run, before, recovered=True)
+
+    async def on_flow_deleted(self, team_id: str, flow_id: str, deleted_by: str) -> None:
+        """`FlowCatalog.on_delete` listener: the streak is deleted with its flow."""
+        await self.streaks.forget(flow_id)
 
     async def _tell(self, run: RunRecord, count: int, *, recovered: bool) -> None:
         flow = await self.flows.get(run.team_id, run.flow_id)

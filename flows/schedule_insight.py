@@ -7,7 +7,7 @@ Each takes the team and the person, finds the flow, and decides through
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flows.catalog import FlowCatalog
 from flows.definition import ScheduleTrigger
@@ -33,10 +33,18 @@ class NextRuns:
     times: list[datetime]
 
 
+# Event triggers whose unmatched events are counted (`TriggerLog.count_unmatched`).
+EVENT_TRIGGERS = ("message", "reaction", "member_joined")
+UNMATCHED_SPAN = timedelta(hours=1)
+
+
 @dataclass(frozen=True)
 class WhyAnswer:
     flow: FlowRecord
     decisions: list[TriggerDecision]
+    # For an event trigger: the workspace's events of its type that reached no flow's
+    # trigger in the last `UNMATCHED_SPAN` (None for other triggers).
+    unmatched: int | None = None
 
 
 @dataclass(frozen=True)
@@ -88,7 +96,13 @@ class ScheduleInsight:
         """The last `count` (1…50) trigger decisions about the flow, newest first."""
         flow = await self._owned(team_id, user_id, ref, "see the trigger log of")
         count = max(1, min(count or 10, MAX_WHY))
-        return WhyAnswer(flow, await self.trigger_log.latest(flow.id, count))
+        decisions = await self.trigger_log.latest(flow.id, count)
+        kind = flow.definition.trigger.type
+        if kind not in EVENT_TRIGGERS:
+            return WhyAnswer(flow, decisions)
+        since = self.catalog.clock.now() - UNMATCHED_SPAN
+        counts = await self.trigger_log.unmatched_since(team_id, since)
+        return WhyAnswer(flow, decisions, counts.get(kind, 0))
 
     async def backfill(
         self, team_id: str, user_id: str, ref: str, start_text: str, end_text: str

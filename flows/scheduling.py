@@ -42,7 +42,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
@@ -90,9 +90,12 @@ def schedule_run_key(flow_id: str, slot: datetime) -> str:
 
 
 class SkippedSlots(BaseModel):
-    """Slots of a flow that were not run because of the `skip` misfire policy."""
+    """Slots of a flow missed while no bot ran and not run: `reason` "skip" (the `skip`
+    misfire policy) or "too_old" (`run_once`, but the newest was older than the
+    trigger's `catchup_window`)."""
 
     count: int
+    reason: Literal["skip", "too_old"] = "skip"
     capped: bool = False  # more than `count` slots were missed
     first: datetime
     last: datetime
@@ -175,6 +178,18 @@ class RunStarter(Protocol):
         run_key: str | None = None,
         depth: int = 0,
     ) -> RunRecord: ...
+
+
+def missed_detail(trigger: ScheduleTrigger, skipped: SkippedSlots) -> str:
+    """The trigger log's words for missed slots, with the reason they were not run."""
+    more = "more than " if skipped.capped else ""
+    why = (
+        f"older than the catch-up window ({trigger.catchup_window})"
+        if skipped.reason == "too_old"
+        else "misfire policy skip"
+    )
+    span = f"{slot_key(skipped.first)} to {slot_key(skipped.last)}"
+    return f"{more}{skipped.count} slot(s), {span}: {why}"
 
 
 class ScheduleNotifier(Protocol):
@@ -418,6 +433,7 @@ class ScheduleService:
             else:
                 skipped = SkippedSlots(
                     count=missed.count,
+                    reason="too_old" if trigger.misfire == "run_once" else "skip",
                     capped=missed.capped,
                     first=missed.first,
                     last=missed.newest,
@@ -425,13 +441,7 @@ class ScheduleService:
                 )
                 if await self.states.record_skipped(flow.id, skipped):
                     log.info("flow %s: %d scheduled run(s) skipped", flow.id, missed.count)
-                    more = "more than " if missed.capped else ""
-                    await self._log(
-                        flow,
-                        "missed",
-                        detail=f"{more}{missed.count} slot(s), {slot_key(missed.first)}"
-                        f" to {slot_key(missed.newest)}",
-                    )
+                    await self._log(flow, "missed", detail=missed_detail(trigger, skipped))
                     if self.notifier is not None:
                         try:
                             await self.notifier.slots_skipped(

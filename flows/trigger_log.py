@@ -74,6 +74,11 @@ class TriggerLogStore(Protocol):
         """Add to the per-minute count of events that reached no flow's trigger."""
         ...
 
+    async def unmatched_since(self, team_id: str, since: datetime) -> dict[str, int]:
+        """The events of the workspace that reached no trigger, per event type, counted in
+        the minutes from `since` on."""
+        ...
+
 
 class TriggerLog:
     """Records decisions; never lets a failed write stop a trigger."""
@@ -124,6 +129,12 @@ class TriggerLog:
 
     async def latest(self, flow_id: str, limit: int) -> list[TriggerDecision]:
         return await self.store.latest(flow_id, max(1, min(limit, MAX_WHY)))
+
+    async def unmatched_since(self, team_id: str, since: datetime) -> dict[str, int]:
+        """Counts written so far plus those not yet flushed (this process's)."""
+        counts = Counter(await self.store.unmatched_since(team_id, since))
+        counts.update(self._unmatched.get(team_id, Counter()))
+        return dict(counts)
 
     async def flush(self) -> None:
         pending, self._unmatched = self._unmatched, {}

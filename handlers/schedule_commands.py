@@ -44,7 +44,10 @@ async def why_command(ctx: CommandContext) -> None:
     ref, count = flow_and_count(ctx.args)
     answer = await _insight(ctx).why(ctx.team_id, ctx.user_id, ref, count)
     tz = _tz(answer.flow.definition.trigger)
-    await ctx.reply(**cards.why_message(answer.flow.name, tz, answer.decisions))
+    kind = answer.flow.definition.trigger.type
+    await ctx.reply(
+        **cards.why_message(answer.flow.name, tz, answer.decisions, answer.unmatched, kind)
+    )
 
 
 async def backfill_command(ctx: CommandContext) -> None:

@@ -36,3 +36,6 @@ class MongoFailureStreaks:
             return_document=ReturnDocument.BEFORE,
         )
         return int(doc.get("count", 0)) if doc else 0
+
+    async def forget(self, flow_id: str) -> None:
+        await self.collection.delete_one({"_id": flow_id})

@@ -6,6 +6,7 @@ counts added with `$inc`).
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +28,9 @@ class MongoTriggerLog:
         )
         await self.collection.create_index(
             [("flow_id", ASCENDING), ("at", DESCENDING)], name="flow_at"
+        )
+        await self.collection.create_index(
+            [("team_id", ASCENDING), ("at", ASCENDING)], name="team_at"
         )
 
     async def record(self, decision: TriggerDecision) -> None:
@@ -53,3 +57,12 @@ class MongoTriggerLog:
             },
             upsert=True,
         )
+
+    async def unmatched_since(self, team_id: str, since: datetime) -> dict[str, int]:
+        total: Counter[str] = Counter()
+        cursor = self.collection.find(
+            {"kind": "unmatched", "team_id": team_id, "at": {"$gte": since}}, {"counts": 1}
+        )
+        async for doc in cursor:
+            total.update({k: int(v) for k, v in (doc.get("counts") or {}).items()})
+        return dict(total)

@@ -27,6 +27,7 @@ from flows.testing.memory.sharing import (
     MemoryButtonStore,
     MemoryPolicyStore,
 )
+from flows.testing.memory.triggers import MemoryFailureStreaks, MemoryTriggerLog
 
 
 @dataclass
@@ -44,6 +45,8 @@ class MemoryStores:
     access_requests: MemoryAccessRequestStore = field(default_factory=MemoryAccessRequestStore)
     policies: MemoryPolicyStore = field(default_factory=MemoryPolicyStore)
     asks: MemoryAskStore = field(default_factory=MemoryAskStore)
+    trigger_log: MemoryTriggerLog = field(default_factory=MemoryTriggerLog)
+    failure_streaks: MemoryFailureStreaks = field(default_factory=MemoryFailureStreaks)
 
 
 __all__ = [
@@ -53,11 +56,13 @@ __all__ = [
     "MemoryAuditStore",
     "MemoryButtonStore",
     "MemoryConnectionStore",
+    "MemoryFailureStreaks",
     "MemoryFlowStore",
     "MemoryPolicyStore",
     "MemoryRunStore",
     "MemoryScheduleStore",
     "MemoryStores",
+    "MemoryTriggerLog",
     "MemoryUserStore",
     "plain",
 ]
@@ -65,6 +70,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     # mypy proves each store implements its port (the contract tests prove behaviour).
+    from flows.alerts import FailureStreakStore
     from flows.approval_model import ApprovalStore
     from flows.ask_model import AskStore
     from flows.catalog import FlowStore, UserStore
@@ -78,6 +84,7 @@ if TYPE_CHECKING:
         PolicyStore,
         SharedFlowStore,
     )
+    from flows.trigger_log import TriggerLogStore
 
     _runs: RunStore = MemoryRunStore()
     _flows: FlowStore = MemoryFlowStore()
@@ -92,3 +99,5 @@ if TYPE_CHECKING:
     _buttons: ButtonStore = MemoryButtonStore()
     _requests: AccessRequestStore = MemoryAccessRequestStore()
     _policies: PolicyStore = MemoryPolicyStore()
+    _trigger_log: TriggerLogStore = MemoryTriggerLog()
+    _streaks: FailureStreakStore = MemoryFailureStreaks()
