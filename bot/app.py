@@ -24,6 +24,7 @@ from adapters.slack_actions import SlackActionsApi
 from bot.http_client import AiohttpHttpClient
 from bot.keys import load_secret_box
 from bot.metrics import PrometheusMetrics
+from bot.oauth import OAuth, build_oauth
 from bot.settings import Settings
 from bot.socket_mode import PING_INTERVAL, SocketMode
 from cards import runs as run_cards
@@ -65,6 +66,7 @@ from handlers import errors as error_listeners
 from handlers import events as event_listeners
 from handlers import flow_commands as flow_listeners
 from handlers import home as home_listeners
+from handlers import installs as install_listeners
 from handlers import run_commands as run_listeners
 from handlers import sharing as sharing_listeners
 from handlers import webhooks as webhook_listeners
@@ -169,6 +171,7 @@ class Flowbot:
     # GET /metrics: this bot's figures, and the counts read when scraped
     metrics: PrometheusMetrics = field(default_factory=PrometheusMetrics)
     counts: OperationalCounts | None = None
+    oauth: OAuth | None = None  # many workspaces: installed through OAuth v2
 
     async def start(self) -> None:
         await self.storage.ensure_indexes()
@@ -195,20 +198,31 @@ class _Base:
     directory: Directory
     stores: Stores
     metrics: PrometheusMetrics
+    secret_box: SecretBox
+    oauth: OAuth | None
 
 
 def _base(settings: Settings, storage: Storage, overrides: Overrides) -> _Base:
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
     metrics = PrometheusMetrics()
-    client = overrides.client or make_client(token, settings.slack_api_url, metrics)
+    clock = overrides.clock or SystemClock()
+    box = overrides.secret_box or load_secret_box(settings)
+    # Many workspaces: every call takes the token of the workspace it is for.
+    oauth = build_oauth(settings, storage, box, clock, metrics) if settings.oauth else None
+    client = overrides.client or (
+        oauth.client if oauth else make_client(token, settings.slack_api_url, metrics)
+    )
     return _Base(
-        clock=overrides.clock or SystemClock(),
+        clock=clock,
         ids=overrides.ids or RandomIds(),
         client=client,
         messenger=overrides.messenger or SlackMessenger(client),
-        directory=overrides.directory or SlackDirectory(client),
+        directory=overrides.directory
+        or SlackDirectory(client, for_team=oauth.clients.for_team if oauth else None),
         stores=overrides.stores or mongo_stores(storage),
         metrics=metrics,
+        secret_box=box,
+        oauth=oauth,
     )
 
 
@@ -219,7 +233,7 @@ def _connections(settings: Settings, base: _Base, overrides: Overrides) -> Conne
     return ConnectionService(
         base.stores.connections,
         base.stores.flows,
-        overrides.secret_box or load_secret_box(settings),
+        base.secret_box,
         base.clock,
         base.ids,
         http,
@@ -355,7 +369,7 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
         asks=asks,
         home_sections=home_sections(),
     )
-    bolt = slack_app(settings, client, deps) if settings.slack_configured else None
+    bolt = slack_app(settings, client, deps, base.oauth) if settings.slack_configured else None
     socket = _socket_mode(settings, bolt, client, overrides)
     if socket is not None:
         services.append(socket)  # last: Slack's requests arrive once everything runs
@@ -368,6 +382,7 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
         socket=socket,
         metrics=base.metrics,
         counts=MongoOperationalCounts(storage.db),
+        oauth=base.oauth,
     )
 
 
@@ -409,10 +424,14 @@ def home_sections() -> list[tuple[str, HomeSection]]:
     ]
 
 
-def slack_app(settings: Settings, client: AsyncWebClient, deps: HandlerDeps) -> AsyncApp:
+def slack_app(
+    settings: Settings, client: AsyncWebClient, deps: HandlerDeps, oauth: OAuth | None = None
+) -> AsyncApp:
     secret = settings.slack_signing_secret
     app = AsyncApp(
         client=client,
+        # Many workspaces: Bolt finds each request's installation in the store.
+        oauth_settings=oauth.settings if oauth else None,
         # Socket Mode alone needs no signing secret (the socket is authenticated).
         signing_secret=secret.get_secret_value() if secret else "",
         process_before_response=False,
@@ -421,6 +440,9 @@ def slack_app(settings: Settings, client: AsyncWebClient, deps: HandlerDeps) -> 
         request_verification_enabled=False,
     )
     error_listeners.register(app)
+    app.middleware(install_listeners.bind_workspace)
+    if oauth is not None:
+        install_listeners.register(app, oauth.installations)
     SlashRouter(subcommands()).register(app, deps)
     # Actions, views and events, in the order Bolt tries them.
     for listeners in (

@@ -1,0 +1,180 @@
+"""Many workspaces through OAuth v2 (SPEC 15, issue 17), from outside: installs that
+follow Slack's redirects, each workspace served with its own bot token, an uninstalled
+workspace no longer served, refused install links."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
+import pytest
+import yaml
+
+from bot.oauth import BOT_SCOPES
+from emulator.server import SlackEmulator
+from flows.definition import parse_definition
+from flows.testing.fakes import FakeClock
+from tests.support import (
+    ALICE,
+    ROOT,
+    BotHarness,
+    deps,
+    eventually,
+    finished_run,
+    make_settings,
+    start_bot,
+    stop_bot,
+)
+
+ALPHA, BETA = "T1ALPHA", "T2BETA"
+COOKIE = "slack-app-oauth-state"
+POSTER = """
+name: Hello
+steps:
+  - {id: hi, type: post_message, channel: "#general", text: "hello from {{ run.id }}"}
+"""
+
+
+@pytest.fixture
+async def clock() -> FakeClock:
+    return FakeClock(datetime.now(UTC))
+
+
+@pytest.fixture
+async def oauth_bot(
+    emulator: SlackEmulator, mongo_uri: str, db_name: str, clock: FakeClock
+) -> AsyncIterator[BotHarness]:
+    emulator.oauth.add_team(ALPHA, "alpha")
+    emulator.oauth.add_team(BETA, "beta")
+    settings = make_settings(
+        emulator,
+        mongo_uri,
+        db_name,
+        slack_bot_token=None,
+        slack_client_id=emulator.oauth.client_id,
+        slack_client_secret=emulator.oauth.client_secret,
+        slack_state_secret="state-secret-for-tests",
+    )
+    harness = await start_bot(emulator, settings, clock)
+    emulator.oauth.redirect_uri = harness.url + "/slack/oauth_redirect"
+    try:
+        yield harness
+    finally:
+        await stop_bot(harness)
+
+
+async def start_install(session: aiohttp.ClientSession, bot: BotHarness) -> tuple[str, str]:
+    """GET /slack/install: Slack's authorize URL it redirects to, and the state cookie."""
+    async with session.get(bot.url + "/slack/install", allow_redirects=False) as response:
+        assert response.status == 302, await response.text()
+        return response.headers["Location"], response.cookies[COOKIE].value
+
+
+async def install(bot: BotHarness, team: str) -> tuple[int, str]:
+    """Someone of `team` installs Flowbot: the install link, Slack's authorize page (they
+    click Allow), back to the bot's redirect URL with the browser's state cookie."""
+    bot.emulator.oauth.installing = team
+    async with aiohttp.ClientSession() as session:
+        authorize, cookie = await start_install(session, bot)
+        assert authorize.startswith(bot.emulator.base_url + "oauth/v2/authorize?")
+        async with session.get(authorize, allow_redirects=False) as slack:
+            assert slack.status == 302, await slack.text()
+            back = slack.headers["Location"]
+        async with session.get(back, headers={"Cookie": f"{COOKIE}={cookie}"}) as response:
+            return response.status, await response.text()
+
+
+async def test_two_workspaces_are_installed_and_each_is_served_with_its_own_token(
+    oauth_bot: BotHarness,
+) -> None:
+    bot, oauth = oauth_bot, oauth_bot.emulator.oauth
+    for team in (ALPHA, BETA):
+        status, page = await install(bot, team)
+        assert status == 200 and "Flowbot is installed" in page, page
+    assert await bot.db["slack_bots"].count_documents({}) == 2
+    stored = await bot.db["slack_bots"].find_one({})
+    assert stored is not None and "xoxb-" not in str(stored)  # tokens are sealed at rest
+
+    # A /flow command in each workspace: answered with that workspace's token.
+    for team in (ALPHA, BETA):
+        before = len(oauth.token_calls)
+        response = await bot.driver.slash(ALICE, "new", team=team)
+        assert response.status == 200 and response.error is None
+        await eventually(lambda n=before: any(c[0] == "views.open" for c in oauth.token_calls[n:]))
+        calls = oauth.token_calls[before:]
+        assert {t for _, t, _ in calls} == {team}, calls
+        assert {token for _, _, token in calls} == {oauth.teams[team].bot_token}
+
+    # A run started in BETA posts with BETA's token, even though nothing waits on it.
+    flow = (await deps(bot).catalog.create(BETA, ALICE, parse_definition(POSTER))).flow
+    before = len(oauth.token_calls)
+    response = await bot.driver.slash(ALICE, "run Hello", team=BETA)
+    assert response.status == 200
+    run = (await finished_run(bot, flow.id))[0]
+    assert run.status == "succeeded", run
+    posts = [c for c in oauth.token_calls[before:] if c[0] == "chat.postMessage"]
+    assert posts and {team for _, team, _ in posts} == {BETA}
+    assert any(run.id in m.get("text", "") for m in bot.emulator.messages_in("C0GENERAL"))
+
+
+async def test_an_uninstalled_workspace_is_no_longer_served(oauth_bot: BotHarness) -> None:
+    bot, oauth = oauth_bot, oauth_bot.emulator.oauth
+    for team in (ALPHA, BETA):
+        assert (await install(bot, team))[0] == 200
+
+    oauth.uninstall(BETA)  # Slack revokes the tokens, then tells the app
+    response = await bot.driver.event({"type": "app_uninstalled"}, team=BETA)
+    assert response.status == 200
+    await eventually(lambda: _count(bot, BETA, 0))
+
+    before = len(oauth.token_calls)
+    await bot.driver.slash(ALICE, "new", team=BETA)
+    await eventually(lambda: bot.emulator.response_url_posts)
+    assert "no longer available" in str(bot.emulator.response_url_posts[-1])
+    assert not [c for c in oauth.token_calls[before:] if c[1] == BETA]
+
+    # The other workspace is still served.
+    await bot.driver.slash(ALICE, "new", team=ALPHA)
+    await eventually(lambda: any(c[1] == ALPHA for c in oauth.token_calls[before:]))
+
+
+async def _count(bot: BotHarness, team: str, expected: int) -> bool:
+    found = await bot.db["slack_bots"].count_documents({"_id": f"-:{team}"})
+    return bool(found == expected)
+
+
+async def test_a_forged_used_or_expired_state_gets_a_clear_4xx_page(
+    oauth_bot: BotHarness, clock: FakeClock
+) -> None:
+    bot = oauth_bot
+    bot.emulator.oauth.installing = ALPHA
+    redirect = bot.url + "/slack/oauth_redirect"
+    async with aiohttp.ClientSession() as session:
+        _, cookie = await start_install(session, bot)
+        state = cookie  # the state Slack would send back
+        cases = {
+            "forged": ("forged.0123", {"Cookie": f"{COOKIE}=forged.0123"}),
+            "no cookie": (state, {}),
+        }
+        for name, (sent, headers) in cases.items():
+            async with session.get(
+                redirect, params={"code": "x", "state": sent}, headers=headers
+            ) as response:
+                page = await response.text()
+                assert response.status == 400, (name, page)
+                assert "Flowbot was not installed" in page and "install link" in page, name
+
+        # Ten minutes later the link has expired.
+        clock.advance(timedelta(minutes=11))
+        async with session.get(
+            redirect, params={"code": "x", "state": state}, headers={"Cookie": f"{COOKIE}={state}"}
+        ) as response:
+            page = await response.text()
+            assert response.status == 400 and "expired" in page, page
+    assert await bot.db["slack_bots"].count_documents({}) == 0
+
+
+def test_the_install_asks_for_the_manifest_s_bot_scopes() -> None:
+    manifest = yaml.safe_load((ROOT / "slack-manifest.yml").read_text())
+    assert list(BOT_SCOPES) == manifest["oauth_config"]["scopes"]["bot"]
