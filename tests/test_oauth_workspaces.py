@@ -178,3 +178,39 @@ async def test_a_forged_used_or_expired_state_gets_a_clear_4xx_page(
 def test_the_install_asks_for_the_manifest_s_bot_scopes() -> None:
     manifest = yaml.safe_load((ROOT / "slack-manifest.yml").read_text())
     assert list(BOT_SCOPES) == manifest["oauth_config"]["scopes"]["bot"]
+
+
+def test_oauth_settings_come_together_and_replace_the_bot_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bot.settings import SettingsError, load_settings
+
+    for name in ("SLACK_BOT_TOKEN", "SLACK_CLIENT_SECRET", "SLACK_STATE_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SLACK_CLIENT_ID", "1111.2222")
+    with pytest.raises(SettingsError, match="SLACK_CLIENT_SECRET, SLACK_STATE_SECRET"):
+        load_settings()
+    monkeypatch.setenv("SLACK_CLIENT_SECRET", "s")
+    monkeypatch.setenv("SLACK_STATE_SECRET", "t")
+    assert load_settings().oauth
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
+    with pytest.raises(SettingsError, match="unset it with SLACK_CLIENT_ID"):
+        load_settings()
+
+
+async def test_an_oauth_bot_starts_without_a_bolt_warning(
+    emulator: SlackEmulator, mongo_uri: str, db_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(
+        emulator,
+        mongo_uri,
+        db_name,
+        slack_bot_token=None,
+        slack_client_id="1111.2222",
+        slack_client_secret="s",
+        slack_state_secret="t",
+    )
+    harness = await start_bot(emulator, settings)
+    await stop_bot(harness)
+    warnings = [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
+    assert warnings == [], [r.getMessage() for r in warnings]
