@@ -35,8 +35,9 @@ class Team:
     bot_id: str = "B0BOT"
     installed: bool = True  # False once uninstalled: its tokens answer account_inactive
     refresh_token: str | None = None
-    expires_at: float | None = None  # rotating tokens
-    old_tokens: set[str] = field(default_factory=set)
+    expires_at: float | None = None  # rotating tokens: when `bot_token` expires
+    # earlier rotating tokens and their expiry: valid until then, as in Slack
+    old_tokens: dict[str, float] = field(default_factory=dict)
 
 
 class OAuthEmulator:
@@ -55,7 +56,9 @@ class OAuthEmulator:
         self.redirect_uri: str | None = None  # the app's Redirect URL (OAuth & Permissions)
         self.rotation = False  # oauth.v2.access hands out rotating tokens
         self.token_lifetime = 12 * 3600
+        self.first_lifetime: int | None = None  # the install's token (None: token_lifetime)
         self._codes: dict[str, tuple[str, str | None, float]] = {}
+        self.refreshed = 0  # tokens renewed with a refresh token
         self.token_calls: list[tuple[str, str, str]] = []
 
     def mount(self, app: web.Application) -> None:
@@ -76,17 +79,20 @@ class OAuthEmulator:
     def team_of_token(self, token: str) -> Team | None:
         if token == self.emulator.bot_token:
             return self.primary()
-        return next((t for t in self.teams.values() if token == t.bot_token), None)
+        return next(
+            (t for t in self.teams.values() if token == t.bot_token or token in t.old_tokens),
+            None,
+        )
 
     def check_token(self, method: str, token: str) -> str | None:
-        """The error for a token other than a hosted team's current one (None: fine)."""
+        """The error for a token that is not a hosted team's (None: fine)."""
         team = self.team_of_token(token)
         if team is None:
-            stale = any(token in t.old_tokens for t in self.teams.values())
-            return "token_expired" if stale else "invalid_auth"
+            return "invalid_auth"
         if not team.installed:
             return "account_inactive"
-        if team.expires_at is not None and team.expires_at < time.time():
+        expires = team.old_tokens.get(token, team.expires_at if token == team.bot_token else None)
+        if expires is not None and expires < time.time():
             return "token_expired"
         self.token_calls.append((method, team.id, token))
         return None
@@ -161,11 +167,15 @@ class OAuthEmulator:
 
     def _grant(self, team: Team, *, new_token: bool) -> JSON:
         if self.rotation:
-            if new_token or team.expires_at is None:
-                team.old_tokens.add(team.bot_token)
-                team.bot_token = f"xoxe.xoxb-{team.id}-{secrets.token_hex(6)}"
+            lifetime = self.token_lifetime
+            if not new_token and self.first_lifetime is not None:
+                lifetime = self.first_lifetime
+            if team.expires_at is not None:
+                team.old_tokens[team.bot_token] = team.expires_at
+            team.bot_token = f"xoxe.xoxb-{team.id}-{secrets.token_hex(6)}"
             team.refresh_token = team.refresh_token or f"xoxe-1-{secrets.token_hex(8)}"
-            team.expires_at = time.time() + self.token_lifetime
+            team.expires_at = time.time() + lifetime
+            self.refreshed += new_token
         answer: JSON = {
             "ok": True,
             "app_id": self.emulator.app_id,

@@ -14,6 +14,7 @@ import yaml
 from bot.oauth import BOT_SCOPES
 from emulator.server import SlackEmulator
 from flows.definition import parse_definition
+from flows.records import RunTrigger
 from flows.testing.fakes import FakeClock
 from tests.support import (
     ALICE,
@@ -173,6 +174,32 @@ async def test_a_forged_used_or_expired_state_gets_a_clear_4xx_page(
             page = await response.text()
             assert response.status == 400 and "expired" in page, page
     assert await bot.db["slack_bots"].count_documents({}) == 0
+
+
+async def test_a_rotating_token_is_refreshed_before_it_expires_for_a_run_with_no_request(
+    oauth_bot: BotHarness,
+) -> None:
+    bot, oauth = oauth_bot, oauth_bot.emulator.oauth
+    oauth.rotation = True
+    oauth.first_lifetime = 30 * 60  # within the 120 minutes before expiry: refresh it
+    assert (await install(bot, BETA))[0] == 200
+    first = oauth.teams[BETA].bot_token
+    flow = (await deps(bot).catalog.create(BETA, ALICE, parse_definition(POSTER))).flow
+    before = len(oauth.token_calls)
+    # A run nobody asked for in Slack (as a schedule starts one): no request, no Bolt.
+    await deps(bot).runner.start_run(flow, RunTrigger(type="schedule"))
+    run = (await finished_run(bot, flow.id))[0]
+    assert run.status == "succeeded", run
+    assert oauth.refreshed == 1
+    posts = [c for c in oauth.token_calls[before:] if c[0] == "chat.postMessage"]
+    assert posts and {token for _, _, token in posts} == {oauth.teams[BETA].bot_token} != {first}
+    stored = await MongoInstallationStoreOf(bot).async_find_bot(enterprise_id=None, team_id=BETA)
+    assert stored is not None and stored.bot_token == oauth.teams[BETA].bot_token
+
+
+def MongoInstallationStoreOf(bot: BotHarness):  # type: ignore[no-untyped-def]
+    assert bot.flowbot.oauth is not None
+    return bot.flowbot.oauth.store
 
 
 def test_the_install_asks_for_the_manifest_s_bot_scopes() -> None:
