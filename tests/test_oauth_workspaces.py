@@ -11,7 +11,10 @@ import aiohttp
 import pytest
 import yaml
 
+from bot.app import build
 from bot.oauth import BOT_SCOPES
+from bot.server import Server
+from emulator.driver import SlackDriver
 from emulator.server import SlackEmulator
 from flows.definition import parse_definition
 from flows.records import RunTrigger
@@ -200,6 +203,39 @@ async def test_a_rotating_token_is_refreshed_before_it_expires_for_a_run_with_no
 def MongoInstallationStoreOf(bot: BotHarness):  # type: ignore[no-untyped-def]
     assert bot.flowbot.oauth is not None
     return bot.flowbot.oauth.store
+
+
+async def test_many_workspaces_over_socket_mode_use_each_workspace_s_token(
+    emulator: SlackEmulator, mongo_uri: str, db_name: str
+) -> None:
+    oauth = emulator.oauth
+    oauth.add_team(BETA, "beta")
+    settings = make_settings(
+        emulator,
+        mongo_uri,
+        db_name,
+        slack_bot_token=None,
+        slack_signing_secret=None,
+        slack_app_token=emulator.socket_mode.app_token,
+        slack_client_id=oauth.client_id,
+        slack_client_secret=oauth.client_secret,
+        slack_state_secret="state-secret-for-tests",
+    )
+    flowbot = build(settings, mongo_uri)
+    server = Server(flowbot, host="127.0.0.1", port=0)
+    await server.start()
+    bot = BotHarness(emulator, SlackDriver.over_socket(emulator), flowbot, server, settings)
+    try:
+        await emulator.socket_mode.wait_connected()
+        oauth.redirect_uri = bot.url + "/slack/oauth_redirect"
+        assert (await install(bot, BETA))[0] == 200
+        before = len(oauth.token_calls)
+        response = await bot.driver.slash(ALICE, "new", team=BETA)
+        assert response.status == 200
+        await eventually(lambda: any(c[0] == "views.open" for c in oauth.token_calls[before:]))
+        assert {c[2] for c in oauth.token_calls[before:]} == {oauth.teams[BETA].bot_token}
+    finally:
+        await stop_bot(bot)
 
 
 def test_the_install_asks_for_the_manifest_s_bot_scopes() -> None:
