@@ -92,6 +92,14 @@ class TeamTokens:
                 return cached
             return await self._load(team_id)
 
+    async def serves(self, team_id: str) -> bool:
+        """Whether the app is installed in `team_id` (its token can be had)."""
+        try:
+            await self.token(team_id)
+        except SlackApiError:
+            return False
+        return True
+
     async def _load(self, team_id: str) -> str:
         bot = await self.store.async_find_bot(enterprise_id=None, team_id=team_id)
         if bot is None or not bot.bot_token:

@@ -47,6 +47,7 @@ from flows.run_requests import RunRequests
 from flows.runner import Runner, RunStore
 from flows.scheduling import ScheduledFlowSource, ScheduleService, ScheduleStateStore
 from flows.secrets import SecretBox
+from flows.served import ServedWorkspacesOnly
 from flows.sharing import (
     AccessRequestStore,
     AuditStore,
@@ -309,8 +310,10 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
 
     # --- schedules and events
 
+    # Many workspaces: a workspace that removed the app gets no scheduled runs meanwhile.
+    starter = ServedWorkspacesOnly(runner, base.oauth.tokens.serves) if base.oauth else runner
     schedules = ScheduleService(
-        stores.flows, runner, stores.schedules, clock, SlackScheduleNotifier(messenger)
+        stores.flows, starter, stores.schedules, clock, SlackScheduleNotifier(messenger)
     )
     services.append(schedules)
 

@@ -18,6 +18,7 @@ from emulator.driver import SlackDriver
 from emulator.server import SlackEmulator
 from flows.definition import parse_definition
 from flows.records import RunTrigger
+from flows.scheduling import ScheduleService
 from flows.testing.fakes import FakeClock
 from tests.support import (
     ALICE,
@@ -27,6 +28,7 @@ from tests.support import (
     eventually,
     finished_run,
     make_settings,
+    runs_of,
     start_bot,
     stop_bot,
 )
@@ -141,6 +143,39 @@ async def test_an_uninstalled_workspace_is_no_longer_served(oauth_bot: BotHarnes
     # The other workspace is still served.
     await bot.driver.slash(ALICE, "new", team=ALPHA)
     await eventually(lambda: any(c[1] == ALPHA for c in oauth.token_calls[before:]))
+
+
+EVERY_MINUTE = """
+name: Minutely
+kind: scheduled
+trigger: {type: schedule, every: 1m, misfire: run_once}
+steps:
+  - {type: post_message, channel: "#general", text: "tick {{ trigger.slot }}"}
+"""
+
+
+async def test_an_uninstalled_workspace_gets_no_scheduled_runs(
+    oauth_bot: BotHarness, clock: FakeClock
+) -> None:
+    bot, oauth = oauth_bot, oauth_bot.emulator.oauth
+    for team in (ALPHA, BETA):
+        assert (await install(bot, team))[0] == 200
+    catalog = deps(bot).catalog
+    flows = {
+        t: (await catalog.create(t, ALICE, parse_definition(EVERY_MINUTE))).flow
+        for t in (ALPHA, BETA)
+    }
+    oauth.uninstall(BETA)
+    await bot.driver.event({"type": "app_uninstalled"}, team=BETA)
+    await eventually(lambda: _count(bot, BETA, 0))
+
+    clock.advance(timedelta(minutes=2))
+    schedules = next(s for s in bot.flowbot.services if isinstance(s, ScheduleService))
+    for team, flow in flows.items():
+        await schedules.tick(team, flow.id)
+    assert (await finished_run(bot, flows[ALPHA].id))[0].status == "succeeded"
+    assert await runs_of(bot, flows[BETA].id) == []
+    assert not [c for c in oauth.token_calls if c[1] == BETA and c[0] == "chat.postMessage"]
 
 
 async def _count(bot: BotHarness, team: str, expected: int) -> bool:
