@@ -348,7 +348,7 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
     )
     triggers = TriggerService(
         stores.flows,
-        runner,
+        starter,  # webhooks of a workspace that removed the app are refused (409)
         SlackChannelNames(client),
         clock,
         settings.flowbot_max_trigger_depth,

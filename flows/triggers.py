@@ -468,7 +468,8 @@ class TriggerService:
         except DuplicateRun:
             return WebhookResult(200, {"ok": True, "duplicate": True, "delivery": delivery})
         except RunRefused as exc:
-            return _refusal(409, "flow_disabled", str(exc))
+            code = "flow_disabled" if exc.why == "disabled" else "workspace_uninstalled"
+            return _refusal(409, code, str(exc))
         return WebhookResult(202, {"ok": True, "run_id": run.id})
 
 

@@ -28,6 +28,7 @@ from tests.support import (
     eventually,
     finished_run,
     make_settings,
+    post_webhook,
     runs_of,
     start_bot,
     stop_bot,
@@ -154,7 +155,15 @@ steps:
 """
 
 
-async def test_an_uninstalled_workspace_gets_no_scheduled_runs(
+HOOK = """
+name: Hook
+trigger: {type: webhook}
+steps:
+  - {type: post_message, channel: "#general", text: "hooked"}
+"""
+
+
+async def test_an_uninstalled_workspace_gets_no_scheduled_or_webhook_runs(
     oauth_bot: BotHarness, clock: FakeClock
 ) -> None:
     bot, oauth = oauth_bot, oauth_bot.emulator.oauth
@@ -165,6 +174,7 @@ async def test_an_uninstalled_workspace_gets_no_scheduled_runs(
         t: (await catalog.create(t, ALICE, parse_definition(EVERY_MINUTE))).flow
         for t in (ALPHA, BETA)
     }
+    hook = await catalog.create(BETA, ALICE, parse_definition(HOOK))
     oauth.uninstall(BETA)
     await bot.driver.event({"type": "app_uninstalled"}, team=BETA)
     await eventually(lambda: _count(bot, BETA, 0))
@@ -175,6 +185,12 @@ async def test_an_uninstalled_workspace_gets_no_scheduled_runs(
         await schedules.tick(team, flow.id)
     assert (await finished_run(bot, flows[ALPHA].id))[0].status == "succeeded"
     assert await runs_of(bot, flows[BETA].id) == []
+
+    status, answer = await post_webhook(
+        bot, hook.flow.id, b"{}", {"X-Flowbot-Token": str(hook.webhook_token)}
+    )
+    assert (status, answer["error"]) == (409, "workspace_uninstalled"), answer
+    assert await runs_of(bot, hook.flow.id) == []
     assert not [c for c in oauth.token_calls if c[1] == BETA and c[0] == "chat.postMessage"]
 
 
