@@ -16,6 +16,7 @@ from cards.common import Message
 from flows.approval_model import ApprovalMessage, ApprovalRecord
 from flows.ports import Messenger
 from flows.records import MessageRef
+from flows.workspace_context import current_team
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,8 @@ class SlackApprovalNotifier:
     ) -> None:
         self.messenger = messenger
         self.client = client
-        self._bot_user: str | None = None
+        # The bot's user id per workspace (each installation has its own bot user).
+        self._bot_users: dict[str | None, str] = {}
         # Set by the wiring once the App Home can be built (bot.app).
         self.refresh_home = refresh_home
 
@@ -110,10 +112,11 @@ class SlackApprovalNotifier:
                 )
 
     async def bot_user(self) -> str | None:
-        if self._bot_user is None:
+        team = current_team.get()
+        if team not in self._bot_users:
             try:
                 response = await self.client.auth_test()
-                self._bot_user = str(response.get("user_id") or "")
+                self._bot_users[team] = str(response.get("user_id") or "")
             except SlackApiError:
                 return None
-        return self._bot_user or None
+        return self._bot_users[team] or None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -134,9 +134,16 @@ class SlackDirectory:
     group loses access within `ttl` seconds.
     """
 
-    def __init__(self, client: AsyncWebClient, ttl: float = 30.0) -> None:
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        ttl: float = 30.0,
+        for_team: Callable[[str], AsyncWebClient] | None = None,
+    ) -> None:
         self.client = client
         self.ttl = ttl
+        # Many workspaces: each question asked with the token of the team it is about.
+        self.for_team = for_team or (lambda team_id: client)
         self._cache: dict[tuple[str, str, str], tuple[float, Any]] = {}
 
     def _cached(self, key: tuple[str, str, str]) -> Any:
@@ -158,7 +165,7 @@ class SlackDirectory:
         if cached is not None:
             return frozenset(cached)
         try:
-            response = await self.client.usergroups_users_list(usergroup=group_id)
+            response = await self.for_team(team_id).usergroups_users_list(usergroup=group_id)
             users = frozenset(response.get("users") or [])
         except SlackApiError:
             users = frozenset()
@@ -173,7 +180,7 @@ class SlackDirectory:
         cursor: str | None = None
         try:
             while True:
-                response = await self.client.conversations_members(
+                response = await self.for_team(team_id).conversations_members(
                     channel=channel_id, limit=200, cursor=cursor
                 )
                 members.update(response.get("members") or [])
@@ -190,7 +197,7 @@ class SlackDirectory:
         if cached is not None:
             return bool(cached)
         try:
-            response = await self.client.users_info(user=user_id)
+            response = await self.for_team(team_id).users_info(user=user_id)
             user = response.get("user") or {}
             admin = bool(user.get("is_admin") or user.get("is_owner"))
         except SlackApiError:

@@ -12,6 +12,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from adapters.slack import ChannelTurns
 from flows.slack_actions import ChannelInfo, SlackRefused, SlackUser
+from flows.workspace_context import current_team
 
 
 def _info(channel: dict[str, Any]) -> ChannelInfo:
@@ -27,7 +28,8 @@ class SlackActionsApi:
     def __init__(self, client: AsyncWebClient, turns: ChannelTurns | None = None) -> None:
         self.client = client
         self.turns = turns or ChannelTurns()
-        self._bot_user: str | None = None
+        # The bot's user id per workspace (each installation has its own bot user).
+        self._bot_users: dict[str | None, str] = {}
 
     async def _call(
         self, method: str, call: Callable[..., Awaitable[AsyncSlackResponse]], **kwargs: Any
@@ -105,10 +107,11 @@ class SlackActionsApi:
                 return frozenset(members)
 
     async def _bot(self) -> str:
-        if self._bot_user is None:
+        team = current_team.get()
+        if team not in self._bot_users:
             response = await self._call("auth.test", self.client.auth_test)
-            self._bot_user = str(response["user_id"])
-        return self._bot_user
+            self._bot_users[team] = str(response["user_id"])
+        return self._bot_users[team]
 
     async def invite(self, channel: str, users: Sequence[str]) -> None:
         bot = await self._bot()

@@ -34,6 +34,8 @@ Slack is not configured: Flowbot serves /healthz, but refuses Slack requests unt
   SLACK_BOT_TOKEN       the bot token (xoxb-…) from your Slack app's "OAuth & Permissions"
   SLACK_SIGNING_SECRET  from your Slack app's "Basic Information" (HTTP), or
   SLACK_APP_TOKEN       an app-level token (xapp-…) instead, for Socket Mode (no public URL)
+Many workspaces: SLACK_CLIENT_ID, SLACK_CLIENT_SECRET and SLACK_STATE_SECRET instead of
+  SLACK_BOT_TOKEN; workspaces then install Flowbot at /slack/install.
 To try it locally without Slack, run `make sandbox` (a Slack emulator plus the bot).
 See README.md for installing slack-manifest.yml in a real workspace."""
 
@@ -94,6 +96,8 @@ async def serve(settings: Settings) -> None:
             log.warning(NO_SLACK_HELP)
         via = "Socket Mode" if settings.socket_mode else "POST /slack/events"
         log.info("Flowbot listening on %s (Slack: %s)", server.url, via)
+        if settings.oauth and settings.slack_configured:
+            log.info("many workspaces: install Flowbot at %s/slack/install", server.url)
         await stop.wait()
         log.info("shutting down")
     finally:

@@ -26,6 +26,7 @@ from adapters.slack_actions import SlackActionsApi
 from bot.http_client import AiohttpHttpClient
 from bot.keys import load_secret_box
 from bot.metrics import PrometheusMetrics
+from bot.oauth import OAuth, build_oauth
 from bot.settings import Settings
 from bot.socket_mode import PING_INTERVAL, SocketMode
 from cards import runs as run_cards
@@ -53,6 +54,7 @@ from flows.schedule_insight import ScheduleInsight
 from flows.scheduling import ScheduledFlowSource, ScheduleService, ScheduleStateStore
 from flows.sealed import MetadataSeal, derive_key
 from flows.secrets import SecretBox
+from flows.served import ServedWorkspacesOnly
 from flows.sharing import (
     AccessRequestStore,
     AuditStore,
@@ -73,6 +75,7 @@ from handlers import errors as error_listeners
 from handlers import events as event_listeners
 from handlers import flow_commands as flow_listeners
 from handlers import home as home_listeners
+from handlers import installs as install_listeners
 from handlers import metadata as metadata_listeners
 from handlers import run_commands as run_listeners
 from handlers import schedule_commands as schedule_listeners
@@ -188,6 +191,7 @@ class Flowbot:
     # GET /metrics: this bot's figures, and the counts read when scraped
     metrics: PrometheusMetrics = field(default_factory=PrometheusMetrics)
     counts: OperationalCounts | None = None
+    oauth: OAuth | None = None  # many workspaces: installed through OAuth v2
 
     async def start(self) -> None:
         await self.storage.ensure_indexes()
@@ -214,6 +218,8 @@ class _Base:
     directory: Directory
     stores: Stores
     metrics: PrometheusMetrics
+    secret_box: SecretBox
+    oauth: OAuth | None
 
 
 def metadata_seal(settings: Settings) -> MetadataSeal:
@@ -225,17 +231,25 @@ def metadata_seal(settings: Settings) -> MetadataSeal:
 def _base(settings: Settings, storage: Storage, overrides: Overrides) -> _Base:
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
     metrics = PrometheusMetrics()
-    client = overrides.client or make_client(
-        token, settings.slack_api_url, metrics, metadata_seal(settings)
+    clock = overrides.clock or SystemClock()
+    box = overrides.secret_box or load_secret_box(settings)
+    seal = metadata_seal(settings)
+    # Many workspaces: every call takes the token of the workspace it is for.
+    oauth = build_oauth(settings, storage, box, clock, metrics, seal) if settings.oauth else None
+    client = overrides.client or (
+        oauth.client if oauth else make_client(token, settings.slack_api_url, metrics, seal)
     )
     return _Base(
-        clock=overrides.clock or SystemClock(),
+        clock=clock,
         ids=overrides.ids or RandomIds(),
         client=client,
         messenger=overrides.messenger or SlackMessenger(client),
-        directory=overrides.directory or SlackDirectory(client),
+        directory=overrides.directory
+        or SlackDirectory(client, for_team=oauth.clients.for_team if oauth else None),
         stores=overrides.stores or mongo_stores(storage),
         metrics=metrics,
+        secret_box=box,
+        oauth=oauth,
     )
 
 
@@ -246,7 +260,7 @@ def _connections(settings: Settings, base: _Base, overrides: Overrides) -> Conne
     return ConnectionService(
         base.stores.connections,
         base.stores.flows,
-        overrides.secret_box or load_secret_box(settings),
+        base.secret_box,
         base.clock,
         base.ids,
         http,
@@ -324,9 +338,11 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
 
     trigger_log = TriggerLog(stores.trigger_log, clock, ids)
     services.append(trigger_log)
+    # Many workspaces: a workspace that removed the app gets no scheduled runs meanwhile.
+    starter = ServedWorkspacesOnly(runner, base.oauth.tokens.serves) if base.oauth else runner
     schedules = ScheduleService(
         stores.flows,
-        runner,
+        starter,
         stores.schedules,
         clock,
         SlackScheduleNotifier(messenger),
@@ -369,7 +385,7 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
     )
     triggers = TriggerService(
         stores.flows,
-        runner,
+        starter,  # webhooks of a workspace that removed the app are refused (409)
         SlackChannelNames(client),
         clock,
         settings.flowbot_max_trigger_depth,
@@ -399,7 +415,7 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
         insight=ScheduleInsight(catalog, schedules, trigger_log),
         deliveries=stores.deliveries,
     )
-    bolt = slack_app(settings, client, deps) if settings.slack_configured else None
+    bolt = slack_app(settings, client, deps, base.oauth) if settings.slack_configured else None
     socket = _socket_mode(settings, bolt, client, overrides)
     if socket is not None:
         services.append(socket)  # last: Slack's requests arrive once everything runs
@@ -412,6 +428,7 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
         socket=socket,
         metrics=base.metrics,
         counts=MongoOperationalCounts(storage.db),
+        oauth=base.oauth,
     )
 
 
@@ -454,10 +471,14 @@ def home_sections() -> list[tuple[str, HomeSection]]:
     ]
 
 
-def slack_app(settings: Settings, client: AsyncWebClient, deps: HandlerDeps) -> AsyncApp:
+def slack_app(
+    settings: Settings, client: AsyncWebClient, deps: HandlerDeps, oauth: OAuth | None = None
+) -> AsyncApp:
     secret = settings.slack_signing_secret
     app = AsyncApp(
         client=client,
+        # Many workspaces: Bolt finds each request's installation in the store.
+        oauth_settings=oauth.settings if oauth else None,
         # Socket Mode alone needs no signing secret (the socket is authenticated).
         signing_secret=secret.get_secret_value() if secret else "",
         process_before_response=False,
@@ -471,6 +492,9 @@ def slack_app(settings: Settings, client: AsyncWebClient, deps: HandlerDeps) -> 
     error_listeners.register(app)
     if isinstance(client, SealingWebClient) and client.seal is not None:  # sealed: open it
         metadata_listeners.register(app, client.seal)
+    app.middleware(install_listeners.bind_workspace)
+    if oauth is not None:
+        install_listeners.register(app, oauth.installations)
     SlashRouter(subcommands()).register(app, deps)
     # Actions, views and events, in the order Bolt tries them.
     for listeners in (

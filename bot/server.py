@@ -14,6 +14,7 @@ from adapters.sealing_client import seal_answer
 from bot.app import Flowbot
 from bot.logs import request_age, request_ids, request_kind
 from bot.metrics import metrics_handler
+from bot.oauth import oauth_routes
 from bot.slack_requests import BadRequest, check_request, signature_is_valid
 from bot.webhooks import webhook_handler
 
@@ -99,6 +100,8 @@ def create_web_app(flowbot: Flowbot) -> web.Application:
     if flowbot.counts is not None:
         app.router.add_get("/metrics", metrics_handler(flowbot.metrics, flowbot.counts))
     app.router.add_post("/hooks/{flow_id}", webhook_handler(FLOWBOT_KEY))
+    if flowbot.bolt is not None and flowbot.bolt.oauth_flow is not None:
+        oauth_routes(app, flowbot.bolt.oauth_flow)  # GET /slack/install, /slack/oauth_redirect
     return app
 
 

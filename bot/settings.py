@@ -22,6 +22,12 @@ class Settings(BaseSettings):
     # An app-level token (xapp-…, scope connections:write): Socket Mode instead of HTTP.
     slack_app_token: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
+    # Many workspaces (OAuth v2): the app's credentials instead of one SLACK_BOT_TOKEN.
+    slack_client_id: str | None = None
+    slack_client_secret: SecretStr | None = None
+    slack_state_secret: SecretStr | None = None
+    # Rotating bot tokens are refreshed this many minutes before they expire.
+    slack_token_rotation_minutes: int = Field(default=120, ge=5, le=720)
     mongodb_uri: str | None = None
     mongodb_db: str = Field(default="flowbot", min_length=1, max_length=63)
     port: int = Field(default=3000, ge=0, le=65535)
@@ -81,6 +87,9 @@ class Settings(BaseSettings):
         "slack_bot_token",
         "slack_signing_secret",
         "slack_app_token",
+        "slack_client_id",
+        "slack_client_secret",
+        "slack_state_secret",
         "flowbot_secret_key",
         mode="before",
     )
@@ -101,10 +110,19 @@ class Settings(BaseSettings):
         return self.slack_app_token is not None
 
     @property
+    def oauth(self) -> bool:
+        """Many workspaces: installed through OAuth v2, each with its own bot token."""
+        return (
+            self.slack_client_id is not None
+            and self.slack_client_secret is not None
+            and self.slack_state_secret is not None
+        )
+
+    @property
     def slack_configured(self) -> bool:
-        """A bot token, and a way for Slack's requests to arrive: signed HTTP requests
-        (SLACK_SIGNING_SECRET) or a Socket Mode connection (SLACK_APP_TOKEN)."""
-        return self.slack_bot_token is not None and (
+        """A bot token (or OAuth installs), and a way for Slack's requests to arrive: signed
+        HTTP requests (SLACK_SIGNING_SECRET) or a Socket Mode connection (SLACK_APP_TOKEN)."""
+        return (self.slack_bot_token is not None or self.oauth) and (
             self.slack_signing_secret is not None or self.slack_app_token is not None
         )
 
@@ -118,8 +136,26 @@ class Settings(BaseSettings):
 def load_settings() -> Settings:
     """Read the environment; a wrong value raises SettingsError naming the variable."""
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
         first = exc.errors()[0]
         name = str(first["loc"][0]).upper() if first["loc"] else "?"
         raise SettingsError(f"invalid setting {name}: {first['msg']}") from None
+    check_oauth(settings)
+    return settings
+
+
+OAUTH_SETTINGS = ("slack_client_id", "slack_client_secret", "slack_state_secret")
+
+
+def check_oauth(settings: Settings) -> None:
+    """OAuth needs its three settings together, and replaces SLACK_BOT_TOKEN."""
+    given = [name for name in OAUTH_SETTINGS if getattr(settings, name) is not None]
+    if given and len(given) < len(OAUTH_SETTINGS):
+        missing = ", ".join(n.upper() for n in OAUTH_SETTINGS if n not in given)
+        raise SettingsError(f"invalid setting {given[0].upper()}: OAuth also needs {missing}")
+    if given and settings.slack_bot_token is not None:
+        raise SettingsError(
+            "invalid setting SLACK_BOT_TOKEN: unset it with SLACK_CLIENT_ID (many workspaces: "
+            "each installation brings its own bot token)"
+        )

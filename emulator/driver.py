@@ -510,14 +510,17 @@ class SlackDriver:
         event_id: str | None = None,
         retry_num: int | None = None,
         retry_reason: str = "http_timeout",
+        team: str | None = None,
     ) -> DriverResponse:
-        """An Events API `event_callback`; `retry_num` adds Slack's retry headers."""
+        """An Events API `event_callback`; `retry_num` adds Slack's retry headers; `team`:
+        from another workspace the emulator hosts."""
         emu = self.emulator
+        team_id = team or emu.team_id
         self.last_event_id = event_id or f"Ev{secrets.token_hex(5).upper()}"
         body = {
             "token": VERIFICATION_TOKEN,
-            "team_id": emu.team_id,
-            "context_team_id": emu.team_id,
+            "team_id": team_id,
+            "context_team_id": team_id,
             "api_app_id": emu.app_id,
             "event": event,
             "type": "event_callback",
@@ -526,7 +529,7 @@ class SlackDriver:
             "authorizations": [
                 {
                     "enterprise_id": None,
-                    "team_id": emu.team_id,
+                    "team_id": team_id,
                     "user_id": emu.bot_user_id,
                     "is_bot": True,
                     "is_enterprise_install": False,

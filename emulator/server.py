@@ -147,6 +147,11 @@ class SlackEmulator:
         self.app = web.Application()
         self.socket_mode = SocketModeEmulator(self)  # apps.connections.open, the WebSocket
         self.socket_mode.mount(self.app)
+        # OAuth v2 and the other workspaces it hosts (emulator/oauth.py).
+        from emulator.oauth import OAuthEmulator
+
+        self.oauth = OAuthEmulator(self)
+        self.oauth.mount(self.app)
         self.app.router.add_route("*", "/api/{method}", self._handle_api)
         self.app.router.add_post("/response/{rid}", self._handle_response_url)
         self._runner: web.AppRunner | None = None
@@ -215,6 +220,7 @@ class SlackEmulator:
         self.home_views: dict[str, JSON] = {}
         self.response_url_posts: list[JSON] = []
         self.calls: list[tuple[str, JSON]] = []
+        self._token = self.bot_token
         self.rate_limited_count = 0
         self._rate_limits: dict[str, _RateLimit] = {}
         self._failures: dict[str, list[int]] = {}
@@ -444,7 +450,7 @@ class SlackEmulator:
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
         try:
-            self._check_auth(request, params)
+            self._check_auth(request, params, method)
             wait = self._rate_limit_wait(method, params)
             if wait:
                 self.rate_limited_count += 1
@@ -478,13 +484,15 @@ class SlackEmulator:
         rid = response_url.rstrip("/").rsplit("/", 1)[-1]
         self._apply_response(self._responses[rid], body, via)
 
-    def _check_auth(self, request: web.Request, params: JSON) -> None:
+    def _check_auth(self, request: web.Request, params: JSON, method: str = "") -> None:
         header = request.headers.get("Authorization", "")
         token = header[7:].strip() if header.startswith("Bearer ") else params.get("token")
         if not token:
             raise SlackError("not_authed")
-        if token != self.bot_token:
-            raise SlackError("invalid_auth")
+        error = self.oauth.check_token(method, str(token))  # any hosted workspace's token
+        if error:
+            raise SlackError(error)
+        self._token = str(token)
 
     def _rate_limit_wait(self, method: str, params: JSON) -> int:
         rule = self._rate_limits.get(method)
@@ -682,6 +690,9 @@ class SlackEmulator:
                 rec["last_ts"] = eph["ts"]
 
     def _auth_test(self, p: JSON) -> JSON:
+        other = self.oauth.auth_test(self._token)  # another hosted workspace's token
+        if other is not None:
+            return other
         return {
             "url": f"https://{self.team_domain}.slack.com/",
             "team": self.team_domain,

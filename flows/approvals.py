@@ -53,6 +53,7 @@ from flows.ports import Clock, Directory, IdGenerator
 from flows.records import RunRecord
 from flows.runner import CancelRequest, Done, Outcome, Park, StepContext, StepFailed, is_timer
 from flows.slack_ids import parse_principal, principal_kind, split_principals
+from flows.workspace_context import acting_for
 
 # This module's API; the record and request types are re-exported for its callers.
 __all__ = [
@@ -185,8 +186,9 @@ class ApprovalService:
         (messages show the outcome again; notices are not sent twice)."""
         try:
             for record in await self.store.unresumed():
-                await self._quietly(self.notifier.show_outcome(record), "outcome update")
-                await self._resume_run(record)
+                with acting_for(record.team_id):
+                    await self._quietly(self.notifier.show_outcome(record), "outcome update")
+                    await self._resume_run(record)
         except asyncio.CancelledError:
             raise
         except Exception:

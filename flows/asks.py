@@ -34,6 +34,7 @@ from flows.ports import Clock, Directory, IdGenerator
 from flows.records import RunRecord
 from flows.runner import CancelRequest, Done, Outcome, Park, StepContext, StepFailed, is_timer
 from flows.slack_ids import parse_principal, principal_kind, split_principals
+from flows.workspace_context import acting_for
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +116,9 @@ class AskService:
     async def _resume_unresumed(self) -> None:
         try:
             for record in await self.store.unresumed():
-                await self._quietly(self.notifier.show_outcome(record), "outcome update")
-                await self._resume_run(record)
+                with acting_for(record.team_id):
+                    await self._quietly(self.notifier.show_outcome(record), "outcome update")
+                    await self._resume_run(record)
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -84,6 +84,7 @@ from flows.run_model import (
     plain_cancel_reason,
     template_data,
 )
+from flows.workspace_context import for_team
 
 __all__ = [
     "TIMER",
@@ -339,7 +340,9 @@ class Runner:
 
     def _spawn(self, drive: _Drive, event: RunEvent) -> None:
         previous = self._tasks.get(drive.run.id)
-        self._track(drive.run.id, self._drive_after(previous, drive, event))
+        # Every Slack call of the run uses its workspace's token (many workspaces: OAuth).
+        work = for_team(drive.run.team_id, self._drive_after(previous, drive, event))
+        self._track(drive.run.id, work)
 
     def _track(self, run_id: str, work: Coroutine[Any, Any, None]) -> None:
         """Run `work` as the run's task (`wait_for`, `idle` and `stop` see it)."""

@@ -62,6 +62,7 @@ from flows.schedule_policies import (
 )
 from flows.slack_ids import principal_kind
 from flows.trigger_log import Reason, TriggerLog, when_allows
+from flows.workspace_context import acting_for
 
 log = logging.getLogger(__name__)
 
@@ -386,7 +387,8 @@ class ScheduleService:
         self, team_id: str, flow_id: str, loaded: FlowRecord | None = None
     ) -> None:
         try:
-            await self.tick(team_id, flow_id, loaded)
+            with acting_for(team_id):  # its notices use that workspace's token
+                await self.tick(team_id, flow_id, loaded)
         except Exception:
             log.exception("schedule tick of flow %s failed", flow_id)
 

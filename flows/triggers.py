@@ -533,7 +533,8 @@ class TriggerService:
             return WebhookResult(200, {"ok": True, "duplicate": True, "delivery": delivery})
         except RunRefused as exc:
             await self._log(flow, "webhook", "disabled")
-            return _refusal(409, "flow_disabled", str(exc))
+            code = "flow_disabled" if exc.why == "disabled" else "workspace_uninstalled"
+            return _refusal(409, code, str(exc))
         await self._log(flow, "webhook", "started", run_id=run.id)
         return WebhookResult(202, {"ok": True, "run_id": run.id})
 
