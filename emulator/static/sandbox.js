@@ -86,7 +86,7 @@ function renderSidebar(screen) {
   const home = $("home-link");
   home.href = href(state.me, "home");
   if (state.view === "home") home.setAttribute("aria-current", "page"); else home.removeAttribute("aria-current");
-  $("channels").replaceChildren(...screen.channels.map((c) => el("li", {}, link(`${c.private ? "🔒" : "#"} ${c.name}`, c.id, null, c.private ? { "aria-label": `# ${c.name} (private)` } : {}))));
+  $("channels").replaceChildren(...screen.channels.map((c) => el("li", {}, link(`${c.private ? Mrkdwn.EMOJI.lock : "#"} ${c.name}`, c.id, null, c.private ? { "aria-label": `# ${c.name} (private)` } : {}))));
   const dms = screen.dms.length ? screen.dms : [{ id: `D${state.me.slice(1)}`, name: "flowbot", unread: 0 }];
   $("dms").replaceChildren(...dms.map((d) => el("li", {}, link(`flowbot (app)`, d.id, null, { "aria-label": "Direct message with flowbot" }),
   )));
@@ -275,7 +275,7 @@ function apply(screen) {
     const ch = screen.channel;
     const named = dir.channels[ch.id];
     const isDm = ch.id.startsWith("D");
-    $("title").textContent = isDm ? "flowbot" : `${named && named.private ? "🔒" : "#"} ${named ? named.name : ch.id}`;
+    $("title").textContent = isDm ? "flowbot" : `${named && named.private ? Mrkdwn.EMOJI.lock : "#"} ${named ? named.name : ch.id}`;
     $("subtitle").textContent = isDm ? "Direct messages with the app" : (named && named.topic) || "";
     $("subtitle").title = isDm ? "" : "Topic";
     $("box").setAttribute("aria-label", `Message ${isDm ? "flowbot" : "#" + (named ? named.name : ch.id)}`);
