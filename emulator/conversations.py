@@ -73,21 +73,25 @@ class ConversationMethods:
         msg = self.emu.find_message(channel["id"], p.get("timestamp"))
         if msg is None:
             raise SlackError("message_not_found")
-        name = str(p.get("name") or "")
+        self.add_reaction(msg, str(p.get("name") or ""), self.emu.bot_user_id)
+        return {}
+
+    def add_reaction(self, msg: JSON, name: str, user: str) -> None:
+        """`user` reacts to a stored message with emoji `name` (the bot through
+        reactions.add, a person in the sandbox), with Slack's errors."""
         if not _EMOJI.fullmatch(name) or name in self.unknown_emoji:
             raise SlackError("invalid_name")
         reactions: list[JSON] = msg.setdefault("reactions", [])
         found = next((r for r in reactions if r["name"] == name), None)
         if found is None:
+            if len(reactions) >= 50:
+                raise SlackError("too_many_reactions")
             found = {"name": name, "users": [], "count": 0}
             reactions.append(found)
-        if self.emu.bot_user_id in found["users"]:
+        if user in found["users"]:
             raise SlackError("already_reacted")
-        if len(reactions) > 50:
-            raise SlackError("too_many_reactions")
-        found["users"].append(self.emu.bot_user_id)
+        found["users"].append(user)
         found["count"] = len(found["users"])
-        return {}
 
     def _check_name(self, name: str) -> None:
         if not name:

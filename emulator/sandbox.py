@@ -24,7 +24,7 @@ from .driver import SlackDriver, _option, _state_value, state_values
 from .server import JSON, SlackEmulator, SlackError, elements, public_view
 
 STATIC = Path(__file__).resolve().parent / "static"
-_CHANGING = ("/api/chat.", "/api/views.", "/response/")
+_CHANGING = ("/api/chat.", "/api/views.", "/api/conversations.", "/api/reactions.", "/response/")
 _MENTION = re.compile(r"(?<![<\w&|^])([@#])([a-z0-9][a-z0-9._-]*)", re.IGNORECASE)
 
 
@@ -130,7 +130,6 @@ class Sandbox:
         self.bot_url = bot_url.rstrip("/")
         self.driver = SlackDriver(self.bot_url + "/slack/events", signing_secret, emu)
         self.version = 0
-        self.reactions: dict[str, dict[str, list[str]]] = {}  # "channel/ts" -> emoji -> users
         self.bot_failed: str | None = None
         self.sample_api_calls: list[JSON] = []
         self._changed = asyncio.Event()
@@ -213,7 +212,8 @@ class Sandbox:
         }
         out["edited"] = bool(msg.get("updated"))
         out["ephemeral"] = bool(msg.get("is_ephemeral"))
-        out["reactions"] = self.reactions.get(f"{msg.get('channel')}/{msg.get('ts')}", {})
+        out["broadcast"] = bool(msg.get("reply_broadcast"))
+        out["reactions"] = {r["name"]: list(r["users"]) for r in msg.get("reactions") or []}
         return out
 
     def _directory(self, user: str) -> JSON:
@@ -224,9 +224,17 @@ class Sandbox:
             if not u.get("is_bot")
         ]
         channels = [
-            {"id": c["id"], "name": c["name"]}
+            {
+                "id": c["id"],
+                "name": c["name"],
+                "private": bool(c.get("is_private")),
+                "topic": (c.get("topic") or {}).get("value", ""),
+            }
             for c in emu.channels.values()
-            if not c.get("is_im") and not c.get("is_mpim")
+            if not c.get("is_im")
+            and not c.get("is_mpim")
+            and not c.get("is_archived")
+            and (not c.get("is_private") or user in c.get("members", []))
         ]
         groups = [
             {"id": g["id"], "handle": g["handle"], "users": g["users"]}
@@ -265,8 +273,7 @@ class Sandbox:
             ]
             msgs.sort(key=lambda m: float(m["ts"]))
             out["channel"] = {"id": cid, "messages": msgs}
-        stack = emu._stacks.get(user) or []
-        top = emu.views.get(stack[-1]) if stack else None
+        top = emu.top_modal(user)
         out["modal"] = public_view(top) if top else None
         home = emu.home_views.get(user)
         out["home"] = public_view(home) if home else None
@@ -331,9 +338,9 @@ class Sandbox:
             resp = await self.driver.slash(user, rest.strip(), command, channel)
             if resp.error:
                 shown = f"`{command}` failed with the error “{resp.error}” (HTTP {resp.status})"
-                emu._add_ephemeral(channel, user, shown, None, via="sandbox")
+                emu.add_ephemeral(channel, user, shown, None, via="sandbox")
             return {"command": command, "status": resp.status}
-        msg = emu._store_message(
+        msg = emu.add_message(
             channel, text, None, user=user, bot_id=None, app_id=None, thread_ts=thread_ts
         )
         self.bump()
@@ -412,11 +419,15 @@ class Sandbox:
         ts, emoji = str(body.get("ts")), str(body.get("emoji") or "").strip(":")
         if not re.fullmatch(r"[a-z0-9_+-]{1,60}", emoji):
             raise ValueError("an emoji name such as thumbsup")
-        self._find(channel, ts)
-        who = self.reactions.setdefault(f"{channel}/{ts}", {}).setdefault(emoji, [])
-        if user in who:
-            return {"added": False}
-        who.append(user)
+        msg = self.emu.find_message(channel, ts)
+        if msg is None:
+            raise LookupError("that message is gone")
+        try:
+            self.emu.conversations.add_reaction(msg, emoji, user)
+        except SlackError as exc:
+            if exc.error == "already_reacted":
+                return {"added": False}
+            raise
         self.bump()
         await self.driver.event(self.driver.reaction_event(user, emoji, channel, ts))
         return {"added": True}

@@ -617,7 +617,9 @@ class SlackEmulator:
 
     # ---------------------------------------------------------------- messages
 
-    def _store_message(self, channel: str, text: str, blocks: Any, **extra: Any) -> JSON:
+    def add_message(self, channel: str, text: str, blocks: Any, **extra: Any) -> JSON:
+        """Store a message in `channel` as posted by the bot (or by `user=`, with
+        `bot_id=None`, as a person's message): what chat.postMessage and the sandbox use."""
         msg: JSON = {
             "type": "message",
             "channel": channel,
@@ -637,7 +639,8 @@ class SlackEmulator:
         self.messages.setdefault(channel, []).append(msg)
         return msg
 
-    def _add_ephemeral(self, channel: str, user: str, text: str, blocks: Any, **extra: Any) -> JSON:
+    def add_ephemeral(self, channel: str, user: str, text: str, blocks: Any, **extra: Any) -> JSON:
+        """Store a message in `channel` that only `user` sees ("Only visible to you")."""
         eph: JSON = {
             "channel": channel,
             "user": user,
@@ -683,9 +686,9 @@ class SlackEmulator:
         if truthy(body.get("replace_original")) and original is not None:
             self._edit(original, body, text, blocks, replace=True)
         elif body.get("response_type") == "in_channel":
-            self._store_message(channel, text, blocks, thread_ts=body.get("thread_ts"), via=via)
+            self.add_message(channel, text, blocks, thread_ts=body.get("thread_ts"), via=via)
         else:
-            eph = self._add_ephemeral(channel, rec["user"], text, blocks, via=via)
+            eph = self.add_ephemeral(channel, rec["user"], text, blocks, via=via)
             if rec["message_ts"] is None:
                 rec["last_ts"] = eph["ts"]
 
@@ -709,7 +712,7 @@ class SlackEmulator:
         extra = {k: p[k] for k in ("attachments",) if k in p}
         if p.get("thread_ts") and truthy(p.get("reply_broadcast")):
             extra["reply_broadcast"] = True
-        msg = self._store_message(
+        msg = self.add_message(
             channel, text, blocks, thread_ts=p.get("thread_ts"), metadata=p.get("metadata"), **extra
         )
         return {"channel": channel, "ts": msg["ts"], "message": public_message(msg)}
@@ -718,7 +721,7 @@ class SlackEmulator:
         channel = self.resolve_channel(p.get("channel"), create=True)
         user = self.get_user(p.get("user"))["id"]
         text, blocks = self._content(p)
-        eph = self._add_ephemeral(channel, user, text, blocks, thread_ts=p.get("thread_ts"))
+        eph = self.add_ephemeral(channel, user, text, blocks, thread_ts=p.get("thread_ts"))
         return {"message_ts": eph["ts"]}
 
     def _chat_update(self, p: JSON) -> JSON:
@@ -822,6 +825,11 @@ class SlackEmulator:
         stack.append(rec["id"])
         self.views[rec["id"]] = rec
         return rec
+
+    def top_modal(self, user: str) -> JSON | None:
+        """The modal `user` sees now: the top of their stack, None when none is open."""
+        stack = self._stacks.get(user) or []
+        return self.views.get(stack[-1]) if stack else None
 
     def update_view(self, view_id: str, view: Any, view_hash: str | None = None) -> JSON:
         rec = next((v for v in self._all_views() if v["id"] == view_id), None)

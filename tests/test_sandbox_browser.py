@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -76,6 +77,67 @@ steps:
   - type: post_message
     channel: "#deploys"
     text: "Deploying {{ trigger.groups.service }} for <@{{ trigger.user }}> :rocket:"
+"""
+
+
+SLACK_STEPS = """\
+name: Deploy thread
+steps:
+  - {id: post, type: post_message, channel: "#general", text: "Deploy started"}
+  - id: reply
+    type: post_message
+    channel: "{{ steps.post.channel }}"
+    thread_ts: "{{ steps.post.ts }}"
+    text: "step one done"
+  - id: loud
+    type: post_message
+    channel: "{{ steps.post.channel }}"
+    thread_ts: "{{ steps.post.ts }}"
+    reply_broadcast: true
+    text: "every step done"
+  - {id: edit, type: update_message, channel: "{{ steps.post.channel }}",
+     ts: "{{ steps.post.ts }}", text: "Deploy finished"}
+  - {id: react, type: add_reaction, channel: "{{ steps.post.channel }}",
+     ts: "{{ steps.post.ts }}", emoji: eyes}
+  - {id: room, type: create_channel, name: "Deploy room"}
+  - {id: invite, type: invite_to_channel, channel: "{{ steps.room.channel }}",
+     users: ["{{ run.started_by }}"]}
+  - {id: topic, type: set_channel_topic, channel: "{{ steps.room.channel }}",
+     topic: "Where deploys are discussed"}
+"""
+
+COFFEE = """\
+name: Coffee run
+description: Ask who wants coffee.
+steps:
+  - {type: post_message, channel: "#general", text: "Coffee run!"}
+"""
+
+HOOK = """\
+name: Page hook
+kind: automated
+trigger: {type: webhook}
+steps:
+  - type: post_message
+    channel: "#deploys"
+    text: "The webhook says {{ trigger.body.text }}"
+"""
+
+ORDER = """\
+name: Lunch order
+steps:
+  - id: order
+    type: ask
+    to: ["<@U0BOB>"]
+    title: "Lunch order"
+    fields:
+      - {id: dish, label: Dish, required: true}
+      - {id: count, label: How many, type: number, required: true}
+  - type: post_message
+    channel: "#general"
+    text: >-
+      {{ steps.order.answers.count }} x {{ steps.order.answers.dish }}
+      for <@{{ steps.order.responder }}>
 """
 
 
@@ -240,6 +302,111 @@ async def test_a_message_in_a_channel_triggers_a_flow(sandbox: str, browser: Any
         log.locator("article", has_text="Deploying billing-api for @carol")
     ).to_be_visible()
     await page.context.close()
+
+
+async def test_thread_replies_edits_reactions_and_new_channels_show(
+    sandbox: str, browser: Any
+) -> None:
+    page = await open_as(browser, sandbox, "U0ALICE")
+    dialog = await import_flow(page, SLACK_STEPS)
+    await expect(dialog).to_have_count(0)
+    await say(page, '/flow run "Deploy thread"')
+    log = page.get_by_role("log", name="Messages", exact=True)
+    parent = log.locator("article", has_text="Deploy finished")
+    await expect(parent).to_contain_text("(edited)")  # chat.update
+    await expect(parent.get_by_role("button", name="eyes reaction, 1")).to_be_visible()
+    # reply_broadcast: in the channel too; a plain reply only in its thread.
+    await expect(log.locator("article", has_text="every step done")).to_contain_text(
+        "replied to a thread"
+    )
+    await expect(log.locator("article", has_text="step one done")).to_have_count(0)
+    await parent.get_by_role("button", name="2 replies").click()
+    thread = page.get_by_role("log", name="Thread messages")
+    await expect(thread.locator("article", has_text="step one done")).to_be_visible()
+    await expect(thread.locator("article", has_text="every step done")).to_contain_text(
+        "Also sent to the channel"
+    )
+    nav = page.get_by_role("navigation", name="Workspace")
+    room = nav.get_by_role("link", name="# deploy-room", exact=True)
+    await expect(room).to_be_visible()  # the run's last steps: the channel appeared live
+    # A reaction added by clicking, counted with the bot's.
+    await parent.get_by_role("button", name="Add reaction").click()
+    await parent.get_by_role("button", name="React with tada").click()
+    await expect(parent.get_by_role("button", name="tada reaction, 1")).to_be_visible()
+    await parent.get_by_role("button", name="eyes reaction, 1").click()
+    await expect(parent.get_by_role("button", name="eyes reaction, 2")).to_be_visible()
+    # The channel the run created, its topic in the header.
+    await room.click()
+    await expect(page.locator("#title")).to_have_text("# deploy-room")
+    await expect(page.locator("#subtitle")).to_have_text("Where deploys are discussed")
+    await page.context.close()
+
+
+async def test_a_shared_button_added_from_the_dm_is_listed_in_app_home(
+    sandbox: str, browser: Any
+) -> None:
+    alice = await open_as(browser, sandbox, "U0ALICE")
+    dialog = await import_flow(alice, COFFEE)
+    await expect(dialog).to_have_count(0)
+    await say(alice, '/flow share "Coffee run" @dave')
+    dave = await open_as(browser, sandbox, "U0DAVE", view="D0DAVE")
+    shared = dave.get_by_role("log", name="Messages").locator(
+        "article", has_text="shared the button"
+    )
+    await expect(shared).to_contain_text("Coffee run")
+    await shared.get_by_role("button", name="Add to my buttons").click()
+    await expect(
+        dave.get_by_role("log", name="Messages").locator("article", has_text="is in My buttons")
+    ).to_be_visible()
+    await dave.get_by_role("link", name="Flowbot · Home").click()
+    await expect(dave.get_by_role("region", name="App Home")).to_contain_text("Coffee run")
+    await alice.context.close()
+    await dave.context.close()
+
+
+async def test_a_webhook_fired_from_the_page_starts_its_flow(sandbox: str, browser: Any) -> None:
+    page = await open_as(browser, sandbox, "U0CAROL", view="C0DEPLOYS")
+    dialog = await import_flow(page, HOOK)
+    await expect(dialog).to_contain_text("Webhook token")
+    shown = await dialog.inner_text()
+    token = re.search(r"Webhook token.*?\n\s*(\S{20,})\s*\n", shown, re.DOTALL)
+    flow_id = re.search(r"POST /hooks/([\w-]+)", shown)
+    assert token and flow_id, shown
+    await dialog.get_by_role("button", name="Done").first.click()
+    await expect(dialog).to_have_count(0)
+    await page.get_by_text("Fire a webhook trigger").click()
+    form = page.locator("#webhook-form")
+    await form.get_by_label("Flow id").fill(flow_id.group(1))
+    await form.get_by_label("Token").fill(token.group(1))
+    await form.get_by_label("JSON body").fill('{"text": "hello from the page"}')
+    await form.get_by_role("button", name="Send webhook").click()
+    await expect(form.get_by_role("status")).to_contain_text("HTTP 20")
+    await expect(
+        page.get_by_role("log", name="Messages").locator(
+            "article", has_text="The webhook says hello from the page"
+        )
+    ).to_be_visible()
+    await page.context.close()
+
+
+async def test_an_ask_form_is_filled_in_through_its_modal(sandbox: str, browser: Any) -> None:
+    alice = await open_as(browser, sandbox, "U0ALICE")
+    dialog = await import_flow(alice, ORDER)
+    await expect(dialog).to_have_count(0)
+    bob = await open_as(browser, sandbox, "U0BOB", view="D0BOB")
+    await say(alice, '/flow run "Lunch order"')
+    asked = bob.get_by_role("log", name="Messages").locator("article", has_text="Lunch order")
+    await asked.get_by_role("button", name="Fill in").click()
+    form = bob.get_by_role("dialog")
+    await form.get_by_label("Dish").fill("ramen")
+    await form.get_by_label("How many").fill("2")
+    await form.get_by_role("button", name="Send").click()
+    await expect(form).to_have_count(0)
+    await expect(
+        alice.get_by_role("log", name="Messages").locator("article", has_text="2 x ramen for @bob")
+    ).to_be_visible()
+    await alice.context.close()
+    await bob.context.close()
 
 
 async def test_a_second_sandbox_on_the_same_port_exits_with_one_line(sandbox: str) -> None:

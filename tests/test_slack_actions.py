@@ -247,7 +247,7 @@ async def test_slack_errors_read_as_clear_step_errors(bot: BotHarness) -> None:
 
 
 async def test_update_message_not_posted_by_the_bot_and_unknown_emoji(bot: BotHarness) -> None:
-    theirs = bot.emulator._store_message("C0GENERAL", "mine", None, user=ALICE)
+    theirs = bot.emulator.add_message("C0GENERAL", "mine", None, user=ALICE)
     base = "name: N{n}\nsteps:\n  - {{id: step, type: {step}}}"
     update = base.format(
         n=1, step=f"update_message, channel: C0GENERAL, ts: '{theirs['ts']}', text: x"

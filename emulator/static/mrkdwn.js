@@ -16,6 +16,55 @@ const EMOJI = {
   point_right: "👉", moneybag: "💰", package: "📦", bulb: "💡", stopwatch: "⏱️", repeat: "🔁",
 };
 
+/* Text stand-ins for the emoji the bot uses, drawn from symbols ordinary fonts have: used
+   only when this browser has no colour emoji font (a headless Chromium without one shows
+   boxes instead). A colour marks what the emoji's colour said (done, stop, warning). */
+const TEXT_EMOJI = {
+  white_check_mark: ["✔", "green"], heavy_check_mark: ["✔", "green"], ballot_box_with_check: ["☑", "green"],
+  warning: ["⚠", "amber"], rotating_light: ["⚠", "red"], x: ["✖", "red"], no_entry_sign: ["⊘", "red"],
+  no_entry: ["⊘", "red"], wastebasket: ["✗", ""], white_circle: ["○", ""], large_green_circle: ["●", "green"],
+  red_circle: ["●", "red"], large_blue_circle: ["●", "blue"], hourglass: ["◷", ""],
+  hourglass_flowing_sand: ["◷", ""], stopwatch: ["◷", ""], clock3: ["◷", ""], lock: ["▣", ""],
+  key: ["⚷", ""], wave: ["☺", ""], tada: ["★", "amber"], sparkles: ["✧", "amber"], link: ["↗", ""],
+  fast_forward: ["»", ""], rewind: ["«", ""], arrows_counterclockwise: ["↻", ""], repeat: ["⟳", ""],
+  arrow_forward: ["▶", ""], zap: ["⚡", "amber"], sunny: ["☀", "amber"], raising_hand: ["☺", ""],
+  memo: ["✎", ""], pencil2: ["✏", ""], grey_question: ["?", ""], email: ["✉", ""], bell: ["⚑", ""],
+  thumbsup: ["+1", ""], "+1": ["+1", ""], thumbsdown: ["−1", ""], eyes: ["⌕", ""], mag: ["⌕", ""],
+  heart: ["♥", "red"], rocket: ["✈", ""], fire: ["▲", "red"], calendar: ["▦", ""], gear: ["⚙", ""],
+  bust_in_silhouette: ["☺", ""], busts_in_silhouette: ["☺☺", ""], inbox_tray: ["⇩", ""],
+  outbox_tray: ["⇧", ""], information_source: ["ℹ", "blue"], point_right: ["☞", ""],
+  moneybag: ["$", "green"], package: ["▣", ""], bulb: ["✦", "amber"],
+};
+
+/* Does this browser draw emoji in colour? A thumbs up drawn on a canvas has coloured pixels
+   with an emoji font, grey ones (a box or a plain glyph) without. */
+function hasColourEmoji() {
+  try {
+    const canvas = document.createElement("canvas");
+    canvas.width = canvas.height = 24;
+    const ctx = canvas.getContext("2d", { willReadFrequently: true });
+    ctx.textBaseline = "top";
+    ctx.font = "18px sans-serif";
+    ctx.fillText("\u{1F44D}", 0, 0);
+    const d = ctx.getImageData(0, 0, 24, 24).data;
+    for (let i = 0; i < d.length; i += 4) {
+      if (d[i + 3] > 0 && (Math.abs(d[i] - d[i + 1]) > 24 || Math.abs(d[i + 1] - d[i + 2]) > 24)) return true;
+    }
+    return false;
+  } catch (e) {
+    return true;
+  }
+}
+
+const COLOUR_EMOJI = hasColourEmoji();
+const EMOJI_CLASS = {};
+if (!COLOUR_EMOJI) {
+  for (const [name, [text, colour]] of Object.entries(TEXT_EMOJI)) {
+    EMOJI[name] = text;
+    EMOJI_CLASS[name] = colour ? `emoji-text ${colour}` : "emoji-text";
+  }
+}
+
 const MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
   "September", "October", "November", "December"];
 const DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
@@ -117,7 +166,7 @@ function splitOnce(s, sep) {
 }
 
 function emojiHtml(text) {
-  return text.replace(/:([a-z0-9_+-]+):/g, (m, name) => (EMOJI[name] ? `<span title=":${name}:">${EMOJI[name]}</span>` : m));
+  return text.replace(/:([a-z0-9_+-]+):/g, (m, name) => (EMOJI[name] ? `<span class="${EMOJI_CLASS[name] || "emoji"}" title=":${name}:">${EMOJI[name]}</span>` : m));
 }
 
 /* mrkdwn → HTML (plain: only escapes, mentions and emoji, as for plain_text). */
@@ -131,9 +180,9 @@ function mrkdwn(text, dir, plain) {
   s = s.replace(/`([^`\n]+)`/g, (m, code) => keep(`<code>${escapeHtml(unescapeSlack(code))}</code>`));
   s = s.replace(/<([^<>\s][^<>]*)>/g, (m, inner) => keep(tokenHtml(inner, dir)));
   s = escapeHtml(unescapeSlack(s));
-  s = s.replace(/(^|[\s(>\u0000])\*([^*\n]+)\*(?=$|[\s).,!?:;\u0000])/g, "$1<b>$2</b>");
-  s = s.replace(/(^|[\s(>\u0000])_([^_\n]+)_(?=$|[\s).,!?:;\u0000])/g, "$1<i>$2</i>");
-  s = s.replace(/(^|[\s(>\u0000])~([^~\n]+)~(?=$|[\s).,!?:;\u0000])/g, "$1<s>$2</s>");
+  s = s.replace(/(^|[\s(>\u0000])\*([^*\n]+)\*(?=$|[\s).,!?:;…\u0000])/g, "$1<b>$2</b>");
+  s = s.replace(/(^|[\s(>\u0000])_([^_\n]+)_(?=$|[\s).,!?:;…\u0000])/g, "$1<i>$2</i>");
+  s = s.replace(/(^|[\s(>\u0000])~([^~\n]+)~(?=$|[\s).,!?:;…\u0000])/g, "$1<s>$2</s>");
   s = s.split("\n").map((line) => (line.startsWith("&gt; ") || line === "&gt;"
     ? `<blockquote>${line.replace(/^&gt; ?/, "")}</blockquote>` : line)).join("\n")
     .replace(/<\/blockquote>\n/g, "</blockquote>");
@@ -141,5 +190,5 @@ function mrkdwn(text, dir, plain) {
   return s.replace(/\u0000(\d+)\u0000/g, (m, i) => stash[Number(i)]);
 }
 
-window.Mrkdwn = { mrkdwn, escapeHtml, formatDate, EMOJI };
+window.Mrkdwn = { mrkdwn, escapeHtml, formatDate, EMOJI, COLOUR_EMOJI };
 })();

@@ -9,7 +9,7 @@ const QUICK_REACTIONS = ["thumbsup", "white_check_mark", "eyes", "tada", "rotati
 
 const state = {
   me: null, view: "C0GENERAL", thread: null, screen: null,
-  modalKey: null, homeKey: null, channelKey: null,
+  modalKey: null, homeKey: null, channelKey: null, picker: null,
 };
 
 function params() { return new URLSearchParams(location.search); }
@@ -30,7 +30,7 @@ function go(as, view, push) {
   sessionStorage.setItem("sandbox.as", as);
   sessionStorage.setItem("sandbox.view", view);
   if (push) history.pushState({}, "", href(as, view));
-  state.channelKey = null;
+  state.channelKey = null; state.picker = null;
   if (view === "home") openedHome();
   refresh();
 }
@@ -86,7 +86,7 @@ function renderSidebar(screen) {
   const home = $("home-link");
   home.href = href(state.me, "home");
   if (state.view === "home") home.setAttribute("aria-current", "page"); else home.removeAttribute("aria-current");
-  $("channels").replaceChildren(...screen.channels.map((c) => el("li", {}, link(`# ${c.name}`, c.id))));
+  $("channels").replaceChildren(...screen.channels.map((c) => el("li", {}, link(`${c.private ? Mrkdwn.EMOJI.lock : "#"} ${c.name}`, c.id, null, c.private ? { "aria-label": `# ${c.name} (private)` } : {}))));
   const dms = screen.dms.length ? screen.dms : [{ id: `D${state.me.slice(1)}`, name: "flowbot", unread: 0 }];
   $("dms").replaceChildren(...dms.map((d) => el("li", {}, link(`flowbot (app)`, d.id, null, { "aria-label": "Direct message with flowbot" }),
   )));
@@ -115,6 +115,7 @@ function messageNode(msg, dir, channel, inThread, replies) {
       isBot ? el("span", { class: "app" }, "APP") : null,
       el("time", { datetime: new Date(Number(msg.ts) * 1000).toISOString() }, timeOf(msg.ts)),
       msg.ephemeral ? el("span", { class: "only-you" }, "Only visible to you") : null),
+    msg.broadcast ? el("div", { class: "broadcast" }, inThread ? "Also sent to the channel" : "replied to a thread") : null,
     msg.blocks && msg.blocks.length ? renderBlocks(msg.blocks, ctx) : el("div", { class: "mrkdwn", html: Mrkdwn.mrkdwn(msg.text, dir, false) }),
     msg.edited ? el("span", { class: "edited" }, "(edited)") : null);
   const reactions = el("div", { class: "reactions" });
@@ -127,12 +128,19 @@ function messageNode(msg, dir, channel, inThread, replies) {
     }, `${Mrkdwn.EMOJI[emoji] || ":" + emoji + ":"} ${users.length}`));
   }
   if (!msg.ephemeral) {
-    const picker = el("span", { class: "emoji-picker", hidden: true },
-      QUICK_REACTIONS.map((name) => el("button", { type: "button", class: "msg-tool", "aria-label": `React with ${name}`, title: `:${name}:`, onclick: () => { picker.hidden = true; api("react", { channel, ts: msg.ts, emoji: name }); } }, Mrkdwn.EMOJI[name])));
+    // Which picker is open survives live re-renders of the log.
+    const pickerKey = `${inThread ? "thread" : "log"}/${msg.ts}`;
+    const picker = el("span", { class: "emoji-picker", hidden: state.picker !== pickerKey },
+      QUICK_REACTIONS.map((name) => el("button", { type: "button", class: "msg-tool", "aria-label": `React with ${name}`, title: `:${name}:`, onclick: () => { state.picker = null; picker.hidden = true; api("react", { channel, ts: msg.ts, emoji: name }); } }, Mrkdwn.EMOJI[name])));
     const tools = el("div", { class: "msg-tools" },
-      el("button", { type: "button", "aria-label": "Add reaction", onclick: () => { picker.hidden = !picker.hidden; } }, "☺ Add reaction"),
+      el("button", { type: "button", "aria-label": "Add reaction", "aria-expanded": String(!picker.hidden), onclick: (ev) => {
+        picker.hidden = !picker.hidden;
+        state.picker = picker.hidden ? null : pickerKey;
+        ev.currentTarget.setAttribute("aria-expanded", String(!picker.hidden));
+      } }, "☺ Add reaction"),
       picker,
-      !inThread ? el("button", { type: "button", onclick: () => openThread(msg.ts) }, replies ? `${replies} ${replies === 1 ? "reply" : "replies"}` : "Reply in thread") : null);
+      !inThread && msg.broadcast ? el("button", { type: "button", onclick: () => openThread(msg.thread_ts) }, "View thread") : null,
+      !inThread && !msg.broadcast ? el("button", { type: "button", onclick: () => openThread(msg.ts) }, replies ? `${replies} ${replies === 1 ? "reply" : "replies"}` : "Reply in thread") : null);
     body.append(reactions, tools);
   }
   return el("article", { class: msg.ephemeral ? "msg ephemeral" : "msg", "data-ts": msg.ts, "aria-label": `Message from ${isBot ? "Flowbot" : who.real_name}` },
@@ -148,7 +156,8 @@ function renderChannel(screen, dir) {
   const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 60;
   const replies = {};
   for (const m of channel.messages) if (m.thread_ts && m.thread_ts !== m.ts) replies[m.thread_ts] = (replies[m.thread_ts] || 0) + 1;
-  const top = channel.messages.filter((m) => !m.thread_ts || m.thread_ts === m.ts);
+  // A reply sent with reply_broadcast is shown in the channel too, as Slack shows it.
+  const top = channel.messages.filter((m) => !m.thread_ts || m.thread_ts === m.ts || m.broadcast);
   log.replaceChildren(...(top.length ? top.map((m) => messageNode(m, dir, channel.id, false, replies[m.ts] || 0))
     : [el("p", { class: "empty" }, "No messages yet.")]));
   if (atBottom) log.scrollTop = log.scrollHeight;
@@ -266,8 +275,9 @@ function apply(screen) {
     const ch = screen.channel;
     const named = dir.channels[ch.id];
     const isDm = ch.id.startsWith("D");
-    $("title").textContent = isDm ? "flowbot" : `# ${named ? named.name : ch.id}`;
-    $("subtitle").textContent = isDm ? "Direct messages with the app" : "";
+    $("title").textContent = isDm ? "flowbot" : `${named && named.private ? Mrkdwn.EMOJI.lock : "#"} ${named ? named.name : ch.id}`;
+    $("subtitle").textContent = isDm ? "Direct messages with the app" : (named && named.topic) || "";
+    $("subtitle").title = isDm ? "" : "Topic";
     $("box").setAttribute("aria-label", `Message ${isDm ? "flowbot" : "#" + (named ? named.name : ch.id)}`);
     $("box").placeholder = `Message ${isDm ? "flowbot" : "#" + (named ? named.name : ch.id)}`;
     renderChannel(screen, dir);
