@@ -52,7 +52,13 @@ from flows.definition import ApprovalStep
 from flows.ports import Clock, Directory, IdGenerator
 from flows.records import RunRecord
 from flows.runner import CancelRequest, Done, Outcome, Park, StepContext, StepFailed, is_timer
-from flows.slack_ids import parse_principal, principal_kind, split_principals
+from flows.slack_ids import (
+    CHANNEL_ID,
+    CHANNEL_NAME,
+    parse_principal,
+    principal_kind,
+    split_principals,
+)
 
 # This module's API; the record and request types are re-exported for its callers.
 __all__ = [
@@ -64,12 +70,33 @@ __all__ = [
     "ApprovalStore",
     "RespondResult",
     "expand_approvers",
+    "resolve_principals",
 ]
 
 log = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------ approvers and options
+
+
+async def resolve_principal(team_id: str, raw: str, directory: Directory) -> str:
+    """A person, group or channel as written (a mention, an id, or a channel's `#name`,
+    looked up in the directory) → its id; `UnknownApprover` if it is none of those."""
+    principal = parse_principal(raw)
+    if principal is not None:
+        return principal
+    if CHANNEL_NAME.fullmatch(raw.strip()):
+        found = (await directory.resolve_channel(team_id, raw.strip())).strip()
+        if CHANNEL_ID.fullmatch(found):
+            return found
+    raise UnknownApprover(raw)
+
+
+async def resolve_principals(
+    team_id: str, principals: Sequence[str], directory: Directory
+) -> list[str]:
+    """`resolve_principal` for each entry (in order)."""
+    return [await resolve_principal(team_id, raw, directory) for raw in principals]
 
 
 async def expand_approvers(
@@ -79,9 +106,7 @@ async def expand_approvers(
     skip = set(exclude)
     users: list[str] = []
     for raw in principals:
-        principal = parse_principal(raw)
-        if principal is None:
-            raise UnknownApprover(raw)
+        principal = await resolve_principal(team_id, raw, directory)
         kind = principal_kind(principal)
         if kind == "group":
             members: Iterable[str] = sorted(await directory.usergroup_members(team_id, principal))
@@ -205,7 +230,9 @@ class ApprovalService:
     async def _new_record(self, req: ApprovalRequest) -> ApprovalRecord:
         """The approval `req` asks for; an `ApprovalError` if it cannot be made as written."""
         bot_user = await self.notifier.bot_user()
-        principals = split_principals(req.approvers)
+        principals = await resolve_principals(
+            req.team_id, split_principals(req.approvers), self.directory
+        )
         approvers = await expand_approvers(
             req.team_id, principals, self.directory, exclude=[bot_user] if bot_user else []
         )

@@ -24,6 +24,8 @@ ANSWERED = "answered"
 EXPIRED = "expired"
 CANCELLED = "cancelled"
 WAITING_PREFIX = "ask:"
+# What the notify channel hears of: the form was posted, then answered or expired.
+AskEvent = Literal["requested", "closed"]
 
 
 class AskMessage(BaseModel):
@@ -42,6 +44,8 @@ class AskRecord(BaseModel):
     flow_id: str = ""
     flow_name: str = ""
     requester: str | None = None
+    # The flow's notify channel (SPEC §8): hears the form was requested, answered, expired.
+    notify_channel: str | None = None
     title: str
     details: str = ""
     fields: list[FlowInput] = Field(default_factory=list)
@@ -150,6 +154,14 @@ class AskNotifier(Protocol):
 
     async def remind(self, record: AskRecord) -> None: ...
 
+    async def notify(self, record: AskRecord, event: AskEvent) -> None:
+        """A notice in the flow's notify channel (none when the flow has none)."""
+        ...
+
+    async def tell_requester(self, record: AskRecord) -> None:
+        """The person who started the run hears that the form expired."""
+        ...
+
     async def bot_user(self) -> str | None: ...
 
     async def refresh_lists(self, record: AskRecord) -> None:
@@ -173,6 +185,7 @@ class AskRequest:
     flow_id: str = ""
     flow_name: str = ""
     requester: str | None = None
+    notify_channel: str | None = None
     details: str = ""
     timeout: timedelta | None = None
     reminder: timedelta | None = None

@@ -20,7 +20,7 @@ from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 
 from flows.approval_model import ApprovalError, NoApprovers, RunResumer
-from flows.approvals import deadlines, expand_approvers
+from flows.approvals import deadlines, expand_approvers, resolve_principals
 from flows.ask_model import (
     WAITING_PREFIX,
     AskNotifier,
@@ -33,7 +33,7 @@ from flows.definition import AskStep, FlowInput
 from flows.ports import Clock, Directory, IdGenerator
 from flows.records import RunRecord
 from flows.runner import CancelRequest, Done, Outcome, Park, StepContext, StepFailed, is_timer
-from flows.slack_ids import parse_principal, principal_kind, split_principals
+from flows.slack_ids import principal_kind, split_principals
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,7 @@ class AskService:
             return record
         messages = await self.notifier.send_request(record)
         await self.store.set_messages(record.id, messages)
+        await self._quietly(self.notifier.notify(record, "requested"), "requested notice")
         await self._quietly(self.notifier.refresh_lists(record), "pending lists")
         fresh = await self.store.get(record.id)
         return fresh or record.model_copy(update={"messages": messages, "requested": True})
@@ -141,12 +142,17 @@ class AskService:
         """The ask `req` makes; an `ApprovalError` (the approvers' refusals: unknown or
         empty `to`) if it cannot be made as written."""
         bot_user = await self.notifier.bot_user()
-        principals = split_principals(req.to)
+        principals = await resolve_principals(req.team_id, split_principals(req.to), self.directory)
         people = await expand_approvers(
             req.team_id, principals, self.directory, exclude=[bot_user] if bot_user else []
         )
-        channels = [c for c in map(parse_principal, principals) if c and _is_channel(c)]
-        others = [p for p in principals if not _is_channel(parse_principal(p) or "")]
+        channels = [p for p in principals if _is_channel(p)]
+        others = [p for p in principals if not _is_channel(p)]
+        notify_channel = (
+            await self.directory.resolve_channel(req.team_id, req.notify_channel)
+            if req.notify_channel
+            else None
+        )
         exclude = [bot_user] if bot_user else []
         direct = await expand_approvers(req.team_id, others, self.directory, exclude=exclude)
         if not people:
@@ -161,6 +167,7 @@ class AskService:
             flow_id=req.flow_id,
             flow_name=req.flow_name,
             requester=req.requester,
+            notify_channel=notify_channel,
             title=req.title,
             details=req.details,
             fields=list(req.fields),
@@ -213,6 +220,7 @@ class AskService:
 
     async def _conclude(self, record: AskRecord) -> None:
         await self._quietly(self.notifier.show_outcome(record), "outcome update")
+        await self._quietly(self.notifier.notify(record, "closed"), "answered notice")
         await self._resume_run(record)
         await self._quietly(self.notifier.refresh_lists(record), "pending lists")
 
@@ -258,6 +266,9 @@ class AskService:
             if expired is None:  # answered meanwhile
                 return await self.store.get(record.id)
             await self._conclude_closed(expired)
+            await self._quietly(self.notifier.notify(expired, "closed"), "expired notice")
+            if expired.requester:
+                await self._quietly(self.notifier.tell_requester(expired), "requester notice")
             return expired
         if record.reminder_at is not None and not record.reminded and now >= record.reminder_at:
             if await self.store.mark_reminded(record.id):
@@ -281,6 +292,7 @@ class AskStepExecutor:
             flow_id=run.flow_id,
             flow_name=run.flow_name,
             requester=run.started_by,
+            notify_channel=_notify_channel(ctx),
             title=ctx.render("title", step.title).strip() or "Form",
             details=ctx.render("details", step.details).strip() if step.details else "",
             to=[ctx.render("to", entry) for entry in step.to],
@@ -316,3 +328,8 @@ class AskStepExecutor:
             waiting_for=WAITING_PREFIX + record.id,
             output={"ask_id": record.id, "asked": list(record.people)},
         )
+
+
+def _notify_channel(ctx: StepContext) -> str | None:
+    notify = ctx.run.definition.notify
+    return ctx.render("notify", notify).strip() or None if notify else None
