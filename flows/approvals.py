@@ -46,6 +46,7 @@ from flows.approval_model import (
     TooFewOptions,
     UnknownApproveOption,
     UnknownApprover,
+    UnknownChannelName,
     evaluate,
 )
 from flows.definition import ApprovalStep
@@ -89,6 +90,7 @@ async def resolve_principal(team_id: str, raw: str, directory: Directory) -> str
         found = (await directory.resolve_channel(team_id, raw.strip())).strip()
         if CHANNEL_ID.fullmatch(found):
             return found
+        raise UnknownChannelName(raw.strip())
     raise UnknownApprover(raw)
 
 
