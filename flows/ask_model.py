@@ -17,7 +17,9 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
+from flows.approval_model import RunResumer
 from flows.definition import FlowInput
+from flows.records import RunRecord
 
 AskStatus = Literal["pending", "answered", "expired", "cancelled"]
 ANSWERED = "answered"
@@ -167,6 +169,13 @@ class AskNotifier(Protocol):
     async def refresh_lists(self, record: AskRecord) -> None:
         """The pending lists of the people asked changed (App Home)."""
         ...
+
+
+class AskRunResumer(RunResumer, Protocol):
+    """The runner, as asks use it: resume a run, and look one up (a form whose run has
+    ended is closed when someone tries to fill it in)."""
+
+    async def get(self, run_id: str) -> RunRecord | None: ...
 
 
 # ------------------------------------------------------------------ use case types

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 
-from flows.approval_model import ApprovalError, NoApprovers, RunResumer
+from flows.approval_model import ApprovalError, NoApprovers
 from flows.approvals import deadlines, expand_approvers, resolve_principals
 from flows.ask_model import (
     WAITING_PREFIX,
@@ -27,6 +27,7 @@ from flows.ask_model import (
     AskRecord,
     AskRequest,
     AskResult,
+    AskRunResumer,
     AskStore,
 )
 from flows.definition import AskStep, FlowInput
@@ -78,7 +79,7 @@ class AskService:
         directory: Directory,
         clock: Clock,
         ids: IdGenerator,
-        resumer: RunResumer | None = None,
+        resumer: AskRunResumer | None = None,
     ) -> None:
         self.store = store
         self.notifier = notifier
@@ -187,8 +188,25 @@ class AskService:
 
     async def check(self, ask_id: str, user: str) -> AskResult:
         """May this person fill in the form now? (Before opening the modal.)"""
-        record = await self.store.get(ask_id)
+        record = await self._current(ask_id, user)
         return self._refusal(record, user) or AskResult("open", record)
+
+    async def _current(self, ask_id: str, user: str) -> AskRecord | None:
+        """The ask; still pending only if its run still waits for it. A run cancelled
+        while this process was down before its forms were closed (the cancel listener
+        never ran) has its form closed now, when someone asked tries to fill it in."""
+        record = await self.store.get(ask_id)
+        if record is None or not record.pending or user not in record.people:
+            return record
+        run = await self.resumer.get(record.run_id) if self.resumer is not None else None
+        if run is None or not run.finished:
+            return record
+        reason = "the run was cancelled" if run.status == "cancelled" else "the run ended"
+        closed = await self.store.cancel(record.id, self.clock.now(), reason, None)
+        if closed is None:  # answered, expired or closed meanwhile
+            return await self.store.get(ask_id)
+        self._spawn(self._conclude_closed(closed))
+        return closed
 
     def _refusal(self, record: AskRecord | None, user: str) -> AskResult | None:
         if record is None:
@@ -202,7 +220,7 @@ class AskService:
 
     async def submit(self, ask_id: str, user: str, raw: Mapping[str, str | None]) -> AskResult:
         """A filled-in form: field errors, or the one answer (compare-and-set)."""
-        record = await self.store.get(ask_id)
+        record = await self._current(ask_id, user)
         refusal = self._refusal(record, user)
         if refusal is not None:
             return refusal

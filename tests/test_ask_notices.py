@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -255,3 +255,47 @@ async def test_every_form_of_a_cancelled_run_closes_even_in_parallel_branches(
     await eventually(lambda: [t for t in response_texts(bot, BOB) if "cancelled" in t])
     listed = await slash(bot, CAROL, "approvals")
     assert "Second form" not in listed.text
+
+
+async def test_a_form_whose_run_was_cancelled_during_a_crash_closes_when_clicked(
+    restartable: RestartableBot, mongo_uri: str, db_name: str
+) -> None:
+    bot = await restartable.start()
+    flow = await create_flow(bot, NOTIFIED)
+    await bot.driver.slash(ALICE, "run Incident form")
+    to_carol = await fill_message(bot, CAROL)
+    run = await waiting_run(bot, flow.id)
+    await restartable.stop()
+
+    # The run's cancellation was recorded, then the process died before it closed the
+    # run's forms.
+    storage = Storage(mongo_uri, db_name)
+    try:
+        await storage.db["runs"].update_one(
+            {"_id": run.id},
+            {
+                "$set": {
+                    "status": "cancelled",
+                    "finished_at": datetime.now(timezone.utc),
+                    "error": "Cancelled: the flow was deleted",
+                    "wake_at": None,
+                    "waiting_for": None,
+                }
+            },
+        )
+    finally:
+        storage.close()
+
+    bot = await restartable.start()
+    assert (await bot.driver.click(CAROL, to_carol, "ask_fill")).ok
+    await eventually(lambda: [t for t in response_texts(bot, CAROL) if "cancelled" in t])
+    assert not [v for v in bot.emulator.views.values() if v.get("user") == CAROL]
+    await eventually(
+        lambda: [
+            m
+            for m in fill_messages(bot, CAROL)
+            if "the run was cancelled" in all_text(m) and not has_buttons(m)
+        ]
+    )
+    record = await AsksRepo(bot.db).get_for_step(run.id, "details")
+    assert record is not None and record.status == "cancelled"
