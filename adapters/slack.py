@@ -198,17 +198,15 @@ class SlackDirectory:
         return bool(self._store(key, admin))
 
     async def resolve_channel(self, team_id: str, channel: str) -> str:
-        """`<#C1|name>` → C1; `#name` → its id when the bot can see it (a member list and
-        a form need the id); ids, and names the bot cannot see, pass through
-        (chat.postMessage takes both and says `channel_not_found` itself)."""
+        """`<#C1|name>` → C1; `#name` and ids pass through (chat.postMessage takes both)."""
         channel = channel.strip()
         if channel.startswith("<#") and channel.endswith(">"):
             return channel[2:-1].split("|", 1)[0]
-        if channel.startswith("#") and len(channel) > 1:
-            return await self._channel_id(team_id, channel[1:]) or channel
         return channel
 
-    async def _channel_id(self, team_id: str, name: str) -> str | None:
+    async def channel_id(self, team_id: str, name: str) -> str | None:
+        """Through `conversations.list` (the channels the bot can see), cached like
+        membership. Used where an id is needed (a channel's members), not for posting."""
         key = (team_id, "name", name)
         cached = self._cached(key)
         if cached is not None:
@@ -229,6 +227,6 @@ class SlackDirectory:
                 cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
                 if not cursor:
                     break
-        except SlackApiError:  # missing scope, rate limited: the name passes through
+        except SlackApiError:  # a missing scope, rate limited: not found, not cached
             return None
         return str(self._store(key, found)) or None

@@ -87,8 +87,8 @@ async def resolve_principal(team_id: str, raw: str, directory: Directory) -> str
     if principal is not None:
         return principal
     if CHANNEL_NAME.fullmatch(raw.strip()):
-        found = (await directory.resolve_channel(team_id, raw.strip())).strip()
-        if CHANNEL_ID.fullmatch(found):
+        found = await directory.channel_id(team_id, raw.strip()[1:])
+        if found and CHANNEL_ID.fullmatch(found):
             return found
         raise UnknownChannelName(raw.strip())
     raise UnknownApprover(raw)
