@@ -11,7 +11,7 @@ from slack_sdk.errors import SlackApiError
 
 from adapters.approval_notifier import HomeRefresher
 from cards import asks as cards
-from flows.ask_model import AskMessage, AskRecord
+from flows.ask_model import AskEvent, AskMessage, AskRecord
 from flows.ports import Messenger
 from flows.records import MessageRef
 
@@ -69,6 +69,19 @@ class SlackAskNotifier:
                 await self.messenger.send_dm(user, card["text"], card["blocks"])
             except SlackApiError as exc:
                 log.warning("ask %s: reminder to %s failed: %s", record.id, user, exc)
+
+    async def notify(self, record: AskRecord, event: AskEvent) -> None:
+        if not record.notify_channel:
+            return
+        card = (
+            cards.requested_notice(record) if event == "requested" else cards.closed_notice(record)
+        )
+        await self.messenger.post_message(record.notify_channel, card["text"], card["blocks"])
+
+    async def tell_requester(self, record: AskRecord) -> None:
+        if record.requester:
+            card = cards.requester_notice(record)
+            await self.messenger.send_dm(record.requester, card["text"], card["blocks"])
 
     async def bot_user(self) -> str | None:
         return await self._bot_user()

@@ -210,3 +210,30 @@ class SlackDirectory:
         if channel.startswith("<#") and channel.endswith(">"):
             return channel[2:-1].split("|", 1)[0]
         return channel
+
+    async def channel_id(self, team_id: str, name: str) -> str | None:
+        """Through `conversations.list` (the channels the bot can see), cached like
+        membership. Used where an id is needed (a channel's members), not for posting."""
+        key = (team_id, "name", name)
+        cached = self._cached(key)
+        if cached is not None:
+            return str(cached) or None
+        found = ""
+        cursor: str | None = None
+        try:
+            while not found:
+                response = await self.client.conversations_list(
+                    types="public_channel,private_channel",
+                    exclude_archived=True,
+                    limit=1000,
+                    cursor=cursor,
+                )
+                for item in response.get("channels") or []:
+                    if item.get("name") == name:
+                        found = str(item.get("id") or "")
+                cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+                if not cursor:
+                    break
+        except SlackApiError:  # a missing scope, rate limited: not found, not cached
+            return None
+        return str(self._store(key, found)) or None

@@ -45,6 +45,9 @@ class OfflineDirectory:
     async def resolve_channel(self, team_id: str, channel: str) -> str:
         return channel
 
+    async def channel_id(self, team_id: str, name: str) -> str | None:
+        return None
+
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(

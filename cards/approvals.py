@@ -45,6 +45,7 @@ from flows.approval_model import (
     TooFewOptions,
     UnknownApproveOption,
     UnknownApprover,
+    UnknownChannelName,
 )
 from flows.errors import FlowbotError
 
@@ -340,6 +341,11 @@ def describe_approvals_error(error: FlowbotError) -> str | None:
     """Words for `flows.approval_model.ApprovalError` (a step that cannot be requested)."""
     if not isinstance(error, ApprovalError):
         return None
+    if isinstance(error, UnknownChannelName):
+        return (
+            f"No channel `{escape(error.entry)}` that Flowbot can see: check the name, or "
+            "invite Flowbot to the private channel."
+        )
     if isinstance(error, UnknownApprover):
         return (
             f"`{escape(error.entry)}` is not a person, user group or channel: name approvers "

@@ -122,6 +122,42 @@ def closed_message(record: AskRecord) -> Message:
     return message(text, *blocks)
 
 
+def _named(record: AskRecord) -> str:
+    text = f"*{escape(record.title)}*"
+    if record.flow_name:
+        text += f" (flow *{escape(record.flow_name)}*)"
+    return text
+
+
+def _asked(record: AskRecord) -> str:
+    shown = [f"<#{c}>" for c in record.channels] + [f"<@{u}>" for u in record.direct]
+    return ", ".join(shown[:20]) + (" …" if len(shown) > 20 else "")
+
+
+def requested_notice(record: AskRecord) -> Message:
+    """The notify channel hears a form was posted (SPEC §8, as for approvals)."""
+    text = f":memo: Form requested: {_named(record)}\n{_about(record)} · asked: {_asked(record)}"
+    return message(f"Form requested: {record.title}", section(text))
+
+
+def closed_notice(record: AskRecord) -> Message:
+    """The notify channel hears who answered the form, or that it expired."""
+    text = f"Form {_named(record)}: {status_line(record)}"
+    plain = f"Form {record.title}: {record.status}"
+    if record.responder:
+        plain += f" by <@{record.responder}>"
+    return message(plain, section(text))
+
+
+def requester_notice(record: AskRecord) -> Message:
+    """The person who started the run: their form expired unanswered."""
+    text = (
+        f":hourglass: Your form {_named(record)} expired: nobody answered in time "
+        f"(asked: {_asked(record)}). The run goes on without the answers."
+    )
+    return message(f"Your form {record.title}: expired", section(text))
+
+
 def reminder_message(record: AskRecord) -> Message:
     text = f":bell: Reminder: *{record.title}* is waiting for your answer"
     if record.timeout_at:

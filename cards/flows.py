@@ -41,7 +41,7 @@ from flows.definition import (
 )
 from flows.errors import FlowbotError
 from flows.records import FlowRecord
-from flows.slack_ids import mention
+from flows.slack_ids import mention, parse_principal
 
 DELETE_CONFIRM_ACTION = "flow_delete_confirm"
 DELETE_CANCEL_ACTION = "flow_delete_cancel"
@@ -79,7 +79,24 @@ def describe_trigger(flow: FlowRecord) -> str:
     return escape(str(getattr(trigger, "type", "?")))
 
 
+def _shown_principal(entry: str) -> str:
+    """A person, group or channel as Slack shows it (a mention); anything else (`#name`,
+    a template) escaped."""
+    principal = parse_principal(entry)
+    return mention(principal) if principal else escape(clip(entry, 60))
+
+
+def _ask_summary(step: AskStep) -> str:
+    """Mentions stay mentions (Slack renders them); the rest is escaped."""
+    shown = [_shown_principal(entry) for entry in step.to[:10]]
+    more = f" and {len(step.to) - 10} more" if len(step.to) > 10 else ""
+    title = escape(clip(step.title, 80))
+    return f"ask {', '.join(shown)}{more} to fill in: {title} ({len(step.fields)} fields)"
+
+
 def _step_summary(step: Step) -> str:
+    if isinstance(step, AskStep):
+        return _ask_summary(step)
     slack = slack_step_summary(step)
     if slack is not None:
         what = slack
@@ -91,8 +108,6 @@ def _step_summary(step: Step) -> str:
         what = f"{step.method} {step.path} via `{step.connection}`"
     elif isinstance(step, ApprovalStep):
         what = f"approval ({step.mode.replace('_', ' ')}): {step.title}"
-    elif isinstance(step, AskStep):
-        what = f"ask {', '.join(step.to)} to fill in: {step.title} ({len(step.fields)} fields)"
     elif isinstance(step, ConditionStep):
         what = f"if {step.if_}"
     elif isinstance(step, DelayStep):

@@ -51,6 +51,17 @@ class UnknownApprover(ApprovalError):
         self.entry = entry
 
 
+class UnknownChannelName(UnknownApprover):
+    """A `#name` among the approvers (or an ask's `to`) that names no channel the bot
+    can see (none by that name, or a private one it is not in)."""
+
+    def __init__(self, entry: str) -> None:
+        ApprovalError.__init__(
+            self, f"approver {entry!r}: no channel by that name that the bot can see"
+        )
+        self.entry = entry
+
+
 class NoApprovers(ApprovalError):
     """Every group and channel named was empty (or held only the bot)."""
 

@@ -46,13 +46,20 @@ from flows.approval_model import (
     TooFewOptions,
     UnknownApproveOption,
     UnknownApprover,
+    UnknownChannelName,
     evaluate,
 )
 from flows.definition import ApprovalStep
 from flows.ports import Clock, Directory, IdGenerator
 from flows.records import RunRecord
 from flows.runner import CancelRequest, Done, Outcome, Park, StepContext, StepFailed, is_timer
-from flows.slack_ids import parse_principal, principal_kind, split_principals
+from flows.slack_ids import (
+    CHANNEL_ID,
+    CHANNEL_NAME,
+    parse_principal,
+    principal_kind,
+    split_principals,
+)
 from flows.workspace_context import acting_for
 
 # This module's API; the record and request types are re-exported for its callers.
@@ -65,12 +72,34 @@ __all__ = [
     "ApprovalStore",
     "RespondResult",
     "expand_approvers",
+    "resolve_principals",
 ]
 
 log = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------ approvers and options
+
+
+async def resolve_principal(team_id: str, raw: str, directory: Directory) -> str:
+    """A person, group or channel as written (a mention, an id, or a channel's `#name`,
+    looked up in the directory) → its id; `UnknownApprover` if it is none of those."""
+    principal = parse_principal(raw)
+    if principal is not None:
+        return principal
+    if CHANNEL_NAME.fullmatch(raw.strip()):
+        found = await directory.channel_id(team_id, raw.strip()[1:])
+        if found and CHANNEL_ID.fullmatch(found):
+            return found
+        raise UnknownChannelName(raw.strip())
+    raise UnknownApprover(raw)
+
+
+async def resolve_principals(
+    team_id: str, principals: Sequence[str], directory: Directory
+) -> list[str]:
+    """`resolve_principal` for each entry (in order)."""
+    return [await resolve_principal(team_id, raw, directory) for raw in principals]
 
 
 async def expand_approvers(
@@ -80,9 +109,7 @@ async def expand_approvers(
     skip = set(exclude)
     users: list[str] = []
     for raw in principals:
-        principal = parse_principal(raw)
-        if principal is None:
-            raise UnknownApprover(raw)
+        principal = await resolve_principal(team_id, raw, directory)
         kind = principal_kind(principal)
         if kind == "group":
             members: Iterable[str] = sorted(await directory.usergroup_members(team_id, principal))
@@ -207,7 +234,9 @@ class ApprovalService:
     async def _new_record(self, req: ApprovalRequest) -> ApprovalRecord:
         """The approval `req` asks for; an `ApprovalError` if it cannot be made as written."""
         bot_user = await self.notifier.bot_user()
-        principals = split_principals(req.approvers)
+        principals = await resolve_principals(
+            req.team_id, split_principals(req.approvers), self.directory
+        )
         approvers = await expand_approvers(
             req.team_id, principals, self.directory, exclude=[bot_user] if bot_user else []
         )

@@ -17,13 +17,17 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
+from flows.approval_model import RunResumer
 from flows.definition import FlowInput
+from flows.records import RunRecord
 
 AskStatus = Literal["pending", "answered", "expired", "cancelled"]
 ANSWERED = "answered"
 EXPIRED = "expired"
 CANCELLED = "cancelled"
 WAITING_PREFIX = "ask:"
+# What the notify channel hears of: the form was posted, then answered or expired.
+AskEvent = Literal["requested", "closed"]
 
 
 class AskMessage(BaseModel):
@@ -42,6 +46,8 @@ class AskRecord(BaseModel):
     flow_id: str = ""
     flow_name: str = ""
     requester: str | None = None
+    # The flow's notify channel (SPEC §8): hears the form was requested, answered, expired.
+    notify_channel: str | None = None
     title: str
     details: str = ""
     fields: list[FlowInput] = Field(default_factory=list)
@@ -150,11 +156,26 @@ class AskNotifier(Protocol):
 
     async def remind(self, record: AskRecord) -> None: ...
 
+    async def notify(self, record: AskRecord, event: AskEvent) -> None:
+        """A notice in the flow's notify channel (none when the flow has none)."""
+        ...
+
+    async def tell_requester(self, record: AskRecord) -> None:
+        """The person who started the run hears that the form expired."""
+        ...
+
     async def bot_user(self) -> str | None: ...
 
     async def refresh_lists(self, record: AskRecord) -> None:
         """The pending lists of the people asked changed (App Home)."""
         ...
+
+
+class AskRunResumer(RunResumer, Protocol):
+    """The runner, as asks use it: resume a run, and look one up (a form whose run has
+    ended is closed when someone tries to fill it in)."""
+
+    async def get(self, run_id: str) -> RunRecord | None: ...
 
 
 # ------------------------------------------------------------------ use case types
@@ -173,6 +194,7 @@ class AskRequest:
     flow_id: str = ""
     flow_name: str = ""
     requester: str | None = None
+    notify_channel: str | None = None
     details: str = ""
     timeout: timedelta | None = None
     reminder: timedelta | None = None

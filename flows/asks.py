@@ -19,21 +19,22 @@ import logging
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 
-from flows.approval_model import ApprovalError, NoApprovers, RunResumer
-from flows.approvals import deadlines, expand_approvers
+from flows.approval_model import ApprovalError, NoApprovers
+from flows.approvals import deadlines, expand_approvers, resolve_principals
 from flows.ask_model import (
     WAITING_PREFIX,
     AskNotifier,
     AskRecord,
     AskRequest,
     AskResult,
+    AskRunResumer,
     AskStore,
 )
 from flows.definition import AskStep, FlowInput
 from flows.ports import Clock, Directory, IdGenerator
 from flows.records import RunRecord
 from flows.runner import CancelRequest, Done, Outcome, Park, StepContext, StepFailed, is_timer
-from flows.slack_ids import parse_principal, principal_kind, split_principals
+from flows.slack_ids import principal_kind, split_principals
 from flows.workspace_context import acting_for
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ class AskService:
         directory: Directory,
         clock: Clock,
         ids: IdGenerator,
-        resumer: RunResumer | None = None,
+        resumer: AskRunResumer | None = None,
     ) -> None:
         self.store = store
         self.notifier = notifier
@@ -135,6 +136,7 @@ class AskService:
             return record
         messages = await self.notifier.send_request(record)
         await self.store.set_messages(record.id, messages)
+        await self._quietly(self.notifier.notify(record, "requested"), "requested notice")
         await self._quietly(self.notifier.refresh_lists(record), "pending lists")
         fresh = await self.store.get(record.id)
         return fresh or record.model_copy(update={"messages": messages, "requested": True})
@@ -143,12 +145,17 @@ class AskService:
         """The ask `req` makes; an `ApprovalError` (the approvers' refusals: unknown or
         empty `to`) if it cannot be made as written."""
         bot_user = await self.notifier.bot_user()
-        principals = split_principals(req.to)
+        principals = await resolve_principals(req.team_id, split_principals(req.to), self.directory)
         people = await expand_approvers(
             req.team_id, principals, self.directory, exclude=[bot_user] if bot_user else []
         )
-        channels = [c for c in map(parse_principal, principals) if c and _is_channel(c)]
-        others = [p for p in principals if not _is_channel(parse_principal(p) or "")]
+        channels = [p for p in principals if _is_channel(p)]
+        others = [p for p in principals if not _is_channel(p)]
+        notify_channel = (
+            await self.directory.resolve_channel(req.team_id, req.notify_channel)
+            if req.notify_channel
+            else None
+        )
         exclude = [bot_user] if bot_user else []
         direct = await expand_approvers(req.team_id, others, self.directory, exclude=exclude)
         if not people:
@@ -163,6 +170,7 @@ class AskService:
             flow_id=req.flow_id,
             flow_name=req.flow_name,
             requester=req.requester,
+            notify_channel=notify_channel,
             title=req.title,
             details=req.details,
             fields=list(req.fields),
@@ -182,8 +190,25 @@ class AskService:
 
     async def check(self, ask_id: str, user: str) -> AskResult:
         """May this person fill in the form now? (Before opening the modal.)"""
-        record = await self.store.get(ask_id)
+        record = await self._current(ask_id, user)
         return self._refusal(record, user) or AskResult("open", record)
+
+    async def _current(self, ask_id: str, user: str) -> AskRecord | None:
+        """The ask; still pending only if its run still waits for it. A run cancelled
+        while this process was down before its forms were closed (the cancel listener
+        never ran) has its form closed now, when someone asked tries to fill it in."""
+        record = await self.store.get(ask_id)
+        if record is None or not record.pending or user not in record.people:
+            return record
+        run = await self.resumer.get(record.run_id) if self.resumer is not None else None
+        if run is None or not run.finished:
+            return record
+        reason = "the run was cancelled" if run.status == "cancelled" else "the run ended"
+        closed = await self.store.cancel(record.id, self.clock.now(), reason, None)
+        if closed is None:  # answered, expired or closed meanwhile
+            return await self.store.get(ask_id)
+        self._spawn(self._conclude_closed(closed))
+        return closed
 
     def _refusal(self, record: AskRecord | None, user: str) -> AskResult | None:
         if record is None:
@@ -197,7 +222,7 @@ class AskService:
 
     async def submit(self, ask_id: str, user: str, raw: Mapping[str, str | None]) -> AskResult:
         """A filled-in form: field errors, or the one answer (compare-and-set)."""
-        record = await self.store.get(ask_id)
+        record = await self._current(ask_id, user)
         refusal = self._refusal(record, user)
         if refusal is not None:
             return refusal
@@ -215,6 +240,7 @@ class AskService:
 
     async def _conclude(self, record: AskRecord) -> None:
         await self._quietly(self.notifier.show_outcome(record), "outcome update")
+        await self._quietly(self.notifier.notify(record, "closed"), "answered notice")
         await self._resume_run(record)
         await self._quietly(self.notifier.refresh_lists(record), "pending lists")
 
@@ -260,6 +286,9 @@ class AskService:
             if expired is None:  # answered meanwhile
                 return await self.store.get(record.id)
             await self._conclude_closed(expired)
+            await self._quietly(self.notifier.notify(expired, "closed"), "expired notice")
+            if expired.requester:
+                await self._quietly(self.notifier.tell_requester(expired), "requester notice")
             return expired
         if record.reminder_at is not None and not record.reminded and now >= record.reminder_at:
             if await self.store.mark_reminded(record.id):
@@ -283,6 +312,7 @@ class AskStepExecutor:
             flow_id=run.flow_id,
             flow_name=run.flow_name,
             requester=run.started_by,
+            notify_channel=_notify_channel(ctx),
             title=ctx.render("title", step.title).strip() or "Form",
             details=ctx.render("details", step.details).strip() if step.details else "",
             to=[ctx.render("to", entry) for entry in step.to],
@@ -318,3 +348,8 @@ class AskStepExecutor:
             waiting_for=WAITING_PREFIX + record.id,
             output={"ask_id": record.id, "asked": list(record.people)},
         )
+
+
+def _notify_channel(ctx: StepContext) -> str | None:
+    notify = ctx.run.definition.notify
+    return ctx.render("notify", notify).strip() or None if notify else None

@@ -59,6 +59,9 @@ class FakeDirectory:
     async def resolve_channel(self, team_id: str, channel: str) -> str:
         return channel
 
+    async def channel_id(self, team_id: str, name: str) -> str | None:
+        return None
+
 
 # ---------------------------------------------------------------------- the model
 

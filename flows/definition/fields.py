@@ -101,8 +101,11 @@ def approver(value: str) -> str:
     value = value.strip()
     if is_template(value) or parse_principal(value) is not None:
         return value
+    if CHANNEL_NAME.fullmatch(value):  # a channel by name, resolved when the step runs
+        return value
     raise ValueError(
-        f"invalid approver {value!r} (expected <@U…>, <!subteam^S…>, <#C…>, an id or a template)"
+        f"invalid approver {value!r} (expected <@U…>, <!subteam^S…>, <#C…>, #name, an id "
+        "or a template)"
     )
 
 

@@ -174,6 +174,9 @@ class FixedDirectory:
     async def is_workspace_admin(self, team_id: str, user_id: str) -> bool:
         return user_id in self.admins
 
+    async def channel_id(self, team_id: str, name: str) -> str | None:
+        return self.names.get(name)
+
     async def resolve_channel(self, team_id: str, channel: str) -> str:
         channel = channel.strip()
         if channel.startswith("<#") and channel.endswith(">"):

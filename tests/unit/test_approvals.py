@@ -7,7 +7,12 @@ from datetime import timedelta
 
 import pytest
 
-from flows.approval_model import ApprovalRequest, NoApprovers, UnknownApprover
+from flows.approval_model import (
+    ApprovalRequest,
+    NoApprovers,
+    UnknownApprover,
+    UnknownChannelName,
+)
 from tests.builders import ALICE, BOB, CAROL, DAVE, T0, TEAM, flow_record
 from tests.unit.conftest import BOT, Engine
 
@@ -44,6 +49,14 @@ async def test_approvers_must_be_mentions_and_not_empty(engine: Engine) -> None:
         await engine.approvals.request(request(["bob"]))
     with pytest.raises(NoApprovers):
         await engine.approvals.request(request(["<#C0EMPTY>"]))
+
+
+async def test_a_channel_may_be_named_by_name(engine: Engine) -> None:
+    record = await engine.approvals.request(request(["#general"]))
+    assert record.principals == ["C0GENERAL"] and record.approvers == [ALICE, BOB, CAROL, DAVE]
+    with pytest.raises(UnknownChannelName) as refused:
+        await engine.approvals.request(request(["#nowhere"], run_id="R2"))
+    assert "#nowhere" in str(refused.value) and "can see" in str(refused.value)
 
 
 async def test_the_first_response_decides_by_default(engine: Engine) -> None:
