@@ -32,10 +32,12 @@ class _Instant:
         raise StepFailed(f"a {step.type} step does not wait, so it cannot be resumed")
 
 
-def _blocks(ctx: StepContext, blocks: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+async def _blocks(
+    ctx: StepContext, blocks: list[dict[str, Any]] | None
+) -> list[dict[str, Any]] | None:
     if not blocks:
         return None
-    rendered = ctx.value("blocks", blocks)
+    rendered = await ctx.native("blocks", blocks)
     if not isinstance(rendered, list) or not all(isinstance(b, dict) for b in rendered):
         raise StepFailed("expected a list of Block Kit blocks", "blocks")
     return rendered
@@ -58,7 +60,7 @@ class PostMessageExecutor(_Instant):
         self.directory = directory
 
     async def execute(self, step: PostMessageStep, ctx: StepContext) -> Outcome:
-        target = ctx.render("channel", step.channel).strip()
+        target = (await ctx.text("channel", step.channel)).strip()
         if not target:
             raise StepFailed("the channel is empty", "channel")
         mention = CONVERSATION_MENTION.fullmatch(target)
@@ -69,8 +71,8 @@ class PostMessageExecutor(_Instant):
             channel = (
                 user.group(1) if user else await self.directory.resolve_channel(ctx.team_id, target)
             )
-        text = ctx.render("text", step.text)
-        blocks = _blocks(ctx, step.blocks)
+        text = await ctx.text("text", step.text)
+        blocks = await _blocks(ctx, step.blocks)
         ref = await self.messenger.post_message(
             channel, _fallback_text(text, blocks), blocks, metadata=run_message_metadata(ctx.run)
         )
@@ -84,13 +86,13 @@ class SendDmExecutor(_Instant):
         self.messenger = messenger
 
     async def execute(self, step: SendDmStep, ctx: StepContext) -> Outcome:
-        raw = ctx.render("user", step.user).strip()
+        raw = (await ctx.text("user", step.user)).strip()
         mention = USER_MENTION.fullmatch(raw)
         user = mention.group(1) if mention else raw
         if not USER_ID.fullmatch(user):
             raise StepFailed(f"{raw!r} is not a user", "user")
-        text = ctx.render("text", step.text)
-        blocks = _blocks(ctx, step.blocks)
+        text = await ctx.text("text", step.text)
+        blocks = await _blocks(ctx, step.blocks)
         ref = await self.messenger.send_dm(
             user, _fallback_text(text, blocks), blocks, metadata=run_message_metadata(ctx.run)
         )
@@ -102,7 +104,7 @@ class ConditionExecutor(_Instant):
     follows the same path."""
 
     async def execute(self, step: ConditionStep, ctx: StepContext) -> Outcome:
-        result = ctx.truthy("if", step.if_)
+        result = await ctx.is_true("if", step.if_)
         return Done({"result": result, "branch": "then" if result else "else"})
 
     def children(self, step: ConditionStep, output: Mapping[str, Any]) -> Sequence[Any]:
@@ -129,7 +131,7 @@ class DelayExecutor:
             assert delta is not None
             wake_at = now + delta
         else:
-            wake_at = _parse_until(ctx.render("until", step.until))
+            wake_at = _parse_until(await ctx.text("until", step.until))
         if wake_at <= now:
             return Done({"until": wake_at.isoformat(), "waited": 0})
         return Park(wake_at=wake_at, waiting_for="delay", output={"until": wake_at.isoformat()})
@@ -152,7 +154,7 @@ class SetVariableExecutor(_Instant):
     """`vars.<name>` = the value (a template keeps its native type)."""
 
     async def execute(self, step: SetVariableStep, ctx: StepContext) -> Outcome:
-        value = ctx.value("value", step.value)
+        value = await ctx.native("value", step.value)
         ctx.set_var(step.name, value)
         return Done({"name": step.name, "value": value})
 

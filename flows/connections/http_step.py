@@ -280,7 +280,7 @@ class HttpRequestExecutor:
             access = await resolve_access(flow, starter, self.directory)
             starter_is_owner = access.is_owner
         choices = run.trigger.data.get(RUN_CHOICES_KEY) or {}
-        request = self._rendered(step, ctx)
+        request = await self._rendered(step, ctx)
         try:
             record = await self.service.connection_for_step(
                 flow,
@@ -295,9 +295,9 @@ class HttpRequestExecutor:
         return Done(output)
 
     @staticmethod
-    def _rendered(step: HttpRequestStep, ctx: StepContext) -> StepRequest:
+    async def _rendered(step: HttpRequestStep, ctx: StepContext) -> StepRequest:
         headers = {
-            name: ctx.render(f"headers.{name}", value)
+            name: await ctx.text(f"headers.{name}", value)
             for name, value in step.headers.items()
             if name.strip().lower() != DEPTH_HEADER.lower()
         }
@@ -307,10 +307,12 @@ class HttpRequestExecutor:
         send_json = step.json_ is not None
         return StepRequest(
             method=step.method,
-            path=ctx.render("path", step.path),
+            path=await ctx.text("path", step.path),
             headers=headers,
-            query={name: ctx.value(f"query.{name}", value) for name, value in step.query.items()},
-            json_body=ctx.value("json", step.json_) if send_json else None,
+            query={
+                name: await ctx.native(f"query.{name}", value) for name, value in step.query.items()
+            },
+            json_body=await ctx.native("json", step.json_) if send_json else None,
             send_json=send_json,
             timeout=step.timeout,
         )
