@@ -15,6 +15,7 @@ from typing import Any, Final, Literal, Protocol, runtime_checkable
 from flows.errors import FlowbotError
 from flows.ports import Clock
 from flows.records import MessageRef, RunRecord, StepResult
+from flows.storable import storable
 from flows.template_worker import (
     render_text_async,
     render_text_on_loop,
@@ -87,7 +88,7 @@ class StepContext:
         return self.clock.now()
 
     def set_var(self, name: str, value: Any) -> None:
-        self.run.vars[name] = value
+        self.run.vars[name] = storable(value)
 
     def template_data(self) -> dict[str, Any]:
         return template_data(self.run)
@@ -220,6 +221,8 @@ class Claim:
     run: RunRecord
     resume: tuple[str, dict[str, Any]] | None = None
     cancel: CancelRequest | None = None
+    # How often the run was claimed from a driver that died (a lease that ran out).
+    crashes: int = 0
 
 
 class DuplicateRun(Exception):

@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 from flows.ports import Clock, IdGenerator
 from flows.records import FlowRecord, RunRecord, RunTrigger, StepResult
+from flows.run_limits import MAX_CRASHES, crashed_repeatedly, not_recorded
 
 # The engine's vocabulary, re-exported: `from flows.runner import Done, Park, …` keeps working.
 from flows.run_model import (
@@ -64,6 +65,7 @@ from flows.run_model import (
     plain_cancel_reason,
     template_data,
 )
+from flows.storable import storable
 
 __all__ = [
     "TIMER",
@@ -105,7 +107,7 @@ class _LeaseLost(Exception):
 class _Failure(Exception):
     """A step failed: `error` is the run's error, naming the step (and field)."""
 
-    def __init__(self, step_id: str, error: str, result: StepResult) -> None:
+    def __init__(self, step_id: str | None, error: str, result: StepResult | None = None) -> None:
         super().__init__(error)
         self.step_id = step_id
         self.error = error
@@ -141,6 +143,7 @@ class _Drive:
     lease: Lease
     wake: tuple[str, dict[str, Any]] | None
     cancel: CancelRequest | None = None
+    crashes: int = 0
     dirty_vars: bool = False
     dirty_notify: bool = False
     last_progress: float = 0.0
@@ -355,7 +358,7 @@ class Runner:
     # --- internals
 
     def _drive_from_claim(self, claim: Claim) -> _Drive:
-        return _Drive(run=claim.run, lease=self.lease(), wake=claim.resume, cancel=claim.cancel)
+        return _Drive(claim.run, self.lease(), claim.resume, claim.cancel, claim.crashes)
 
     def _spawn(self, drive: _Drive, event: RunEvent) -> None:
         previous = self._tasks.get(drive.run.id)
@@ -438,6 +441,10 @@ class Runner:
             if not await self._cancelled_at_boundary(drive, None):
                 log.warning("run %s: lease lost before its cancellation was recorded", run.id)
             return
+        if drive.crashes > MAX_CRASHES:
+            # Its driver died each time it was claimed: end it rather than repeat its steps.
+            await self._finish(drive, "failed", _Failure(None, crashed_repeatedly(drive.crashes)))
+            return
         await self._notify(drive, event)
         try:
             await self._run_steps(drive, run.definition.steps)
@@ -469,16 +476,16 @@ class Runner:
         run.waiting_for = None
         if result is not None:
             run.steps[result.step_id] = result
-        ok = await self.store.finish(
-            run.id,
-            drive.lease,
-            status,
-            now,
-            error,
-            run.error_step,
-            result,
-            self._extra(drive),
-        )
+        try:
+            ok = await self.store.finish(
+                run.id, drive.lease, status, now, error, run.error_step, result, self._extra(drive)
+            )
+        except Exception as exc:
+            # What the run produced cannot be stored: end it failed with that, without it.
+            run.status, run.error = "failed", not_recorded(self.describe_error(exc))
+            ok = await self.store.finish(
+                run.id, drive.lease, "failed", now, run.error, run.error_step, None, {}
+            )
         if not ok:
             if not await self._cancelled_at_boundary(drive, result):
                 log.warning("run %s: lease lost before its end was recorded", run.id)
@@ -514,7 +521,7 @@ class Runner:
                 step_id=step.id,
                 type=step.type,
                 status="waiting",
-                output=dict(outcome.output),
+                output=storable(dict(outcome.output)),
                 started_at=started_at,
             )
             await self._park(drive, result, outcome)
@@ -576,13 +583,20 @@ class Runner:
             step_id=step.id,
             type=step.type,
             status="succeeded",
-            output=dict(outcome.output),
+            output=storable(dict(outcome.output)),
             started_at=started_at,
             finished_at=self.clock.now(),
         )
         run.steps[step.id] = result
         drive.lease = self.lease()
-        if not await self.store.record_step(run.id, drive.lease, result, self._extra(drive)):
+        try:
+            recorded = await self.store.record_step(run.id, drive.lease, result, self._extra(drive))
+        except Exception as exc:
+            # Not re-claimed and repeated without end: the run fails with why.
+            log.warning("run %s: step %s could not be recorded", run.id, step.id, exc_info=True)
+            message = not_recorded(self.describe_error(exc))
+            raise self._failure(step.id, step.type, started_at, message) from None
+        if not recorded:
             if await self._cancelled_at_boundary(drive, result):
                 raise _Cancelled
             log.warning("run %s: lease lost at step %s; another process drives it", run.id, step.id)

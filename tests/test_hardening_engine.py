@@ -87,7 +87,7 @@ async def test_a_catastrophic_pattern_matches_in_linear_time(bot: BotHarness) ->
 @pytest.mark.parametrize(
     ("pattern", "words"),
     [
-        (r"(\\w+) \\1", "backreferences"),
+        (r"(\w+) \1", "backreferences"),
         ("(?=deploy)", "lookahead"),
         ("(?<!no )deploy", "lookbehind"),
     ],

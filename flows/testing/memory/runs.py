@@ -34,6 +34,7 @@ class _RunRow:
     lease_until: datetime | None = None
     pending_resume: tuple[str, dict[str, Any]] | None = None
     cancel_requested: CancelRequest | None = None
+    crashes: int = 0
 
     def drop_lease(self) -> None:
         self.lease_owner = None
@@ -60,7 +61,7 @@ class _RunRow:
         resume = (
             (self.pending_resume[0], dict(self.pending_resume[1])) if self.pending_resume else None
         )
-        return Claim(self.run.model_copy(deep=True), resume, self.cancel_requested)
+        return Claim(self.run.model_copy(deep=True), resume, self.cancel_requested, self.crashes)
 
     def end_cancelled(self, at: datetime, error: str, error_step: str | None) -> None:
         run = self.run
@@ -214,6 +215,8 @@ class MemoryRunStore:
                 if step_id is not None:
                     # The waiting step gets the TIMER payload.
                     row.pending_resume = (step_id, dict(TIMER))
+            elif row.run.status == "running":
+                row.crashes += 1  # its driver died: counted
             row.take_lease(lease)
             claims.append(row.claim())
         return claims
