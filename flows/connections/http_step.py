@@ -17,6 +17,7 @@ from flows.connections.model import (
     RUN_CHOICES_KEY,
     ConnectionRecord,
 )
+from flows.connections.scrubbing import scrub_forms
 from flows.definition import HttpRequestStep
 from flows.http_policy import (
     DEFAULT_TIMEOUT,
@@ -46,6 +47,16 @@ REDACTED = "••••"
 # Values shorter than this are not scrubbed from responses (they would match everywhere).
 MIN_SCRUB_LENGTH = 4
 _LINE_BREAKS = "\r\n\x00"
+
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def idempotency_key(ctx: StepContext) -> str:
+    """`<run id>:<step id>`, plus the iteration when the step repeats in a loop."""
+    iteration = getattr(ctx, "iteration", None)
+    key = f"{ctx.run.id}:{ctx.step_id}"
+    return f"{key}:{iteration}" if iteration is not None else key
 
 
 class HttpStepFailed(Exception):
@@ -94,19 +105,12 @@ def scrub_list(values: Mapping[str, str], headers: Mapping[str, str]) -> list[st
 
 
 def scrub(value: Any, secrets: Sequence[str]) -> Any:
-    """Replace every occurrence of a secret in strings nested in lists and dicts."""
+    """Replace every occurrence of a secret, verbatim or encoded (base64, URL-safe base64,
+    hex, percent-encoding) and in any letter case, in strings nested in lists and dicts
+    (`flows.connections.scrubbing`)."""
     if not secrets:
         return value
-    if isinstance(value, str):
-        for secret in secrets:
-            if secret in value:
-                value = value.replace(secret, REDACTED)
-        return value
-    if isinstance(value, list):
-        return [scrub(item, secrets) for item in value]
-    if isinstance(value, dict):
-        return {scrub(str(k), secrets): scrub(v, secrets) for k, v in value.items()}
-    return value
+    return scrub_forms(value, secrets, REDACTED, MIN_SCRUB_LENGTH)
 
 
 # --------------------------------------------------------------------------- the request
@@ -304,6 +308,11 @@ class HttpRequestExecutor:
         # A call into a Flowbot webhook (this one or another) continues the chain's depth;
         # a step cannot set it lower.
         headers[DEPTH_HEADER] = str(ctx.run.depth)
+        # The same key each time this step of this run is sent (a resumed run after a
+        # crash), so an API that honours Idempotency-Key drops the repeat. A step's own
+        # header wins.
+        if not any(name.strip().lower() == IDEMPOTENCY_HEADER.lower() for name in headers):
+            headers[IDEMPOTENCY_HEADER] = idempotency_key(ctx)
         send_json = step.json_ is not None
         return StepRequest(
             method=step.method,
