@@ -75,6 +75,9 @@ class StepContext:
         self.run = run
         self.step_id = step_id
         self.clock = clock
+        # The step was running when its run's driver died: its effect may have happened
+        # (`flows.post_recovery` looks a post up before sending it again).
+        self.in_doubt = False
 
     @property
     def team_id(self) -> str:
@@ -223,6 +226,8 @@ class Claim:
     cancel: CancelRequest | None = None
     # How often the run was claimed from a driver that died (a lease that ran out).
     crashes: int = 0
+    # Claimed from a driver that died or was interrupted: its next step may be half done.
+    after_crash: bool = False
 
 
 class DuplicateRun(Exception):

@@ -144,6 +144,7 @@ class _Drive:
     wake: tuple[str, dict[str, Any]] | None
     cancel: CancelRequest | None = None
     crashes: int = 0
+    in_doubt: bool = False
     dirty_vars: bool = False
     dirty_notify: bool = False
     last_progress: float = 0.0
@@ -358,7 +359,8 @@ class Runner:
     # --- internals
 
     def _drive_from_claim(self, claim: Claim) -> _Drive:
-        return _Drive(claim.run, self.lease(), claim.resume, claim.cancel, claim.crashes)
+        c = claim
+        return _Drive(c.run, self.lease(), c.resume, c.cancel, c.crashes, c.after_crash)
 
     def _spawn(self, drive: _Drive, event: RunEvent) -> None:
         previous = self._tasks.get(drive.run.id)
@@ -543,6 +545,7 @@ class Runner:
         step_id: str = step.id
         step_type: str = step.type
         ctx = StepContext(drive.run, step_id, self.clock)
+        ctx.in_doubt, drive.in_doubt = drive.in_doubt, False
         try:
             if executor is None:
                 raise StepFailed(f"no executor for step type {step_type!r}")

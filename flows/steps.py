@@ -20,6 +20,7 @@ from flows.definition import (
     SetVariableStep,
 )
 from flows.ports import Directory, Messenger
+from flows.post_recovery import find_earlier_post
 from flows.run_model import Done, ExecutorRegistry, Outcome, Park, StepContext, StepFailed
 from flows.slack_ids import CONVERSATION_MENTION, USER_ID, USER_MENTION
 from flows.triggers import run_message_metadata
@@ -73,9 +74,11 @@ class PostMessageExecutor(_Instant):
             )
         text = await ctx.text("text", step.text)
         blocks = await _blocks(ctx, step.blocks)
-        ref = await self.messenger.post_message(
-            channel, _fallback_text(text, blocks), blocks, metadata=run_message_metadata(ctx.run)
-        )
+        message = _fallback_text(text, blocks)
+        ref = await find_earlier_post(self.messenger, channel, message, ctx)
+        if ref is None:
+            metadata = run_message_metadata(ctx.run)
+            ref = await self.messenger.post_message(channel, message, blocks, metadata=metadata)
         return Done({"channel": ref.channel, "ts": ref.ts, "text": text})
 
 
@@ -93,9 +96,11 @@ class SendDmExecutor(_Instant):
             raise StepFailed(f"{raw!r} is not a user", "user")
         text = await ctx.text("text", step.text)
         blocks = await _blocks(ctx, step.blocks)
-        ref = await self.messenger.send_dm(
-            user, _fallback_text(text, blocks), blocks, metadata=run_message_metadata(ctx.run)
-        )
+        message = _fallback_text(text, blocks)
+        ref = await find_earlier_post(self.messenger, user, message, ctx)
+        if ref is None:
+            metadata = run_message_metadata(ctx.run)
+            ref = await self.messenger.send_dm(user, message, blocks, metadata=metadata)
         return Done({"user": user, "channel": ref.channel, "ts": ref.ts, "text": text})
 
 

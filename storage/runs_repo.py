@@ -112,10 +112,10 @@ def _cancel_request(doc: Doc) -> CancelRequest | None:
     )
 
 
-def _claim(doc: Doc, resume: tuple[str, dict[str, Any]] | None) -> Claim:
+def _claim(doc: Doc, resume: tuple[str, dict[str, Any]] | None, after_crash: bool = False) -> Claim:
     crashes = doc.get("crashes")
     crashes = crashes if isinstance(crashes, int) else 0
-    return Claim(from_doc(doc), resume, _cancel_request(doc), crashes)
+    return Claim(from_doc(doc), resume, _cancel_request(doc), crashes, after_crash)
 
 
 def _ended_cancelled(at: datetime, error: str, error_step: str | None) -> Doc:
@@ -314,7 +314,8 @@ class MongoRunStore:
                 condition, update, return_document=ReturnDocument.AFTER
             )
             if doc is not None:
-                claims.append(_claim(doc, _pending(doc)))
+                # A run that was running or queued (stopped mid-step) may be half done.
+                claims.append(_claim(doc, _pending(doc), status in ("running", "queued")))
         return claims
 
     # --- cancelling

@@ -57,11 +57,12 @@ class _RunRow:
     def waiting_step(self) -> str | None:
         return next((k for k, v in self.run.steps.items() if v.status == "waiting"), None)
 
-    def claim(self) -> Claim:
+    def claim(self, after_crash: bool = False) -> Claim:
         resume = (
             (self.pending_resume[0], dict(self.pending_resume[1])) if self.pending_resume else None
         )
-        return Claim(self.run.model_copy(deep=True), resume, self.cancel_requested, self.crashes)
+        run = self.run.model_copy(deep=True)
+        return Claim(run, resume, self.cancel_requested, self.crashes, after_crash)
 
     def end_cancelled(self, at: datetime, error: str, error_step: str | None) -> None:
         run = self.run
@@ -217,8 +218,9 @@ class MemoryRunStore:
                     row.pending_resume = (step_id, dict(TIMER))
             elif row.run.status == "running":
                 row.crashes += 1  # its driver died: counted
+            after_crash = row.run.status in ("running", "queued")
             row.take_lease(lease)
-            claims.append(row.claim())
+            claims.append(row.claim(after_crash))
         return claims
 
     # --- cancelling
