@@ -7,7 +7,8 @@ uninterrupted one saw:
 
 - integers beyond 64 bits (``{{ 2**64 }}``, ``{"id": 18446744073709551616}``) are kept
   as their decimal text;
-- mapping keys become text; tuples and sets become lists;
+- mapping keys become text (a NUL character in a key, which BSON cannot hold, becomes
+  U+FFFD); tuples and sets become lists;
 - anything else that is not plain data (dates and times are) becomes its text.
 """
 
@@ -30,7 +31,7 @@ def storable(value: Any) -> Any:
     if isinstance(value, int):
         return value if INT64_MIN <= value <= INT64_MAX else str(value)
     if isinstance(value, Mapping):
-        return {str(k): storable(v) for k, v in value.items()}
+        return {str(k).replace("\x00", "\ufffd"): storable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         return [storable(v) for v in value]
     return str(value)
