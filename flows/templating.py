@@ -11,7 +11,10 @@ interpreter attributes), no mutation of lists and dicts, no imports or includes.
 cannot exhaust the bot: output is capped at :data:`MAX_OUTPUT` characters, ``range()`` at
 :data:`MAX_RANGE` items, loops at :data:`MAX_LOOP_ITERATIONS` iterations per render, and
 every value a template builds (repetition, concatenation, literals, filter and method
-results) at :data:`MAX_VALUE_SIZE` characters.
+results) at :data:`MAX_VALUE_SIZE` characters, and integers at :data:`MAX_INT_BITS` bits.
+Each render also has a CPU time budget, checked in every sandbox hook (loops, calls,
+operators, attributes, output): :data:`DEFAULT_SECONDS`, or what :func:`time_limit` gives
+(`flows.template_worker` renders step fields in worker threads with 250 ms each).
 """
 
 from __future__ import annotations
@@ -36,7 +39,9 @@ from jinja2.visitor import NodeTransformer
 
 __all__ = [
     "CONTEXT_NAMES",
+    "DEFAULT_SECONDS",
     "ENV",
+    "MAX_INT_BITS",
     "MAX_LOOP_ITERATIONS",
     "MAX_OUTPUT",
     "MAX_RANGE",
@@ -52,6 +57,9 @@ __all__ = [
 #: Top-level names the runner puts in the context of every template.
 CONTEXT_NAMES: tuple[str, ...] = ("inputs", "trigger", "steps", "run", "vars")
 
+#: CPU time of a render not given another by :func:`time_limit` (one on the event loop,
+#: which must not be held longer).
+DEFAULT_SECONDS = 0.08
 MAX_OUTPUT = 100_000
 MAX_RANGE = 10_000
 MAX_LOOP_ITERATIONS = 100_000
@@ -130,7 +138,8 @@ def _tick() -> None:
 def _render_scope() -> Iterator[None]:
     """Fresh size and loop limits; the time limit of the enclosing :func:`time_limit`."""
     outer = _BUDGET.get()
-    budget = _Budget()
+    # Outside `time_limit` (a render on the event loop): :data:`DEFAULT_SECONDS`.
+    budget = _Budget(DEFAULT_SECONDS if outer is None else None)
     if outer is not None:
         budget.seconds = outer.seconds
         budget.cpu_deadline, budget.wall_deadline = outer.cpu_deadline, outer.wall_deadline

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from flows.definition import DefinitionError, parse_definition
+from flows.templating import DEFAULT_SECONDS, TemplateError, render_text
 from tests.support import (
     ALICE,
     BOB,
@@ -56,6 +57,20 @@ async def test_a_hostile_template_fails_its_step_and_never_holds_the_bot(bot: Bo
         assert run.status == "failed"
         assert "took too long" in (run.error or ""), run.error
     assert "done" not in " ".join(m["text"] for m in bot.emulator.messages_in("#general"))
+
+
+def test_a_render_on_the_event_loop_stops_at_its_budget() -> None:
+    source = "{% for i in range(5000) %}{% set x = ('a'*999999).replace('a','b') %}{% endfor %}"
+    start = time.thread_time()
+    with pytest.raises(TemplateError, match="took too long"):
+        render_text(source, {})
+    assert time.thread_time() - start < DEFAULT_SECONDS + 0.05
+    with pytest.raises(TemplateError, match="number too large"):
+        render_text(
+            "{% set n = namespace(x=3**50000) %}{% for i in range(40) %}"
+            "{% set n.x = n.x * n.x %}{% endfor %}",
+            {},
+        )
 
 
 CATASTROPHIC = """
