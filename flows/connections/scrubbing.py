@@ -20,6 +20,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+import re2
+
 __all__ = ["Scrubber", "secret_forms"]
 
 
@@ -46,11 +48,20 @@ def secret_forms(secret: str, min_length: int) -> set[str]:
     return {form for form in forms if len(form) >= min_length}
 
 
+# Below this length Python's re is quicker (no UTF-8 round trip); above, RE2 (a DFA) scans
+# for all the forms at once, a megabyte in milliseconds where re takes a tenth of a second.
+_LONG_TEXT = 4096
+
+
 @functools.lru_cache(maxsize=256)
-def _pattern(forms: tuple[str, ...]) -> re.Pattern[str]:
+def _patterns(forms: tuple[str, ...]) -> tuple[re.Pattern[str], Any]:
     # Longest first, so a secret's longer encoding is replaced whole.
     ordered = sorted(set(forms), key=len, reverse=True)
-    return re.compile("|".join(re.escape(form) for form in ordered), re.IGNORECASE)
+    alternation = "|".join(re.escape(form) for form in ordered)
+    options = re2.Options()
+    options.log_errors = False
+    options.case_sensitive = False
+    return re.compile(alternation, re.IGNORECASE), re2.compile(alternation, options)
 
 
 class Scrubber:
@@ -63,12 +74,18 @@ class Scrubber:
                 forms |= secret_forms(secret, min_length)
         self.forms: tuple[str, ...] = tuple(sorted(forms, key=len, reverse=True))
         self.redacted = redacted
-        self._regex = _pattern(self.forms) if self.forms else None
+        self._patterns = _patterns(self.forms) if self.forms else None
+
+    def _replace(self, _match: Any) -> str:
+        return self.redacted
 
     def text(self, value: str) -> str:
-        if self._regex is None:
+        if self._patterns is None:
             return value
-        return self._regex.sub(self.redacted, value)
+        short, long = self._patterns
+        if len(value) < _LONG_TEXT:
+            return short.sub(self.redacted, value)
+        return str(long.sub(self._replace, value))
 
     def __call__(self, value: Any) -> Any:
         if isinstance(value, str):
