@@ -29,7 +29,7 @@ import asyncio
 import logging
 import os
 import secrets
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -482,12 +482,10 @@ class Runner:
             ok = await self.store.finish(
                 run.id, drive.lease, status, now, error, run.error_step, result, self._extra(drive)
             )
-        except Exception as exc:
-            # What the run produced cannot be stored: end it failed with that, without it.
+        except Exception as exc:  # what it produced cannot be stored: failed, without it
             run.status, run.error = "failed", not_recorded(self.describe_error(exc))
-            ok = await self.store.finish(
-                run.id, drive.lease, "failed", now, run.error, run.error_step, None, {}
-            )
+            lease, where = drive.lease, run.error_step
+            ok = await self.store.finish(run.id, lease, "failed", now, run.error, where, None, {})
         if not ok:
             if not await self._cancelled_at_boundary(drive, result):
                 log.warning("run %s: lease lost before its end was recorded", run.id)
@@ -592,14 +590,8 @@ class Runner:
         )
         run.steps[step.id] = result
         drive.lease = self.lease()
-        try:
-            recorded = await self.store.record_step(run.id, drive.lease, result, self._extra(drive))
-        except Exception as exc:
-            # Not re-claimed and repeated without end: the run fails with why.
-            log.warning("run %s: step %s could not be recorded", run.id, step.id, exc_info=True)
-            message = not_recorded(self.describe_error(exc))
-            raise self._failure(step.id, step.type, started_at, message) from None
-        if not recorded:
+        write = self.store.record_step(run.id, drive.lease, result, self._extra(drive))
+        if not await self._written(run.id, result, write):
             if await self._cancelled_at_boundary(drive, result):
                 raise _Cancelled
             log.warning("run %s: lease lost at step %s; another process drives it", run.id, step.id)
@@ -613,16 +605,25 @@ class Runner:
         run.status = "waiting"
         run.wake_at = park.wake_at
         run.waiting_for = park.waiting_for
-        ok = await self.store.park(
-            run.id, drive.lease, result, park.wake_at, park.waiting_for, self._extra(drive)
-        )
-        if not ok:
+        wake_at, extra = park.wake_at, self._extra(drive)
+        write = self.store.park(run.id, drive.lease, result, wake_at, park.waiting_for, extra)
+        if not await self._written(run.id, result, write):
             if await self._cancelled_at_boundary(drive, result):
                 raise _Cancelled
             raise _LeaseLost
         self._clean(drive)
         if park.wake_at is not None:
             self._schedule_kick(park.wake_at)
+
+    async def _written(self, run_id: str, result: StepResult, write: Awaitable[bool]) -> bool:
+        """The store's answer; a write that raised (a value it cannot hold) fails the step
+        with why, rather than leaving the run to be claimed and repeated without end."""
+        try:
+            return await write
+        except Exception as exc:
+            log.warning("run %s: step %s not recorded", run_id, result.step_id, exc_info=True)
+            at, message = result.started_at or self.clock.now(), self.describe_error(exc)
+            raise self._failure(result.step_id, result.type, at, not_recorded(message)) from None
 
     async def _cancelled_at_boundary(self, drive: _Drive, result: StepResult | None) -> bool:
         """A write at a step boundary was refused: if the run was asked to stop, end it
