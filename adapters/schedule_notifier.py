@@ -27,8 +27,18 @@ class SlackScheduleNotifier:
     ) -> None:
         trigger = flow.definition.trigger
         tz = trigger.timezone if isinstance(trigger, ScheduleTrigger) else "UTC"
+        window = None
+        if skipped.reason == "too_old" and isinstance(trigger, ScheduleTrigger):
+            window = trigger.catchup_window
         card = schedule_cards.skipped_message(
-            flow.name, skipped.count, skipped.capped, skipped.first, skipped.last, tz, next_run
+            flow.name,
+            skipped.count,
+            skipped.capped,
+            skipped.first,
+            skipped.last,
+            tz,
+            next_run,
+            catchup_window=window,
         )
         for owner in direct_owners(flow):
             try:

@@ -17,8 +17,11 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.sealing_client import SealingWebClient
+from flows.metrics import Metrics
 from flows.post_recovery import RunPost
 from flows.records import MessageRef
+from flows.sealed import MetadataSeal
 
 # Slack answers 429 with Retry-After under load: wait and retry instead of dropping posts.
 RETRY_HANDLERS = [
@@ -28,8 +31,19 @@ RETRY_HANDLERS = [
 ]
 
 
-def make_client(token: str, base_url: str) -> AsyncWebClient:
-    client = AsyncWebClient(token=token, base_url=base_url, timeout=15)
+def make_client(
+    token: str,
+    base_url: str,
+    metrics: Metrics | None = None,
+    seal: MetadataSeal | None = None,
+) -> AsyncWebClient:
+    """The client, with retries; counted (calls, outcomes, 429s) when given `metrics`;
+    with `seal`, views' private_metadata is sealed on the way out."""
+    client = (
+        SealingWebClient(seal, token=token, base_url=base_url, timeout=15, metrics=metrics)
+        if seal is not None or metrics is not None
+        else AsyncWebClient(token=token, base_url=base_url, timeout=15)
+    )
     client.retry_handlers.extend(RETRY_HANDLERS)
     return client
 
@@ -72,6 +86,8 @@ class SlackMessenger:
         blocks: Sequence[dict[str, Any]] | None = None,
         *,
         metadata: Mapping[str, Any] | None = None,
+        thread_ts: str | None = None,
+        reply_broadcast: bool = False,
     ) -> MessageRef:
         async with self.turns.turn(channel):
             response = await self.client.chat_postMessage(
@@ -80,6 +96,8 @@ class SlackMessenger:
                 blocks=list(blocks) if blocks else None,
                 unfurl_links=False,
                 metadata=dict(metadata) if metadata else None,
+                thread_ts=thread_ts,
+                reply_broadcast=reply_broadcast if thread_ts else None,
             )
         return MessageRef(channel=str(response["channel"]), ts=str(response["ts"]))
 

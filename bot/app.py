@@ -13,19 +13,29 @@ from typing import Protocol
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.alert_notifier import SlackAlertNotifier
 from adapters.approval_notifier import SlackApprovalNotifier
+from adapters.ask_notifier import SlackAskNotifier
 from adapters.channels import SlackChannelNames
 from adapters.run_notifier import SlackRunNotifier, describe_error
 from adapters.schedule_notifier import SlackScheduleNotifier
+from adapters.sealing_client import SealingWebClient
 from adapters.sharing_notifier import SlackSharingNotifier
 from adapters.slack import SlackDirectory, SlackMessenger, make_client
+from adapters.slack_actions import SlackActionsApi
 from bot.http_client import AiohttpHttpClient
 from bot.keys import load_secret_box
+from bot.metrics import PrometheusMetrics
 from bot.settings import Settings
+from bot.socket_mode import PING_INTERVAL, SocketMode
 from cards import runs as run_cards
 from cards.home import MY_BUTTONS_BLOCK
+from flows.alerts import FailureAlerts, FailureStreakStore
 from flows.approvals import ApprovalService, ApprovalStepExecutor, ApprovalStore
+from flows.ask_model import AskStore
+from flows.asks import AskService, AskStepExecutor
 from flows.catalog import FlowCatalog, FlowStore, UserStore
+from flows.child_flows import CallFlowExecutor
 from flows.connections import (
     ConnectionService,
     ConnectionStore,
@@ -33,11 +43,15 @@ from flows.connections import (
     HttpRequestExecutor,
     KeyRotation,
 )
+from flows.deliveries import DeliveryLog
 from flows.http_policy import AddressPolicy, HttpClient
+from flows.metrics import MeteredRunStore, OperationalCounts
 from flows.ports import Clock, Directory, IdGenerator, Messenger, RandomIds, SystemClock
 from flows.run_requests import RunRequests
 from flows.runner import Runner, RunStore
+from flows.schedule_insight import ScheduleInsight
 from flows.scheduling import ScheduledFlowSource, ScheduleService, ScheduleStateStore
+from flows.sealed import MetadataSeal, derive_key
 from flows.secrets import SecretBox
 from flows.sharing import (
     AccessRequestStore,
@@ -47,28 +61,38 @@ from flows.sharing import (
     SharedFlowStore,
     SharingService,
 )
+from flows.slack_steps import register_slack_steps
 from flows.steps import builtin_executors
+from flows.trigger_log import TriggerLog, TriggerLogStore
 from flows.triggers import AutomatedFlowSource, TriggerService
 from handlers import approvals as approval_listeners
+from handlers import asks as ask_listeners
 from handlers import commands as command_listeners
 from handlers import connections as connection_listeners
 from handlers import errors as error_listeners
 from handlers import events as event_listeners
 from handlers import flow_commands as flow_listeners
 from handlers import home as home_listeners
+from handlers import metadata as metadata_listeners
 from handlers import run_commands as run_listeners
+from handlers import schedule_commands as schedule_listeners
 from handlers import sharing as sharing_listeners
 from handlers import webhooks as webhook_listeners
 from handlers.commands import SlashRouter, Subcommand
 from handlers.deps import HandlerDeps, HomeSection
+from storage.alerts_repo import MongoFailureStreaks
 from storage.approvals_repo import ApprovalsRepo
+from storage.asks_repo import AsksRepo
 from storage.audit_repo import AuditRepo
 from storage.buttons_repo import AccessRequestRepo, ButtonsRepo
 from storage.connections_repo import ConnectionsRepo
+from storage.counts_repo import MongoOperationalCounts
+from storage.deliveries_repo import MongoDeliveryLog
 from storage.flows_repo import MongoFlowStore
 from storage.mongo import Storage
 from storage.runs_repo import MongoRunStore
 from storage.schedules_repo import MongoScheduleStore
+from storage.trigger_log_repo import MongoTriggerLog
 from storage.users_repo import MongoUserStore
 from storage.workspace_repo import WorkspaceRepo
 
@@ -108,6 +132,10 @@ class Stores:
     approvals: ApprovalStore
     connections: ConnectionStore
     schedules: ScheduleStateStore
+    asks: AskStore
+    trigger_log: TriggerLogStore
+    failure_streaks: FailureStreakStore
+    deliveries: DeliveryLog
 
 
 def mongo_stores(storage: Storage) -> Stores:
@@ -124,6 +152,10 @@ def mongo_stores(storage: Storage) -> Stores:
         approvals=ApprovalsRepo(db),
         connections=ConnectionsRepo(db),
         schedules=MongoScheduleStore(db),
+        asks=AsksRepo(db),
+        trigger_log=MongoTriggerLog(db),
+        failure_streaks=MongoFailureStreaks(db),
+        deliveries=MongoDeliveryLog(db),
     )
     for repository in vars(stores).values():
         storage.add(repository)
@@ -142,6 +174,7 @@ class Overrides:
     http: HttpClient | None = None  # what http_request steps call
     secret_box: SecretBox | None = None
     stores: Stores | None = None
+    socket_ping_interval: float | None = None  # Socket Mode's ping (and dead-socket check)
 
 
 @dataclass
@@ -151,6 +184,10 @@ class Flowbot:
     deps: HandlerDeps
     bolt: AsyncApp | None
     services: list[Service] = field(default_factory=list)
+    socket: SocketMode | None = None  # with SLACK_APP_TOKEN: the Socket Mode connection
+    # GET /metrics: this bot's figures, and the counts read when scraped
+    metrics: PrometheusMetrics = field(default_factory=PrometheusMetrics)
+    counts: OperationalCounts | None = None
 
     async def start(self) -> None:
         await self.storage.ensure_indexes()
@@ -176,11 +213,21 @@ class _Base:
     messenger: Messenger
     directory: Directory
     stores: Stores
+    metrics: PrometheusMetrics
+
+
+def metadata_seal(settings: Settings) -> MetadataSeal:
+    """Seals views' private_metadata with a key derived from the signing secret."""
+    secret = settings.slack_signing_secret
+    return MetadataSeal(derive_key(secret.get_secret_value() if secret else ""))
 
 
 def _base(settings: Settings, storage: Storage, overrides: Overrides) -> _Base:
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
-    client = overrides.client or make_client(token, settings.slack_api_url)
+    metrics = PrometheusMetrics()
+    client = overrides.client or make_client(
+        token, settings.slack_api_url, metrics, metadata_seal(settings)
+    )
     return _Base(
         clock=overrides.clock or SystemClock(),
         ids=overrides.ids or RandomIds(),
@@ -188,6 +235,7 @@ def _base(settings: Settings, storage: Storage, overrides: Overrides) -> _Base:
         messenger=overrides.messenger or SlackMessenger(client),
         directory=overrides.directory or SlackDirectory(client),
         stores=overrides.stores or mongo_stores(storage),
+        metrics=metrics,
     )
 
 
@@ -218,7 +266,7 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
 
     executors = builtin_executors(messenger, directory)
     runner = Runner(
-        stores.runs,
+        MeteredRunStore(stores.runs, base.metrics),
         executors,
         clock,
         ids,
@@ -233,11 +281,12 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
     async def refresh_home(team_id: str, user_id: str) -> None:
         await home_listeners.publish_home(deps, team_id, user_id)
 
+    approval_notifier = SlackApprovalNotifier(
+        messenger, client, refresh_home if settings.slack_configured else None
+    )
     approvals = ApprovalService(
         stores.approvals,
-        SlackApprovalNotifier(
-            messenger, client, refresh_home if settings.slack_configured else None
-        ),
+        approval_notifier,
         directory,
         clock,
         ids,
@@ -246,22 +295,52 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
     executors.register("approval", ApprovalStepExecutor(approvals))
     services.append(approvals)
 
+    # --- ask steps: forms, waiting like approvals and listed with them
+    asks = AskService(
+        stores.asks,
+        SlackAskNotifier(
+            messenger,
+            approval_notifier.bot_user,
+            refresh_home if settings.slack_configured else None,
+        ),
+        directory,
+        clock,
+        ids,
+        resumer=runner,
+    )
+    executors.register("ask", AskStepExecutor(asks))
+    services.append(asks)
+
     # --- connections
 
     connections = _connections(settings, base, overrides)
     executors.register("http_request", HttpRequestExecutor(connections, directory))
+    # Slack action steps: update, react, create a channel, invite, topic, look up (§13).
+    register_slack_steps(executors, SlackActionsApi(client), directory)
     # Connections made with an older key are re-encrypted with the newest one at start.
     services.append(KeyRotation(connections))
 
     # --- schedules and events
 
+    trigger_log = TriggerLog(stores.trigger_log, clock, ids)
+    services.append(trigger_log)
     schedules = ScheduleService(
-        stores.flows, runner, stores.schedules, clock, SlackScheduleNotifier(messenger)
+        stores.flows,
+        runner,
+        stores.schedules,
+        clock,
+        SlackScheduleNotifier(messenger),
+        history=runner,
+        trigger_log=trigger_log,
     )
     services.append(schedules)
+    runner.on_finished.append(schedules.on_run_finished)
+    alerts = FailureAlerts(stores.failure_streaks, stores.flows, SlackAlertNotifier(messenger))
+    runner.on_finished.append(alerts.on_run_finished)
 
     # --- a deleted flow's runs in progress are cancelled, and their pending approvals
     runner.on_cancelled.append(approvals.on_run_cancelled)
+    runner.on_cancelled.append(asks.on_run_cancelled)
 
     async def cancel_runs_of_deleted_flow(team_id: str, flow_id: str, deleted_by: str) -> None:
         await runner.cancel_flow_runs(team_id, flow_id, deleted_by, "the flow was deleted")
@@ -286,7 +365,7 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
         ids,
         creation_policy=sharing,
         on_change=[schedules.on_flow_changed],
-        on_delete=[cancel_runs_of_deleted_flow],
+        on_delete=[cancel_runs_of_deleted_flow, alerts.on_flow_deleted],
     )
     triggers = TriggerService(
         stores.flows,
@@ -295,7 +374,11 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
         clock,
         settings.flowbot_max_trigger_depth,
         public_url=settings.flowbot_public_url,
+        trigger_log=trigger_log,
     )
+
+    run_requests = RunRequests(catalog, runner, directory, trigger_log)
+    executors.register("call_flow", CallFlowExecutor(run_requests, runner))
 
     deps = HandlerDeps(
         client=client,
@@ -310,11 +393,39 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
         users=stores.users,
         sharing=sharing,
         connections=connections,
-        runs=RunRequests(catalog, runner, directory),
+        runs=run_requests,
+        asks=asks,
         home_sections=home_sections(),
+        insight=ScheduleInsight(catalog, schedules, trigger_log),
+        deliveries=stores.deliveries,
     )
     bolt = slack_app(settings, client, deps) if settings.slack_configured else None
-    return Flowbot(settings=settings, storage=storage, deps=deps, bolt=bolt, services=services)
+    socket = _socket_mode(settings, bolt, client, overrides)
+    if socket is not None:
+        services.append(socket)  # last: Slack's requests arrive once everything runs
+    return Flowbot(
+        settings=settings,
+        storage=storage,
+        deps=deps,
+        bolt=bolt,
+        services=services,
+        socket=socket,
+        metrics=base.metrics,
+        counts=MongoOperationalCounts(storage.db),
+    )
+
+
+def _socket_mode(
+    settings: Settings, bolt: AsyncApp | None, client: AsyncWebClient, overrides: Overrides
+) -> SocketMode | None:
+    if bolt is None or settings.slack_app_token is None:
+        return None
+    return SocketMode(
+        bolt,
+        settings.slack_app_token.get_secret_value(),
+        client,
+        ping_interval=overrides.socket_ping_interval or PING_INTERVAL,
+    )
 
 
 # ------------------------------------------------------------------ the Slack side
@@ -330,6 +441,7 @@ def subcommands() -> list[Subcommand]:
         *sharing_listeners.SUBCOMMANDS,
         *approval_listeners.SUBCOMMANDS,
         *webhook_listeners.SUBCOMMANDS,
+        *schedule_listeners.SUBCOMMANDS,
     ]
 
 
@@ -338,20 +450,27 @@ def home_sections() -> list[tuple[str, HomeSection]]:
     return [
         (MY_BUTTONS_BLOCK, sharing_listeners.my_buttons_section),
         (approval_listeners.HOME_SECTION, approval_listeners.pending_approvals_section),
+        (ask_listeners.HOME_SECTION, ask_listeners.pending_asks_section),
     ]
 
 
 def slack_app(settings: Settings, client: AsyncWebClient, deps: HandlerDeps) -> AsyncApp:
-    assert settings.slack_signing_secret is not None
+    secret = settings.slack_signing_secret
     app = AsyncApp(
         client=client,
-        signing_secret=settings.slack_signing_secret.get_secret_value(),
+        # Socket Mode alone needs no signing secret (the socket is authenticated).
+        signing_secret=secret.get_secret_value() if secret else "",
         process_before_response=False,
         raise_error_for_unhandled_request=False,
         # bot.server verifies the signature before anything parses the body.
         request_verification_enabled=False,
+        # The bot's own messages reach handlers.events, which never starts a flow with
+        # them but records them in the trigger log where they reach a trigger (SPEC §14).
+        ignoring_self_events_enabled=False,
     )
     error_listeners.register(app)
+    if isinstance(client, SealingWebClient) and client.seal is not None:  # sealed: open it
+        metadata_listeners.register(app, client.seal)
     SlashRouter(subcommands()).register(app, deps)
     # Actions, views and events, in the order Bolt tries them.
     for listeners in (
@@ -360,6 +479,7 @@ def slack_app(settings: Settings, client: AsyncWebClient, deps: HandlerDeps) -> 
         run_listeners,
         sharing_listeners,
         approval_listeners,
+        ask_listeners,
         connection_listeners,
         event_listeners,
     ):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from adapters.slack import SlackDirectory, make_client
 from bot.settings import Settings
+from bot.startup import DataDirLock, StartupError
 from cards.errors import describe
 from flows.catalog import FlowCatalog, FlowNotFound, SaveResult
 from flows.definition import DefinitionError, dump_yaml, parse_definition
@@ -65,8 +66,10 @@ def make_parser() -> argparse.ArgumentParser:
 @asynccontextmanager
 async def open_catalog(settings: Settings) -> AsyncIterator[FlowCatalog]:
     embedded: EmbeddedMongo | None = None
+    lock = DataDirLock(settings.flowbot_data_dir)
     uri = settings.mongodb_uri
     if uri is None:
+        lock.acquire()  # the embedded database takes one process at a time
         embedded = EmbeddedMongo(settings.flowbot_data_dir / "db")
         await embedded.astart()
         uri = embedded.uri
@@ -87,6 +90,7 @@ async def open_catalog(settings: Settings) -> AsyncIterator[FlowCatalog]:
         storage.close()
         if embedded is not None:
             await embedded.astop()
+        lock.release()
 
 
 def _read(path: Path) -> str:
@@ -158,6 +162,10 @@ def flows_cli(settings: Settings, argv: list[str]) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse printed the usage
         return int(exc.code or 0)
-    if args.command == "import":
-        return asyncio.run(import_flow(settings, args.file, args.team, args.user))
-    return asyncio.run(export_flow(settings, args.flow, args.team))
+    try:
+        if args.command == "import":
+            return asyncio.run(import_flow(settings, args.file, args.team, args.user))
+        return asyncio.run(export_flow(settings, args.flow, args.team))
+    except StartupError as exc:  # e.g. the server holds the data folder
+        print(f"flowbot: {exc}", file=sys.stderr)
+        return 1

@@ -6,11 +6,15 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
-from slack_sdk.signature import SignatureVerifier
+from slack_bolt.adapter.aiohttp import to_aiohttp_response
+from slack_bolt.request.async_request import AsyncBoltRequest
 
 import bot
+from adapters.sealing_client import seal_answer
 from bot.app import Flowbot
+from bot.logs import request_age, request_ids, request_kind
+from bot.metrics import metrics_handler
+from bot.slack_requests import BadRequest, check_request, signature_is_valid
 from bot.webhooks import webhook_handler
 
 FLOWBOT_KEY = web.AppKey("flowbot", Flowbot)
@@ -20,25 +24,39 @@ NOT_CONFIGURED = {
     "error": "slack_not_configured",
     "message": "Set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET to accept Slack requests.",
 }
+SOCKET_MODE_ONLY = {
+    "error": "socket_mode_only",
+    "message": "Slack's requests arrive over Socket Mode; set SLACK_SIGNING_SECRET to accept "
+    "them over HTTP too.",
+}
 
 
 async def slack_events(request: web.Request) -> web.Response:
     flowbot = request.app[FLOWBOT_KEY]
     if flowbot.bolt is None:
         return web.json_response(NOT_CONFIGURED, status=503)
-    body = await request.text()
     secret = flowbot.settings.slack_signing_secret
-    verifier = SignatureVerifier(secret.get_secret_value() if secret else "")
-    if not verifier.is_valid_request(body, dict(request.headers)):
-        # Checked before Bolt parses the body: a garbled unsigned body is a 401 too.
+    if secret is None:
+        # Socket Mode without a signing secret: nothing sent over HTTP can be verified.
+        return web.json_response(SOCKET_MODE_ONLY, status=404)
+    raw = await request.read()
+    if not signature_is_valid(secret.get_secret_value(), raw, request.headers):
+        # Checked before anything is parsed or decoded: a garbled unsigned body is a 401 too.
         return web.json_response({"error": "invalid request"}, status=401)
     try:
-        bolt_request = await to_bolt_request(request)
-    except ValueError:
-        return web.json_response(
-            {"error": "invalid_body", "message": "The body is not what Slack sends."}, status=400
-        )
+        body = check_request(raw, request.content_type)
+    except BadRequest as exc:
+        log.info("refused a signed Slack request: %s", exc.message)
+        return web.json_response({"error": "invalid_body", "message": exc.message}, status=400)
+    bolt_request = AsyncBoltRequest(
+        body=body,
+        query=request.query_string,
+        headers=request.headers,  # type: ignore[arg-type]
+    )
     bolt_response = await flowbot.bolt.async_dispatch(bolt_request)
+    # Bolt acknowledges before the listeners' work (process_before_response=False).
+    flowbot.metrics.acknowledged(request_kind(bolt_request.body), request_age(request))
+    bolt_response.body = seal_answer(flowbot.deps.client, bolt_response.body)
     return await to_aiohttp_response(bolt_response)
 
 
@@ -47,6 +65,7 @@ async def healthz(request: web.Request) -> web.Response:
     db_ok = await flowbot.storage.ping()
     body = {"status": "ok" if db_ok else "degraded", "db": "ok" if db_ok else "unreachable"}
     body["version"] = bot.__version__
+    body["socket"] = await flowbot.socket.state() if flowbot.socket is not None else "off"
     return web.json_response(body, status=200 if db_ok else 503)
 
 
@@ -73,10 +92,12 @@ async def json_errors(
 
 def create_web_app(flowbot: Flowbot) -> web.Application:
     # Slack payloads are small; webhooks are capped lower in their own handler.
-    app = web.Application(client_max_size=1024 * 1024, middlewares=[json_errors])
+    app = web.Application(client_max_size=1024 * 1024, middlewares=[request_ids, json_errors])
     app[FLOWBOT_KEY] = flowbot
     app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/healthz", healthz)
+    if flowbot.counts is not None:
+        app.router.add_get("/metrics", metrics_handler(flowbot.metrics, flowbot.counts))
     app.router.add_post("/hooks/{flow_id}", webhook_handler(FLOWBOT_KEY))
     return app
 

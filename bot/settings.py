@@ -19,11 +19,15 @@ class Settings(BaseSettings):
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
+    # An app-level token (xapp-…, scope connections:write): Socket Mode instead of HTTP.
+    slack_app_token: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
     mongodb_uri: str | None = None
     mongodb_db: str = Field(default="flowbot", min_length=1, max_length=63)
     port: int = Field(default=3000, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    # text: one readable line per record; json: one JSON object per line
+    log_format: Literal["text", "json"] = "text"
     flowbot_secret_key: SecretStr | None = None
     flowbot_data_dir: Path = Path("data")
     # Hosts http_request steps may reach even though they are private or loopback.
@@ -37,6 +41,11 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() or "text" if isinstance(value, str) else value
 
     @field_validator("slack_api_url")
     @classmethod
@@ -68,14 +77,36 @@ class Settings(BaseSettings):
             raise ValueError("must start with mongodb:// or mongodb+srv://")
         return value
 
-    @field_validator("slack_bot_token", "slack_signing_secret", "flowbot_secret_key", mode="before")
+    @field_validator(
+        "slack_bot_token",
+        "slack_signing_secret",
+        "slack_app_token",
+        "flowbot_secret_key",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
 
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xapp-"):
+            raise ValueError("must be an app-level token (xapp-…) with the connections:write scope")
+        return value
+
+    @property
+    def socket_mode(self) -> bool:
+        """Slack reaches the bot over a Socket Mode connection (SLACK_APP_TOKEN set)."""
+        return self.slack_app_token is not None
+
     @property
     def slack_configured(self) -> bool:
-        return self.slack_bot_token is not None and self.slack_signing_secret is not None
+        """A bot token, and a way for Slack's requests to arrive: signed HTTP requests
+        (SLACK_SIGNING_SECRET) or a Socket Mode connection (SLACK_APP_TOKEN)."""
+        return self.slack_bot_token is not None and (
+            self.slack_signing_secret is not None or self.slack_app_token is not None
+        )
 
     @property
     def allowed_http_hosts(self) -> frozenset[str]:

@@ -14,6 +14,7 @@ from cards.common import Message, error_message, escape
 from cards.connections import describe_connections_error
 from cards.flows import describe_flows_error
 from cards.runs import describe_runs_error
+from cards.schedule_insight import describe_schedule_error
 from cards.sharing import describe_sharing_error
 from flows.errors import FlowbotError, FlowNotFound, NotAllowed
 
@@ -47,6 +48,7 @@ _AREAS: list[Callable[[FlowbotError], str | None]] = [
     describe_approvals_error,
     describe_sharing_error,
     describe_connections_error,
+    describe_schedule_error,
 ]
 
 

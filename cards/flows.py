@@ -18,9 +18,12 @@ from cards.common import (
     message,
     section,
 )
+from cards.control_steps import CONTROL_STEPS, control_bodies, control_summary
+from cards.slack_steps import slack_step_summary
 from flows.catalog import CreationRefused, NameTaken, NotAWebhookFlow, VersionConflict
 from flows.definition import (
     ApprovalStep,
+    AskStep,
     ConditionStep,
     DelayStep,
     FlowDefinition,
@@ -44,6 +47,7 @@ DELETE_CONFIRM_ACTION = "flow_delete_confirm"
 DELETE_CANCEL_ACTION = "flow_delete_cancel"
 
 # One exported message stays well under Slack's total size for blocks in a message.
+DEFAULT_ALERT_AFTER = FlowDefinition.model_fields["alert_after"].default
 EXPORT_CHARS_PER_BLOCK = 2800
 EXPORT_BLOCKS_PER_MESSAGE = 4
 # A slash command's response_url takes five answers; keep one for errors.
@@ -76,7 +80,10 @@ def describe_trigger(flow: FlowRecord) -> str:
 
 
 def _step_summary(step: Step) -> str:
-    if isinstance(step, PostMessageStep):
+    slack = slack_step_summary(step)
+    if slack is not None:
+        what = slack
+    elif isinstance(step, PostMessageStep):
         what = f"post in {step.channel}"
     elif isinstance(step, SendDmStep):
         what = f"DM {step.user}"
@@ -84,12 +91,16 @@ def _step_summary(step: Step) -> str:
         what = f"{step.method} {step.path} via `{step.connection}`"
     elif isinstance(step, ApprovalStep):
         what = f"approval ({step.mode.replace('_', ' ')}): {step.title}"
+    elif isinstance(step, AskStep):
+        what = f"ask {', '.join(step.to)} to fill in: {step.title} ({len(step.fields)} fields)"
     elif isinstance(step, ConditionStep):
         what = f"if {step.if_}"
     elif isinstance(step, DelayStep):
         what = f"wait {step.duration}" if step.duration else f"wait until {step.until}"
     elif isinstance(step, SetVariableStep):
         what = f"set vars.{step.name}"
+    elif step.type in CONTROL_STEPS:
+        what = control_summary(step)
     else:
         what = str(getattr(step, "type", "?"))
     return clip(escape(what), 120)
@@ -107,6 +118,9 @@ def describe_steps(steps: Sequence[Step], depth: int = 0) -> list[str]:
             if step.else_:
                 lines.append(f"{pad}    _else_")
                 lines += describe_steps(step.else_, depth + 1)
+        for label, body in control_bodies(step):
+            lines.append(f"{pad}    _{label}_")
+            lines += describe_steps(body, depth + 1)
     return lines
 
 
@@ -118,6 +132,27 @@ def _inputs(definition: FlowDefinition) -> str:
         required = ", required" if item.required else ""
         parts.append(f"`{item.id}` ({item.type}{required})")
     return ", ".join(parts)
+
+
+def _policy_facts(definition: FlowDefinition) -> list[str]:
+    """A schedule's `overlap`, `jitter` and `catchup_window`, any trigger's `when`, and
+    `alert_after` when it is not the default (SPEC §14)."""
+    facts = []
+    trigger = definition.trigger
+    if isinstance(trigger, ScheduleTrigger):
+        parts = [f"overlap `{trigger.overlap}`", f"jitter {trigger.jitter or 'none'}"]
+        parts.append(f"catch-up window {trigger.catchup_window}")
+        facts.append(f"*Schedule policies:* {' · '.join(parts)}")
+    if trigger.when is not None:
+        facts.append(f"*Only when:* `{escape(trigger.when)}` (else no run; `/flow why`)")
+    alert_after = definition.alert_after
+    if alert_after != DEFAULT_ALERT_AFTER:
+        facts.append(
+            f"*Failure alerts:* after {alert_after} failed runs in a row"
+            if alert_after
+            else "*Failure alerts:* off"
+        )
+    return facts
 
 
 def flow_card(flow: FlowRecord, next_run: datetime | None) -> Message:
@@ -138,11 +173,14 @@ def flow_card(flow: FlowRecord, next_run: datetime | None) -> Message:
         facts.append(f"*Run-only:* {', '.join(mention(p) for p in runners)}")
     if definition.notify:
         facts.append(f"*Notifies:* {escape(definition.notify)}")
+    facts += _policy_facts(definition)
     if isinstance(definition.trigger, ScheduleTrigger):
         if not flow.enabled:
             facts.append("*Next run:* none while the flow is off")
         elif next_run is not None:
-            facts.append(f"*Next run:* {_when(next_run)}")
+            local = next_run.astimezone(definition.trigger.zone).strftime("%a %H:%M %Z")
+            zone = definition.trigger.timezone
+            facts.append(f"*Next run:* {_when(next_run)} ({local} in {zone}; `/flow next`)")
     blocks = [section(head), section("\n".join(facts))]
     blocks += [section(text) for text in _chunks(describe_steps(definition.steps), "*Steps*")]
     blocks.append(context(f"Flow id `{flow.id}` · last saved by <@{flow.updated_by}>"))

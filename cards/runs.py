@@ -27,6 +27,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from cards.common import Message, clip, context, escape, message, section
+from cards.run_steps import keys_of, places, step_name, step_order
 from flows.definition import FlowInput
 from flows.durations import format_duration
 from flows.errors import FlowbotError
@@ -87,6 +88,10 @@ def duration(run: RunRecord, now: datetime) -> str:
 
 
 def starter(run: RunRecord) -> str:
+    if run.trigger.type == "call":
+        parent = run.trigger.data.get("parent_flow", "another flow")
+        by = f" (started by <@{run.started_by}>)" if run.started_by else ""
+        return f"run `{escape(str(run.parent_run))}` of *{escape(str(parent))}*{by}"
     if run.started_by:
         return f"<@{run.started_by}>"
     kind = run.trigger.type
@@ -94,21 +99,25 @@ def starter(run: RunRecord) -> str:
 
 
 def _step_order(run: RunRecord) -> list[str]:
-    order = [step.id for step in run.definition.walk_steps()]
-    return [s for s in order if s in run.steps] + [s for s in run.steps if s not in order]
+    return step_order(run)
 
 
-def _step_line(result: StepResult, run: RunRecord) -> str:
+def _step_line(result: StepResult, run: RunRecord, where: dict[str, str] | None = None) -> str:
+    name = step_name(result.step_id, where if where is not None else places(run.definition))
     if result.status == "waiting" and run.status == "cancelled":
         # The run was cancelled while this step waited (a delay, an approval).
-        return f"{STATUS_EMOJI['cancelled']} `{escape(result.step_id)}` {result.type} — cancelled"
+        return f"{STATUS_EMOJI['cancelled']} {name} {result.type} — cancelled"
     emoji = STATUS_EMOJI.get(result.status, ":grey_question:")
-    line = f"{emoji} `{escape(result.step_id)}` {result.type}"
+    line = f"{emoji} {name} {result.type}"
     if result.status == "waiting":
         until = result.output.get("until")
         line += f" — waiting until {escape(str(until))}" if until else " — waiting"
     if result.output.get("branch"):
         line += f" → {result.output['branch']}"
+    if result.type == "switch" and result.status == "succeeded":
+        line += f" → {result.output.get('case') or 'no case'}"
+    if result.type == "for_each" and "count" in result.output:
+        line += f" — {result.output['count']} items"
     if result.error:
         line += f" — {escape(clip(result.error, 300))}"
     return line
@@ -133,7 +142,8 @@ def _headline(run: RunRecord) -> str:
 
 def run_notice(run: RunRecord, now: datetime) -> Message:
     """The one message per run in the flow's notify channel, updated as it goes."""
-    lines = [_step_line(run.steps[s], run) for s in _step_order(run)]
+    where = places(run.definition)
+    lines = [_step_line(run.steps[s], run, where) for s in _step_order(run)]
     total = sum(1 for _ in run.definition.walk_steps())
     blocks = [section(_headline(run) + f" (started by {starter(run)})")]
     if lines:
@@ -242,6 +252,55 @@ def _summary(output: Mapping[str, Any], limit: int = 300) -> str:
     return clip(text, limit)
 
 
+def _result_block(result: StepResult, run: RunRecord, where: dict[str, str]) -> dict[str, Any]:
+    line = _step_line(result, run, where)
+    hidden = ("branch", "items", "results", "branches")
+    summary = _summary({k: v for k, v in result.output.items() if k not in hidden})
+    if summary:
+        line += f"\n```{summary.replace('```', '`‵`')}```"
+    return section(line)
+
+
+def _many_blocks(
+    run: RunRecord, step: Any, keys: list[str], where: dict[str, str]
+) -> list[dict[str, Any]]:
+    """A step of a long loop: how many iterations ended how, and those that failed or wait."""
+    results = [run.steps[k] for k in keys]
+    counts = {r.status: sum(1 for x in results if x.status == r.status) for r in results}
+    said = ", ".join(f"{n} {status}" for status, n in counts.items())
+    name = step_name(step.id, where)
+    blocks = [section(f":repeat: {name} {step.type} — {len(keys)} iterations: {said}")]
+    odd = [r for r in results if r.status != "succeeded"][:5]
+    return blocks + [_result_block(r, run, where) for r in odd]
+
+
+def _step_blocks(run: RunRecord) -> list[dict[str, Any]]:
+    """A section per step; a step in a loop body one per iteration (a long loop: the
+    counts, and the iterations that did not succeed)."""
+    where = places(run.definition)
+    order = step_order(run)
+    blocks: list[dict[str, Any]] = []
+    for step in run.definition.walk_steps():
+        keys = keys_of(run, step.id, order)
+        if not keys:
+            status = "not run" if run.finished else "not yet"
+            name = step_name(step.id, where)
+            blocks.append(section(f":white_circle: {name} {step.type} — {status}"))
+        elif len(keys) > 5:
+            blocks += _many_blocks(run, step, keys, where)
+        else:
+            blocks += [_result_block(run.steps[k], run, where) for k in keys]
+        if len(blocks) >= 88:
+            blocks = blocks[:88]
+            blocks.append(context("… more steps not shown"))
+            break
+    if run.outputs:
+        blocks.append(
+            section("*Outputs*\n```" + _summary(run.outputs).replace("```", "`‵`") + "```")
+        )
+    return blocks
+
+
 def run_details_view(run: RunRecord, now: datetime) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = [
         section(_headline(run)),
@@ -256,20 +315,7 @@ def run_details_view(run: RunRecord, now: datetime) -> dict[str, Any]:
     else:
         blocks.append(section("*Inputs*\nnone"))
     blocks.append(DividerBlock().to_dict())
-    for step in run.definition.walk_steps():
-        result = run.steps.get(step.id)
-        if result is None:
-            status = "not run" if run.finished else "not yet"
-            blocks.append(section(f":white_circle: `{escape(step.id)}` {step.type} — {status}"))
-        else:
-            line = _step_line(result, run)
-            summary = _summary({k: v for k, v in result.output.items() if k not in ("branch",)})
-            if summary:
-                line += f"\n```{summary.replace('```', '`‵`')}```"
-            blocks.append(section(line))
-        if len(blocks) >= 95:
-            blocks.append(context("… more steps not shown"))
-            break
+    blocks += _step_blocks(run)
     if run.status == "cancelled":
         why = _cancel_reason(run, 2500)
         blocks.append(section(f"{STATUS_EMOJI['cancelled']} *Cancelled*: {why}"))
@@ -427,3 +473,7 @@ def describe_runs_error(error: FlowbotError) -> str | None:
     if isinstance(error, RunHidden):
         return "You can't see this run."
     return None
+
+
+# The modal widget of one input (also the `ask` step's form, `cards.asks`).
+input_element = _element

@@ -21,9 +21,11 @@ def skipped_message(
     last: datetime,
     timezone: str,
     next_run: datetime | None,
+    catchup_window: str | None = None,
 ) -> Message:
-    """To the owners: scheduled runs were missed during downtime and, by the flow's
-    misfire policy (`skip`), not run."""
+    """To the owners: scheduled runs were missed during downtime and not run: by the
+    flow's misfire policy `skip`, or (with `catchup_window` given) because under
+    `run_once` the newest was older than the catch-up window."""
     name = escape(flow_name)
     runs = f"more than {count}" if capped else str(count)
     plural = "run" if count == 1 and not capped else "runs"
@@ -32,15 +34,26 @@ def skipped_message(
     else:
         span = f"planned from {_when(first, timezone)} to {_when(last, timezone)}"
     text = f"{name}: {runs} scheduled {plural} skipped while Flowbot was unavailable."
-    details = (
+    missed = (
         f":fast_forward: *{name}* missed {runs} scheduled {plural} ({span}) while Flowbot "
-        "was unavailable. Its misfire policy is *skip*, so they were not run."
+        "was unavailable."
     )
+    if catchup_window is None:
+        details = f"{missed} Its misfire policy is *skip*, so they were not run."
+        hint = (
+            "To run once after downtime instead, set `misfire: run_once` in the schedule "
+            "(`/flow edit`). Owners can also run it now with `/flow run`."
+        )
+    else:
+        details = (
+            f"{missed} Its misfire policy is *run_once*, but the newest was more than "
+            f"its catch-up window (*{escape(catchup_window)}*) late, so none was run."
+        )
+        hint = (
+            "To catch up after longer downtime, raise `catchup_window` in the schedule "
+            "(`/flow edit`). Owners can also run it now with `/flow run`."
+        )
     after = f"Next run: {_when(next_run, timezone)}." if next_run is not None else "No next run."
-    hint = (
-        "To run once after downtime instead, set `misfire: run_once` in the schedule "
-        "(`/flow edit`). Owners can also run it now with `/flow run`."
-    )
     return message(text, section(details), context(f"{after} {hint}"))
 
 

@@ -9,12 +9,13 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import aiohttp
 from slack_sdk.signature import SignatureVerifier
 
 from .server import JSON, SlackEmulator, SlackError, elements, public_message, public_view
+from .socket_mode import NoConnection, SocketModeEmulator
 
 ACK_TIMEOUT = 3.0  # Slack gives up on an acknowledgement after 3 seconds
 FORM = "application/x-www-form-urlencoded"
@@ -140,7 +141,8 @@ def state_values(
 
 
 class SlackDriver:
-    """Sends the bot what Slack sends, signed, over real HTTP, and applies its answers."""
+    """Sends the bot what Slack sends, signed, over real HTTP (or as envelopes on its Socket
+    Mode connection, with `socket`), and applies its answers."""
 
     def __init__(
         self,
@@ -148,8 +150,11 @@ class SlackDriver:
         signing_secret: str,
         emulator: SlackEmulator,
         session: aiohttp.ClientSession | None = None,
+        *,
+        socket: SocketModeEmulator | None = None,
     ) -> None:
         self.url = bot_events_url
+        self.socket = socket
         self.verifier = SignatureVerifier(signing_secret)
         self.emulator = emulator
         self._session = session
@@ -161,6 +166,11 @@ class SlackDriver:
         if self._own_session and self._session is not None:
             await self._session.close()
             self._session = None
+
+    @classmethod
+    def over_socket(cls, emulator: SlackEmulator) -> SlackDriver:
+        """A driver delivering through the emulator's Socket Mode connection to the bot."""
+        return cls("", "unused-over-the-socket", emulator, socket=emulator.socket_mode)
 
     async def __aenter__(self) -> SlackDriver:
         return self
@@ -194,8 +204,38 @@ class SlackDriver:
     async def _send(
         self, body: str, content_type: str, headers: Mapping[str, str] | None = None
     ) -> DriverResponse:
+        if self.socket is not None:
+            return await self._send_over_socket(self.socket, body, content_type, headers or {})
         all_headers = {"Content-Type": content_type, "User-Agent": USER_AGENT, **self.sign(body)}
         return await self.post_raw(body.encode(), {**all_headers, **(headers or {})})
+
+    async def _send_over_socket(
+        self, socket: SocketModeEmulator, body: str, content_type: str, headers: Mapping[str, str]
+    ) -> DriverResponse:
+        """What would have been POSTed, as a Socket Mode envelope; the ack as the answer."""
+        if content_type == FORM:
+            fields = dict(parse_qsl(body, keep_blank_values=True))
+            if set(fields) == {"payload"}:
+                kind, payload = "interactive", json.loads(fields["payload"])
+            else:
+                kind, payload = "slash_commands", fields
+        else:
+            kind, payload = "events_api", json.loads(body)
+        start = time.perf_counter()
+        try:
+            ack = await socket.send(
+                kind,
+                payload,
+                retry_attempt=int(headers.get("X-Slack-Retry-Num", 0)),
+                retry_reason=headers.get("X-Slack-Retry-Reason", ""),
+            )
+        except NoConnection:
+            return DriverResponse(0, "", None, 0.0, {}, error="no_socket_connection")
+        elapsed = time.perf_counter() - start
+        if ack is None:  # never acknowledged
+            return DriverResponse(200, "", None, elapsed, {}, error="operation_timeout")
+        text = json.dumps(ack.payload) if ack.payload else ""
+        return DriverResponse(200, text, ack.payload, ack.elapsed, {})
 
     async def _send_payload(self, payload: JSON) -> DriverResponse:
         return await self._send(urlencode({"payload": json.dumps(payload)}), FORM)

@@ -26,6 +26,8 @@ from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
+from .socket_mode import SocketModeEmulator
+
 JSON = dict[str, Any]
 
 MESSAGE_BLOCKS_MAX = 50
@@ -143,6 +145,8 @@ class SlackEmulator:
         self.latency = latency
         self.trigger_ttl = trigger_ttl
         self.app = web.Application()
+        self.socket_mode = SocketModeEmulator(self)  # apps.connections.open, the WebSocket
+        self.socket_mode.mount(self.app)
         self.app.router.add_route("*", "/api/{method}", self._handle_api)
         self.app.router.add_post("/response/{rid}", self._handle_response_url)
         self._runner: web.AppRunner | None = None
@@ -172,6 +176,11 @@ class SlackEmulator:
             "conversations.history": self._conversations_history,
             "usergroups.users.list": self._usergroups_users_list,
         }
+        # Channels, members, topics and reactions (emulator/conversations.py).
+        from emulator.conversations import ConversationMethods
+
+        self.conversations = ConversationMethods(self)
+        self._methods.update(self.conversations.methods())
         self.add_user(bot_user_id, "flowbot", is_bot=True)
         self.reset()
 
@@ -186,6 +195,7 @@ class SlackEmulator:
         self._port = self._runner.addresses[0][1]
 
     async def stop(self) -> None:
+        await self.socket_mode.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -687,6 +697,8 @@ class SlackEmulator:
         channel = self.resolve_channel(p.get("channel"), create=True)
         text, blocks = self._content(p)
         extra = {k: p[k] for k in ("attachments",) if k in p}
+        if p.get("thread_ts") and truthy(p.get("reply_broadcast")):
+            extra["reply_broadcast"] = True
         msg = self._store_message(
             channel, text, blocks, thread_ts=p.get("thread_ts"), metadata=p.get("metadata"), **extra
         )
@@ -704,6 +716,8 @@ class SlackEmulator:
         msg = self.find_message(channel, p.get("ts"))
         if msg is None:
             raise SlackError("message_not_found")
+        if msg.get("user") != self.bot_user_id:
+            raise SlackError("cant_update_message")
         text, blocks = self._content(p)
         self._edit(msg, p, text, blocks)
         message = public_message(msg)

@@ -116,7 +116,7 @@ def _options(req: ApprovalRequest) -> tuple[list[str], str]:
     return options, approve_option
 
 
-def _deadlines(
+def deadlines(
     now: datetime, timeout: timedelta | None, reminder: timedelta | None
 ) -> tuple[datetime | None, datetime | None]:
     """(timeout_at, reminder_at); a reminder that would fall before now is dropped."""
@@ -214,7 +214,7 @@ class ApprovalService:
         minimum = _quorum(req, len(approvers))
         options, approve_option = _options(req)
         now = self.clock.now()
-        timeout_at, reminder_at = _deadlines(now, req.timeout, req.reminder)
+        timeout_at, reminder_at = deadlines(now, req.timeout, req.reminder)
         channel = await self._resolve_channel(req.team_id, req.channel)
         notify_channel = await self._resolve_channel(req.team_id, req.notify_channel)
         return ApprovalRecord(
@@ -262,15 +262,23 @@ class ApprovalService:
     async def pending_for(self, team_id: str, user: str) -> list[ApprovalRecord]:
         return await self.store.pending_for(team_id, user)
 
-    async def check(self, approval_id: str, user: str, option: str | None = None) -> RespondResult:
-        """Would this user's response count now? (Before opening the comment modal.)"""
+    async def check(
+        self, approval_id: str, user: str, option: str | None = None, team_id: str | None = None
+    ) -> RespondResult:
+        """Would this user's response count now? (Before opening the comment modal.)
+        `team_id`: the clicker's workspace (from Slack's payload); another's approval is
+        not found."""
         record = await self.store.get(approval_id)
-        return self._refusal(record, user, option) or RespondResult("recorded", record)
+        return self._refusal(record, user, option, team_id) or RespondResult("recorded", record)
 
     def _refusal(
-        self, record: ApprovalRecord | None, user: str, option: str | None
+        self,
+        record: ApprovalRecord | None,
+        user: str,
+        option: str | None,
+        team_id: str | None = None,
     ) -> RespondResult | None:
-        if record is None:
+        if record is None or (team_id is not None and record.team_id != team_id):
             return RespondResult("not_found")
         if user not in record.approvers:
             return RespondResult("not_approver", record)
@@ -285,14 +293,20 @@ class ApprovalService:
         return None
 
     async def respond(
-        self, approval_id: str, user: str, option: str, comment: str | None = None
+        self,
+        approval_id: str,
+        user: str,
+        option: str,
+        comment: str | None = None,
+        team_id: str | None = None,
     ) -> RespondResult:
-        """Record one response exactly once; decide when the mode says so."""
+        """Record one response exactly once; decide when the mode says so. `team_id`: the
+        responder's workspace (from Slack's payload); another's approval is not found."""
         comment = (comment or "").strip()[:COMMENT_LIMIT] or None
         # Each failed compare-and-set means another response landed; bounded retries.
         for _ in range(1000):
             record = await self.store.get(approval_id)
-            refusal = self._refusal(record, user, option)
+            refusal = self._refusal(record, user, option, team_id)
             if refusal is not None:
                 return refusal
             assert record is not None
@@ -401,7 +415,7 @@ class ApprovalStepExecutor:
         request = ApprovalRequest(
             team_id=run.team_id,
             run_id=run.id,
-            step_id=step.id,
+            step_id=ctx.step_id,
             flow_id=run.flow_id,
             flow_name=run.flow_name,
             requester=run.started_by,
@@ -430,9 +444,9 @@ class ApprovalStepExecutor:
         self, step: ApprovalStep, ctx: StepContext, payload: Mapping[str, Any]
     ) -> Outcome:
         if is_timer(payload):
-            record = await self.service.on_timer(ctx.run.id, step.id)
+            record = await self.service.on_timer(ctx.run.id, ctx.step_id)
         else:
-            record = await self.service.store.get_for_step(ctx.run.id, step.id)
+            record = await self.service.store.get_for_step(ctx.run.id, ctx.step_id)
         if record is None:
             raise StepFailed("the approval request of this step is missing")
         return await self._settle(record)

@@ -21,6 +21,7 @@ from flows.errors import FlowNotFound as FlowNotFound  # re-exported: importers 
 from flows.permissions import Access, Action, allowed, resolve_access
 from flows.ports import Clock, Directory, IdGenerator
 from flows.records import FlowRecord, SlotBinding
+from flows.schedule_policies import next_firing_times
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +263,9 @@ class FlowCatalog:
     def next_run(self, flow: FlowRecord) -> datetime | None:
         trigger = flow.definition.trigger
         if isinstance(trigger, ScheduleTrigger) and flow.enabled:
-            return trigger.next_fire_time(self.clock.now())
+            # The computation `/flow next` shows (the flow's timezone, DST included).
+            upcoming = next_firing_times(trigger, self.clock.now(), 1)
+            return upcoming[0] if upcoming else None
         return None
 
     async def versions(self, team_id: str, user_id: str, ref: str) -> list[FlowVersion]:

@@ -38,6 +38,7 @@ _ORDER = (
     "expense-approval",
     "daily-standup",
     "incident-alert",
+    "incident-room",
     "welcome-new-members",
     "webhook-to-channel",
     "deploy-request",

@@ -40,7 +40,9 @@ __all__ = [
     "hides_flow",
     "is_principal",
     "may_add",
+    "may_backfill",
     "may_create_flows",
+    "may_read_trigger_log",
     "may_remove",
     "may_set_creation_policy",
     "may_view_run",
@@ -229,3 +231,13 @@ async def may_create_flows(
 async def may_set_creation_policy(team_id: str, user_id: str, directory: Directory) -> bool:
     """Only workspace admins (and owners) choose who may create flows."""
     return await directory.is_workspace_admin(team_id, user_id)
+
+
+def may_read_trigger_log(flow: FlowRecord, access: Access) -> bool:
+    """`/flow why` and `/flow next` (SPEC §14): owners, as for the full run history."""
+    return access.is_owner and allowed(Action.VIEW_HISTORY, flow, access)
+
+
+def may_backfill(flow: FlowRecord, access: Access) -> bool:
+    """`/flow backfill` (SPEC §14): owners, who may run the scheduled flow by hand."""
+    return access.is_owner and allowed(Action.RUN, flow, access)

@@ -50,6 +50,8 @@ class Messenger(Protocol):
         blocks: Sequence[dict[str, Any]] | None = None,
         *,
         metadata: Mapping[str, Any] | None = None,
+        thread_ts: str | None = None,
+        reply_broadcast: bool = False,
     ) -> MessageRef: ...
 
     async def update_message(

@@ -1,12 +1,14 @@
 """Posting once across a crash.
 
-When a run is picked up after its driver died (or was interrupted at a shutdown), the
-step that was running may have posted already, just before the crash, without being
-recorded. Such a step is "in doubt" (`StepContext.in_doubt`): before posting,
+When a run is picked up after its driver died (or was interrupted at a shutdown), a step
+that was running (several, in parallel branches) may have posted already, just before the
+crash, without being recorded. The steps run in such a drive are "in doubt"
+(`StepContext.in_doubt`, until the run next waits or ends): before posting,
 `find_earlier_post` looks in the channel's recent history (Slack's conversations.history
 with `include_all_metadata`) for a message carrying this run's metadata
 (`flows.triggers.run_message_metadata`) with the same text that no recorded step of the
-run posted, and the step takes that message instead of posting again.
+run posted, and the step takes that message instead of posting again. A reply in a
+thread is not in the channel's history and is posted again.
 """
 
 from __future__ import annotations

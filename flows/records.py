@@ -68,7 +68,7 @@ class FlowRecord(BaseModel):
 class RunTrigger(BaseModel):
     """What started a run: a person (manual), a schedule slot, a Slack event or a webhook."""
 
-    type: Literal["manual", "schedule", "message", "reaction", "member_joined", "webhook"]
+    type: Literal["manual", "schedule", "message", "reaction", "member_joined", "webhook", "call"]
     user: str | None = None
     data: dict[str, Any] = Field(default_factory=dict)
 
@@ -81,6 +81,8 @@ class StepResult(BaseModel):
     error: str | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    # A waiting step's own wake-up time (several steps may wait at once in branches).
+    wake_at: datetime | None = None
 
 
 class MessageRef(BaseModel):
@@ -114,6 +116,12 @@ class RunRecord(BaseModel):
     run_key: str | None = None
     depth: int = 0
     notify_message: MessageRef | None = None
+    # Flow-level outputs, evaluated when the run succeeds.
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    # A run started by a call_flow step: the calling run and step, and its call depth.
+    parent_run: str | None = None
+    parent_step: str | None = None
+    call_depth: int = 0
     # Where the starter of an instant run is told the result (their DM, or a response_url).
     reply_to: str | None = None
 

@@ -68,13 +68,36 @@ class StepFailed(Exception):
         return f"field {self.field}: {self.message}" if self.field else self.message
 
 
-class StepContext:
-    """What an executor sees of the run: its data, template rendering, its variables."""
+@dataclass(frozen=True)
+class Scope:
+    """Where a step runs: at the top (no prefix) or in an iteration of a for_each, whose
+    steps are recorded under ``<loop key>[<index>]/<step id>`` (``each[2]/post``, nested:
+    ``outer[0]/inner[3]/post``). ``locals`` are ``item`` and ``index`` in a loop body."""
 
-    def __init__(self, run: RunRecord, step_id: str, clock: Clock) -> None:
+    prefixes: tuple[str, ...] = ()
+    locals: Mapping[str, Any] = field(default_factory=dict)
+
+    def key(self, step_id: str) -> str:
+        return (self.prefixes[-1] if self.prefixes else "") + step_id
+
+    def iteration(self, loop_key: str, index: int, item: Any) -> Scope:
+        prefix = f"{loop_key}[{index}]/"
+        return Scope((*self.prefixes, prefix), {"item": item, "index": index})
+
+
+ROOT = Scope()
+
+
+class StepContext:
+    """What an executor sees of the run: its data, template rendering, its variables.
+    `step_id` is the key the step's result is recorded under (its id, in a loop body
+    prefixed by the iteration: see `Scope`)."""
+
+    def __init__(self, run: RunRecord, step_id: str, clock: Clock, scope: Scope = ROOT) -> None:
         self.run = run
         self.step_id = step_id
         self.clock = clock
+        self.scope = scope
         # The step was running when its run's driver died: its effect may have happened
         # (`flows.post_recovery` looks a post up before sending it again).
         self.in_doubt = False
@@ -94,7 +117,7 @@ class StepContext:
         self.run.vars[name] = storable(value)
 
     def template_data(self) -> dict[str, Any]:
-        return template_data(self.run)
+        return template_data(self.run, self.scope)
 
     def render(self, field_name: str, source: Any) -> str:
         """Render a text field on the event loop (a short time budget); a template error
@@ -153,6 +176,34 @@ class BranchingExecutor(Protocol):
     runs `children(step, output)`; the output recorded decides the branch on resume."""
 
     def children(self, step: Any, output: Mapping[str, Any]) -> Sequence[Any]: ...
+
+
+class Body(Protocol):
+    """What a container step (for_each, parallel) gets from the runner to run its steps."""
+
+    async def run(self, steps: Sequence[Any], scope: Scope) -> None:
+        """Run steps in `scope` (finished ones are skipped, a waiting one resumes)."""
+        ...
+
+    async def group(
+        self, jobs: Sequence[Callable[[], Awaitable[None]]], concurrency: int
+    ) -> list[str]:
+        """Run `jobs` (each runs steps through `run`), `concurrency` at once, in order;
+        after a failure no new job starts. Returns when all have ended: the errors of
+        the failed ones (each failed step is recorded). If one waits, the whole run
+        waits once every job has ended or waits too."""
+        ...
+
+    async def record(self, result: StepResult) -> None:
+        """Record the container's own progress (a loop's items) in one write."""
+        ...
+
+
+@runtime_checkable
+class ContainerExecutor(Protocol):
+    """An executor of a step that contains steps it runs itself (for_each, parallel)."""
+
+    async def run_body(self, step: Any, ctx: StepContext, body: Body) -> Done: ...
 
 
 class ExecutorRegistry:
@@ -228,6 +279,28 @@ class Claim:
     crashes: int = 0
     # Claimed from a driver that died or was interrupted: its next step may be half done.
     after_crash: bool = False
+
+
+@dataclass(frozen=True)
+class ChildCall:
+    """A run started by a call_flow step: its id is derived from the calling run and
+    step (so a step resumed after a crash finds its child instead of starting another)."""
+
+    parent_run: str
+    parent_step: str
+    call_depth: int
+
+    @property
+    def child_id(self) -> str:
+        return f"{self.parent_run}-" + re.sub(r"[^A-Za-z0-9_]+", "-", self.parent_step).strip("-")
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "id": self.child_id,
+            "parent_run": self.parent_run,
+            "parent_step": self.parent_step,
+            "call_depth": self.call_depth,
+        }
 
 
 class DuplicateRun(Exception):
@@ -391,15 +464,29 @@ def explain_template_error(source: Any, message: str) -> str:
     return message
 
 
-def template_data(run: RunRecord) -> dict[str, Any]:
-    """The names templates see: inputs, trigger, steps, run, vars (plain data)."""
+def _step_view(result: StepResult) -> dict[str, Any]:
+    return {**result.output, "status": result.status, "error": result.error}
+
+
+def scoped_steps(run: RunRecord, scope: Scope) -> dict[str, Any]:
+    """`steps` as a step in `scope` sees them: the top-level results, and inside a loop
+    the results of this iteration (and of the enclosing iterations) under their ids."""
     steps: dict[str, Any] = {}
-    for step_id, result in run.steps.items():
-        steps[step_id] = {
-            **result.output,
-            "status": result.status,
-            "error": result.error,
-        }
+    for key, result in run.steps.items():
+        if "/" not in key:
+            steps[key] = _step_view(result)
+    for prefix in scope.prefixes:
+        size = len(prefix)
+        for key, result in run.steps.items():
+            if key.startswith(prefix) and "/" not in key[size:]:
+                steps[key[size:]] = _step_view(result)
+    return steps
+
+
+def template_data(run: RunRecord, scope: Scope = ROOT) -> dict[str, Any]:
+    """The names templates see: inputs, trigger, steps, run, vars (plain data), and in a
+    loop body item and index."""
+    steps = scoped_steps(run, scope)
     trigger = {**run.trigger.data, "type": run.trigger.type, "user": run.trigger.user}
     return {
         "inputs": dict(run.inputs),
@@ -417,4 +504,5 @@ def template_data(run: RunRecord) -> dict[str, Any]:
             "team_id": run.team_id,
         },
         "vars": dict(run.vars),
+        **scope.locals,
     }

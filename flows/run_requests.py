@@ -14,7 +14,7 @@ from typing import Any
 
 from flows.catalog import FlowCatalog
 from flows.connections import RUN_CHOICES_KEY
-from flows.definition import FlowInput
+from flows.definition import FlowInput, ManualTrigger
 from flows.errors import FlowbotError, FlowNotFound
 from flows.permissions import (
     Action,
@@ -26,6 +26,8 @@ from flows.permissions import (
 from flows.ports import Directory
 from flows.records import FlowRecord, RunRecord, RunTrigger
 from flows.runner import Runner
+from flows.templating import TemplateError
+from flows.trigger_log import Reason, TriggerLog, when_allows
 
 HISTORY_SIZE = 15
 
@@ -59,6 +61,29 @@ class HistoryNotAllowed(FlowbotError):
         super().__init__(f"{user_id} may not see the runs of flow {flow_name!r}.")
         self.flow_name = flow_name
         self.user_id = user_id
+
+
+class ConditionNotMet(FlowbotError):
+    """The manual trigger's `when` was false (or could not be evaluated): no run."""
+
+    def __init__(self, flow_name: str) -> None:
+        super().__init__(f"{flow_name}: its trigger condition is false")
+        self.flow_name = flow_name
+
+
+def _when_refuses(flow: FlowRecord, trigger: RunTrigger) -> tuple[Reason, str] | None:
+    """A manual trigger's `when` about this start: None (allowed) or the trigger log's
+    reason and detail. Only a manual trigger's `when` applies to a start by hand: a
+    schedule's or an event's condition is about its slot or event, and a test run by hand
+    has neither (as a Power Automate trigger condition does not filter a manual test)."""
+    if not isinstance(flow.definition.trigger, ManualTrigger):
+        return None
+    try:
+        if when_allows(flow.definition.trigger.when, "manual", trigger.user, trigger.data):
+            return None
+    except TemplateError as error:
+        return "condition_error", f"started by {trigger.user}: {error}"
+    return "filtered", f"started by {trigger.user}"
 
 
 class RunNotFound(FlowbotError):
@@ -100,7 +125,9 @@ def missing_required(flow: FlowRecord, values: Mapping[str, Any]) -> list[FlowIn
 
 def has_wait(flow: FlowRecord) -> bool:
     """Does a run of it wait somewhere (a delay, an approval)?"""
-    return any(step.type in ("delay", "approval") for step in flow.definition.walk_steps())
+    return any(
+        step.type in ("delay", "approval", "call_flow") for step in flow.definition.walk_steps()
+    )
 
 
 # ---------------------------------------------------------------------------- use cases
@@ -129,10 +156,17 @@ def _run_action(flow: FlowRecord) -> Action:
 
 
 class RunRequests:
-    def __init__(self, catalog: FlowCatalog, runner: Runner, directory: Directory) -> None:
+    def __init__(
+        self,
+        catalog: FlowCatalog,
+        runner: Runner,
+        directory: Directory,
+        trigger_log: TriggerLog | None = None,
+    ) -> None:
         self.catalog = catalog
         self.runner = runner
         self.directory = directory
+        self.trigger_log = trigger_log
 
     async def flow_by_id(self, team_id: str, flow_id: str) -> FlowRecord:
         """The flow a button or form names; FlowGone if it was deleted since."""
@@ -181,6 +215,14 @@ class RunRequests:
             data[RUN_CHOICES_KEY] = dict(connections)
         trigger = RunTrigger(type="manual", user=permit.user_id, data=data)
         flow = permit.flow
+        refused = _when_refuses(flow, trigger)
+        if refused is not None:
+            if self.trigger_log is not None:
+                reason, detail = refused
+                await self.trigger_log.record(
+                    flow.team_id, flow.id, "manual", reason, detail=detail
+                )
+            raise ConditionNotMet(flow.name)
         return await self.runner.start_run(
             flow, trigger, with_defaults(flow, inputs), reply_to=response_url
         )

@@ -30,22 +30,43 @@ import logging
 import os
 import secrets
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from flows.log_context import about_run
 from flows.ports import Clock, IdGenerator
 from flows.records import FlowRecord, RunRecord, RunTrigger, StepResult
-from flows.run_limits import MAX_CRASHES, crashed_repeatedly, not_recorded
+from flows.run_drive import (
+    _Body,
+    _Cancelled,
+    _default_describe,
+    _Drive,
+    _Failure,
+    _LeaseLost,
+    _Parked,
+    _Stopping,
+    alone,
+    finish_written,
+    flow_outputs,
+    step_failure,
+    tell_each,
+    tell_parent,
+    written,
+)
+from flows.run_limits import MAX_CRASHES, crashed_repeatedly
 
 # The engine's vocabulary, re-exported: `from flows.runner import Done, Park, …` keeps working.
 from flows.run_model import (
+    ROOT,
     TIMER,
     BranchingExecutor,
     CancelListener,
     CancelRequest,
     CancelResult,
+    ChildCall,
     Claim,
+    ContainerExecutor,
     Done,
     DuplicateRun,
     ExecutorRegistry,
@@ -57,6 +78,7 @@ from flows.run_model import (
     RunNotifier,
     RunRefused,
     RunStore,
+    Scope,
     StepContext,
     StepExecutor,
     StepFailed,
@@ -100,54 +122,8 @@ log = logging.getLogger(__name__)
 # ------------------------------------------------------------------ the runner
 
 
-class _LeaseLost(Exception):
-    pass
-
-
-class _Failure(Exception):
-    """A step failed: `error` is the run's error, naming the step (and field)."""
-
-    def __init__(self, step_id: str | None, error: str, result: StepResult | None = None) -> None:
-        super().__init__(error)
-        self.step_id = step_id
-        self.error = error
-        self.result = result
-
-
-class _Parked(Exception):
-    pass
-
-
-class _Stopping(Exception):
-    pass
-
-
-class _Cancelled(Exception):
-    """The run was cancelled at a step boundary (already recorded and told)."""
-
-
-def _default_describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 def default_owner() -> str:
     return f"{os.getpid()}-{secrets.token_hex(4)}"
-
-
-@dataclass
-class _Drive:
-    """In-memory state of a run being driven by this process."""
-
-    run: RunRecord
-    lease: Lease
-    wake: tuple[str, dict[str, Any]] | None
-    cancel: CancelRequest | None = None
-    crashes: int = 0
-    in_doubt: bool = False
-    dirty_vars: bool = False
-    dirty_notify: bool = False
-    last_progress: float = 0.0
 
 
 class Runner:
@@ -190,6 +166,8 @@ class Runner:
         self._kick = asyncio.Event()
         self._last_renew = 0.0
         self.on_cancelled: list[CancelListener] = []
+        # Told of each run that ended succeeded or failed (failure alerts, queued slots).
+        self.on_finished: list[Callable[[RunRecord], Awaitable[None]]] = []
 
     # --- public API
 
@@ -205,14 +183,16 @@ class Runner:
         reply_to: str | None = None,
         run_key: str | None = None,
         depth: int = 0,
+        call: ChildCall | None = None,
     ) -> RunRecord:
         """Record a new run of `flow` and drive it in a task the runner
-        owns. Returns once the run is stored. RunRefused if the flow is disabled."""
+        owns. Returns once the run is stored. RunRefused if the flow is disabled;
+        DuplicateRun if a `call` started it already."""
         if not flow.enabled:
             raise RunRefused(flow.name)
         now = self.clock.now()
         run = RunRecord(
-            id=self.ids.new_id("R"),
+            **(call.fields() if call else {"id": self.ids.new_id("R")}),
             team_id=flow.team_id,
             flow_id=flow.id,
             flow_name=flow.name,
@@ -368,7 +348,7 @@ class Runner:
 
     def _track(self, run_id: str, work: Coroutine[Any, Any, None]) -> None:
         """Run `work` as the run's task (`wait_for`, `idle` and `stop` see it)."""
-        task = asyncio.create_task(work, name=f"run-{run_id}")
+        task = asyncio.create_task(about_run(run_id, work), name=f"run-{run_id}")
         self._tasks[run_id] = task
 
         def _done(t: asyncio.Task[None]) -> None:
@@ -444,13 +424,17 @@ class Runner:
                 log.warning("run %s: lease lost before its cancellation was recorded", run.id)
             return
         if drive.crashes > MAX_CRASHES:
-            # Its driver died each time it was claimed: end it rather than repeat its steps.
             await self._finish(drive, "failed", _Failure(None, crashed_repeatedly(drive.crashes)))
             return
         await self._notify(drive, event)
         try:
-            await self._run_steps(drive, run.definition.steps)
+            await self._run_steps(drive, run.definition.steps, ROOT)
+            run.outputs = self._outputs(drive)
         except _Parked:
+            try:
+                await self._park_all(drive)
+            except (_LeaseLost, _Cancelled):
+                return
             await self._notify(drive, "waiting")
             return
         except (_LeaseLost, _Stopping, _Cancelled):
@@ -459,6 +443,9 @@ class Runner:
             await self._finish(drive, "failed", failure)
             return
         await self._finish(drive, "succeeded", None)
+
+    def _outputs(self, drive: _Drive) -> dict[str, Any]:
+        return flow_outputs(drive.run, self.clock)
 
     async def _finish(
         self,
@@ -476,16 +463,14 @@ class Runner:
         run.error_step = failure.step_id if failure else None
         run.wake_at = None
         run.waiting_for = None
-        if result is not None:
+        if result is not None and failure is not None and failure.step_id != "outputs":
             run.steps[result.step_id] = result
-        try:
-            ok = await self.store.finish(
-                run.id, drive.lease, status, now, error, run.error_step, result, self._extra(drive)
-            )
-        except Exception as exc:  # what it produced cannot be stored: failed, without it
-            run.status, run.error = "failed", not_recorded(self.describe_error(exc))
-            lease, where = drive.lease, run.error_step
-            ok = await self.store.finish(run.id, lease, "failed", now, run.error, where, None, {})
+        else:
+            result = None
+        extra = self._extra(drive)
+        if run.outputs:
+            extra["outputs"] = run.outputs
+        ok = await finish_written(self, drive, status, now, result, extra)
         if not ok:
             if not await self._cancelled_at_boundary(drive, result):
                 log.warning("run %s: lease lost before its end was recorded", run.id)
@@ -495,41 +480,51 @@ class Runner:
         if drive.dirty_notify and run.notify_message is not None:
             # The message was posted only now (no earlier write carried it): record it.
             await self.store.record_notify(run.id, run.notify_message)
+        await tell_parent(self, run)
+        await tell_each(self.on_finished, run)
 
-    async def _run_steps(self, drive: _Drive, steps: Sequence[Any]) -> None:
+    async def _run_steps(self, drive: _Drive, steps: Sequence[Any], scope: Scope) -> None:
         for step in steps:
-            await self._run_step(drive, step)
+            await self._run_step(drive, step, scope)
 
-    async def _run_step(self, drive: _Drive, step: Any) -> None:
+    async def _run_step(self, drive: _Drive, step: Any, scope: Scope) -> None:
         run = drive.run
-        recorded = run.steps.get(step.id)
+        key = scope.key(step.id)
+        recorded = run.steps.get(key)
         executor = self.executors.get(step.type)
         if recorded is not None and recorded.status in ("succeeded", "skipped"):
             # Done before a restart or a wait: follow the branch it recorded.
             if executor is not None and isinstance(executor, BranchingExecutor):
-                await self._run_steps(drive, executor.children(step, recorded.output))
+                await self._run_steps(drive, executor.children(step, recorded.output), scope)
             return
+        if recorded is not None and recorded.status == "failed":
+            # It failed in a branch or an iteration before the run waited elsewhere.
+            raise _Failure(key, f"step {key}: {recorded.error}", recorded)
         if self._stopping:
             raise _Stopping
         started_at = recorded.started_at if recorded and recorded.started_at else self.clock.now()
         vars_before = dict(run.vars)
-        outcome = await self._outcome(drive, step, executor, recorded, started_at)
+        ctx = StepContext(run, key, self.clock, scope)
+        ctx.in_doubt = drive.in_doubt  # claimed after a crash: its effects may have happened
+        outcome = await self._outcome(drive, step, executor, recorded, started_at, ctx)
         if run.vars != vars_before:
             drive.dirty_vars = True
         if isinstance(outcome, Park):
             result = StepResult(
-                step_id=step.id,
+                step_id=key,
                 type=step.type,
                 status="waiting",
                 output=storable(dict(outcome.output)),
                 started_at=started_at,
+                wake_at=outcome.wake_at,
             )
-            await self._park(drive, result, outcome)
+            run.steps[key] = result
+            drive.parked.append((result, outcome))
             raise _Parked
-        result = await self._record_done(drive, step, outcome, started_at)
+        result = await self._record_done(drive, step, key, outcome, started_at)
         await self._notify(drive, "progress")
         if isinstance(executor, BranchingExecutor):
-            await self._run_steps(drive, executor.children(step, result.output))
+            await self._run_steps(drive, executor.children(step, result.output), scope)
 
     async def _outcome(
         self,
@@ -538,19 +533,20 @@ class Runner:
         executor: StepExecutor | None,
         recorded: StepResult | None,
         started_at: datetime,
+        ctx: StepContext,
     ) -> Outcome:
         """Execute the step, or resume it if it waited; any failure is a `_Failure`."""
-        step_id: str = step.id
+        step_id = ctx.step_id
         step_type: str = step.type
-        ctx = StepContext(drive.run, step_id, self.clock)
-        ctx.in_doubt, drive.in_doubt = drive.in_doubt, False
         try:
             if executor is None:
                 raise StepFailed(f"no executor for step type {step_type!r}")
+            if isinstance(executor, ContainerExecutor):
+                return await executor.run_body(step, ctx, _Body(self, drive))
             if recorded is not None and recorded.status == "waiting":
                 return await self._resume_step(drive, step, executor, recorded, ctx)
             return await executor.execute(step, ctx)
-        except (_Parked, _LeaseLost, _Cancelled, asyncio.CancelledError):
+        except (_Parked, _LeaseLost, _Cancelled, _Stopping, asyncio.CancelledError):
             raise
         except StepFailed as exc:
             raise self._failure(step_id, step_type, started_at, exc.message, exc.field) from None
@@ -567,37 +563,61 @@ class Runner:
         ctx: StepContext,
     ) -> Outcome:
         run = drive.run
-        if drive.wake is None or drive.wake[0] != step.id:
-            # Woken without news for this step: wait on as before.
-            await self._park(drive, recorded, Park(run.wake_at, run.waiting_for, recorded.output))
-            raise _Parked
-        payload = drive.wake[1]
-        drive.wake = None
-        return await executor.resume(step, ctx, payload)
+        key = ctx.step_id
+        own_wake = recorded.wake_at
+        due = own_wake is not None and own_wake <= self.clock.now()
+        if drive.wake is not None and drive.wake[0] == key:
+            payload = drive.wake[1]
+            drive.wake = None
+            if not is_timer(payload) or due or (own_wake is None and alone(run, key)):
+                return await executor.resume(step, ctx, payload)
+        elif due:
+            # Its own time has come (the run was woken for another waiting step).
+            return await executor.resume(step, ctx, TIMER)
+        # Woken without news for this step: wait on as before.
+        wake_at = own_wake if own_wake is not None else run.wake_at
+        drive.parked.append((recorded, Park(wake_at, run.waiting_for, recorded.output)))
+        raise _Parked
 
     async def _record_done(
-        self, drive: _Drive, step: Any, outcome: Done, started_at: datetime
+        self, drive: _Drive, step: Any, key: str, outcome: Done, started_at: datetime
     ) -> StepResult:
         """One `$set` of the finished step (refused when cancelled or the lease is lost)."""
-        run = drive.run
         result = StepResult(
-            step_id=step.id,
+            step_id=key,
             type=step.type,
             status="succeeded",
             output=storable(dict(outcome.output)),
             started_at=started_at,
             finished_at=self.clock.now(),
         )
-        run.steps[step.id] = result
+        drive.run.steps[key] = result
+        await self._write_step(drive, result)
+        return result
+
+    async def _write_step(self, drive: _Drive, result: StepResult) -> None:
+        run = drive.run
         drive.lease = self.lease()
         write = self.store.record_step(run.id, drive.lease, result, self._extra(drive))
-        if not await self._written(run.id, result, write):
+        if not await written(self, run.id, result, write):
             if await self._cancelled_at_boundary(drive, result):
                 raise _Cancelled
-            log.warning("run %s: lease lost at step %s; another process drives it", run.id, step.id)
+            log.warning(
+                "run %s: lease lost at step %s; another process drives it", run.id, result.step_id
+            )
             raise _LeaseLost
         self._clean(drive)
-        return result
+
+    async def _park_all(self, drive: _Drive) -> None:
+        """Record every step that parked during this drive, and park the run until the
+        first of their wake-up times."""
+        parked, drive.parked = drive.parked, []
+        for result, _park in parked[:-1]:
+            if result.status == "waiting" and drive.run.steps.get(result.step_id) is result:
+                await self._write_step(drive, result)
+        result, last = parked[-1]
+        times = [p.wake_at for _r, p in parked if p.wake_at is not None]
+        await self._park(drive, result, Park(min(times) if times else None, last.waiting_for))
 
     async def _park(self, drive: _Drive, result: StepResult, park: Park) -> None:
         run = drive.run
@@ -607,23 +627,13 @@ class Runner:
         run.waiting_for = park.waiting_for
         wake_at, extra = park.wake_at, self._extra(drive)
         write = self.store.park(run.id, drive.lease, result, wake_at, park.waiting_for, extra)
-        if not await self._written(run.id, result, write):
+        if not await written(self, run.id, result, write):
             if await self._cancelled_at_boundary(drive, result):
                 raise _Cancelled
             raise _LeaseLost
         self._clean(drive)
         if park.wake_at is not None:
             self._schedule_kick(park.wake_at)
-
-    async def _written(self, run_id: str, result: StepResult, write: Awaitable[bool]) -> bool:
-        """The store's answer; a write that raised (a value it cannot hold) fails the step
-        with why, rather than leaving the run to be claimed and repeated without end."""
-        try:
-            return await write
-        except Exception as exc:
-            log.warning("run %s: step %s not recorded", run_id, result.step_id, exc_info=True)
-            at, message = result.started_at or self.clock.now(), self.describe_error(exc)
-            raise self._failure(result.step_id, result.type, at, not_recorded(message)) from None
 
     async def _cancelled_at_boundary(self, drive: _Drive, result: StepResult | None) -> bool:
         """A write at a step boundary was refused: if the run was asked to stop, end it
@@ -686,13 +696,4 @@ class Runner:
         message: str,
         field_name: str | None = None,
     ) -> _Failure:
-        where = f"step {step_id}, field {field_name}" if field_name else f"step {step_id}"
-        result = StepResult(
-            step_id=step_id,
-            type=step_type,
-            status="failed",
-            error=f"field {field_name}: {message}" if field_name else message,
-            started_at=started_at,
-            finished_at=self.clock.now(),
-        )
-        return _Failure(step_id, f"{where}: {message}", result)
+        return step_failure(step_id, step_type, started_at, self.clock.now(), message, field_name)

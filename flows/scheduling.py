@@ -25,6 +25,10 @@ How it works
   announce it twice.
 - A new, re-enabled or edited flow (`version` differs from the state's) starts from "now":
   the time it was off or had another schedule is not a misfire.
+- Overlap, jitter, catch-up window and backfill: see `flows.schedule_policies`. Under
+  `misfire: run_once` the newest missed slot runs only if it is younger than the
+  trigger's `catchup_window`; older ones are recorded as missed like `skip`. Every
+  decision (started, skipped by overlap, queued, missed) goes to the trigger log.
 - Changes: `on_flow_changed` follows `FlowCatalog.on_change` in this process; other
   processes see a change at their next wake-up of that flow (which re-reads it) or at the
   periodic resync (`resync_interval`), which also picks up flows created elsewhere.
@@ -38,7 +42,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
@@ -49,7 +53,15 @@ from flows.definition import ScheduleTrigger
 from flows.ports import Clock
 from flows.records import FlowRecord, RunRecord, RunTrigger
 from flows.runner import DuplicateRun, RunRefused
+from flows.schedule_policies import (
+    MAX_BACKFILL,
+    RunHistory,
+    TooManySlots,
+    in_progress,
+    jitter_of,
+)
 from flows.slack_ids import principal_kind
+from flows.trigger_log import Reason, TriggerLog, when_allows
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +90,12 @@ def schedule_run_key(flow_id: str, slot: datetime) -> str:
 
 
 class SkippedSlots(BaseModel):
-    """Slots of a flow that were not run because of the `skip` misfire policy."""
+    """Slots of a flow missed while no bot ran and not run: `reason` "skip" (the `skip`
+    misfire policy) or "too_old" (`run_once`, but the newest was older than the
+    trigger's `catchup_window`)."""
 
     count: int
+    reason: Literal["skip", "too_old"] = "skip"
     capped: bool = False  # more than `count` slots were missed
     first: datetime
     last: datetime
@@ -95,6 +110,7 @@ class ScheduleState(BaseModel):
     last_slot: datetime
     skipped_total: int = 0
     skipped: list[SkippedSlots] = Field(default_factory=list)
+    queued_slot: datetime | None = None  # overlap `queue`: the slot waiting for its turn
 
 
 class ScheduleStateStore(Protocol):
@@ -120,6 +136,19 @@ class ScheduleStateStore(Protocol):
     async def record_skipped(self, flow_id: str, skipped: SkippedSlots) -> bool:
         """If last_slot is still before skipped.last: record the skip and move last_slot to
         skipped.last. True for the one caller that did it."""
+        ...
+
+    async def claim_slot(self, flow_id: str, slot: datetime) -> bool:
+        """If last_slot is still before `slot`: move it there. True for the one caller
+        that did it (who alone decides what the slot does)."""
+        ...
+
+    async def queue_slot(self, flow_id: str, slot: datetime) -> bool:
+        """Set queued_slot if no slot is queued. True if this call queued it."""
+        ...
+
+    async def take_queued(self, flow_id: str) -> datetime | None:
+        """Unset queued_slot and return it (None: nothing queued, or taken by another)."""
         ...
 
 
@@ -149,6 +178,18 @@ class RunStarter(Protocol):
         run_key: str | None = None,
         depth: int = 0,
     ) -> RunRecord: ...
+
+
+def missed_detail(trigger: ScheduleTrigger, skipped: SkippedSlots) -> str:
+    """The trigger log's words for missed slots, with the reason they were not run."""
+    more = "more than " if skipped.capped else ""
+    why = (
+        f"older than the catch-up window ({trigger.catchup_window})"
+        if skipped.reason == "too_old"
+        else "misfire policy skip"
+    )
+    span = f"{slot_key(skipped.first)} to {slot_key(skipped.last)}"
+    return f"{more}{skipped.count} slot(s), {span}: {why}"
 
 
 class ScheduleNotifier(Protocol):
@@ -244,7 +285,12 @@ class ScheduleService:
         *,
         grace: timedelta = timedelta(seconds=60),
         resync_interval: float = 60.0,
+        history: RunHistory | None = None,
+        trigger_log: TriggerLog | None = None,
     ) -> None:
+        # Overlap policies read the flow's newest runs; without `history` every slot runs.
+        self.history = history
+        self.trigger_log = trigger_log
         self.flows = flows
         self.runner = runner
         self.states = states
@@ -371,19 +417,23 @@ class ScheduleService:
     async def _catch_up(
         self, flow: FlowRecord, trigger: ScheduleTrigger, state: ScheduleState, now: datetime
     ) -> None:
-        cutoff = now - self.grace
-        # Missed: more than `grace` old (downtime). Recent: the newest is due, the others
-        # were superseded by it (see the module docstring).
+        cutoff = now - self.grace - trigger.jitter_delta
+        # Missed: more than `grace` (and the jitter) old: downtime. Recent: the newest whose
+        # jittered time has come is due, the others were superseded by it.
         missed = slots_between(trigger, state.last_slot, cutoff)
-        due = slots_between(trigger, max(state.last_slot, cutoff), now).newest
+        due = self._due(
+            flow, trigger, slots_between(trigger, max(state.last_slot, cutoff), now), now
+        )
+        if state.queued_slot is not None:
+            await self._start_queued(flow, trigger)
         if missed.newest is not None and missed.first is not None:
-            if trigger.misfire == "run_once":
+            if trigger.misfire == "run_once" and now - missed.newest <= trigger.catchup_delta:
                 data = {"missed": missed.count, "missed_more": missed.capped, "catch_up": True}
-                await self._start(flow, trigger, missed.newest, data)
-                await self.states.advance(flow.id, missed.newest)
+                await self._slot(flow, trigger, missed.newest, data)
             else:
                 skipped = SkippedSlots(
                     count=missed.count,
+                    reason="too_old" if trigger.misfire == "run_once" else "skip",
                     capped=missed.capped,
                     first=missed.first,
                     last=missed.newest,
@@ -391,6 +441,7 @@ class ScheduleService:
                 )
                 if await self.states.record_skipped(flow.id, skipped):
                     log.info("flow %s: %d scheduled run(s) skipped", flow.id, missed.count)
+                    await self._log(flow, "missed", detail=missed_detail(trigger, skipped))
                     if self.notifier is not None:
                         try:
                             await self.notifier.slots_skipped(
@@ -399,8 +450,81 @@ class ScheduleService:
                         except Exception:
                             log.exception("telling the owners of %s about a skip failed", flow.id)
         if due is not None:
-            await self._start(flow, trigger, due, {})
-            await self.states.advance(flow.id, due)
+            await self._slot(flow, trigger, due, {})
+
+    def _due(
+        self, flow: FlowRecord, trigger: ScheduleTrigger, window: SlotWindow, now: datetime
+    ) -> datetime | None:
+        """The newest recent slot whose jittered time has come."""
+        for slot in (window.newest, window.before_newest):
+            if slot is not None and slot + jitter_of(trigger, flow.id, slot) <= now:
+                return slot
+        return None
+
+    async def _slot(
+        self, flow: FlowRecord, trigger: ScheduleTrigger, slot: datetime, extra: dict[str, Any]
+    ) -> None:
+        """One slot, by the flow's overlap policy (see `flows.schedule_policies`)."""
+        busy = None
+        if trigger.overlap != "allow" and self.history is not None:
+            key = schedule_run_key(flow.id, slot)
+            busy = in_progress(await self.history.history(flow.team_id, flow.id, 10), key)
+        if busy is None:
+            # Started, then advanced: a crash in between repeats nothing (the run key).
+            await self._start(flow, trigger, slot, extra)
+            await self.states.advance(flow.id, slot)
+            return
+        if not await self.states.claim_slot(flow.id, slot):
+            return  # another process (or an earlier tick) decided this slot
+        if trigger.overlap == "queue" and await self.states.queue_slot(flow.id, slot):
+            await self._log(flow, "queued", detail=f"{slot_key(slot)} after run {busy.id}")
+            return
+        await self._log(flow, "overlap_skipped", detail=f"{slot_key(slot)}: run {busy.id}")
+
+    async def _start_queued(self, flow: FlowRecord, trigger: ScheduleTrigger) -> None:
+        """The queued slot, if nothing of the flow is in progress any more."""
+        if self.history is not None and in_progress(
+            await self.history.history(flow.team_id, flow.id, 10)
+        ):
+            return
+        slot = await self.states.take_queued(flow.id)
+        if slot is not None:
+            await self._start(flow, trigger, slot, {"queued": True})
+
+    async def on_run_finished(self, run: RunRecord) -> None:
+        """`Runner.on_finished` listener: a queued slot of the flow gets its turn."""
+        if run.trigger.type != "schedule":
+            return
+        flow = await self.flows.get(run.team_id, run.flow_id)
+        trigger = _schedule_of(flow)
+        if flow is None or trigger is None or not flow.enabled or trigger.overlap != "queue":
+            return
+        try:
+            await self._start_queued(flow, trigger)
+        except Exception:
+            log.exception("starting the queued slot of %s failed", flow.id)
+
+    async def backfill(self, flow: FlowRecord, start: datetime, end: datetime) -> tuple[int, int]:
+        """Run each slot in [start, end] once (slots that ran already are not run again):
+        (started, already run). TooManySlots past `MAX_BACKFILL`."""
+        trigger = _schedule_of(flow)
+        assert trigger is not None
+        window = _slots(trigger, start - timedelta(microseconds=1), end, MAX_BACKFILL + 1)
+        if len(window) > MAX_BACKFILL:
+            raise TooManySlots(flow.name, len(window), MAX_BACKFILL)
+        started = 0
+        for slot in window:
+            if await self._start(flow, trigger, slot, {"backfill": True}) is not None:
+                started += 1
+        return started, len(window) - started
+
+    async def _log(
+        self, flow: FlowRecord, reason: Reason, *, run_id: str | None = None, detail: str = ""
+    ) -> None:
+        if self.trigger_log is not None:
+            await self.trigger_log.record(
+                flow.team_id, flow.id, "schedule", reason, run_id=run_id, detail=detail
+            )
 
     async def _start(
         self, flow: FlowRecord, trigger: ScheduleTrigger, slot: datetime, extra: dict[str, Any]
@@ -411,12 +535,17 @@ class ScheduleService:
             "timezone": trigger.timezone,
             **extra,
         }
+        run_trigger = RunTrigger(type="schedule", data=data)
+        try:
+            if not when_allows(trigger.when, "schedule", None, data):
+                await self._log(flow, "filtered", detail=slot_key(slot))
+                return None
+        except Exception as exc:
+            await self._log(flow, "condition_error", detail=f"{slot_key(slot)}: {exc}")
+            return None
         try:
             run = await self.runner.start_run(
-                flow,
-                RunTrigger(type="schedule", data=data),
-                default_inputs(flow),
-                run_key=schedule_run_key(flow.id, slot),
+                flow, run_trigger, default_inputs(flow), run_key=schedule_run_key(flow.id, slot)
             )
         except DuplicateRun:
             # Another process (or an earlier tick) ran this slot: the run key is unique.
@@ -424,14 +553,19 @@ class ScheduleService:
             return None
         except RunRefused as exc:
             log.info("scheduled run of %s refused: %s", flow.id, exc)
+            await self._log(flow, "disabled", detail=slot_key(slot))
             return None
         log.info("flow %s: scheduled run %s for %s", flow.id, run.id, slot_key(slot))
+        await self._log(flow, "started", run_id=run.id, detail=slot_key(slot))
         return run
 
     # --- wake-ups
 
     def _arm(self, flow: FlowRecord, trigger: ScheduleTrigger, now: datetime) -> None:
-        slot = trigger.next_fire_time(now)
+        slot = trigger.next_fire_time(now - trigger.jitter_delta)
+        # With jitter, a slot already past may still be waiting for its jittered time.
+        while slot is not None and slot + jitter_of(trigger, flow.id, slot) <= now:
+            slot = trigger.next_fire_time(slot)
         if slot is None:
             self._disarm(flow.id)
             return
@@ -441,7 +575,10 @@ class ScheduleService:
             return
         self.scheduler.add_job(
             self._wake,
-            DateTrigger(run_date=self._wake_time(slot), timezone=timezone.utc),
+            DateTrigger(
+                run_date=self._wake_time(slot + jitter_of(trigger, flow.id, slot)),
+                timezone=timezone.utc,
+            ),
             args=[flow.team_id, flow.id],
             id=f"flow:{flow.id}",
             replace_existing=True,

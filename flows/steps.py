@@ -8,10 +8,12 @@ Messages a run posts carry Slack message metadata naming the run and its depth
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from flows.control import ForEachExecutor, ParallelExecutor, SwitchExecutor
 from flows.definition import (
     ConditionStep,
     DelayStep,
@@ -74,12 +76,24 @@ class PostMessageExecutor(_Instant):
             )
         text = await ctx.text("text", step.text)
         blocks = await _blocks(ctx, step.blocks)
+        thread_ts = (await ctx.text("thread_ts", step.thread_ts)).strip() or None
+        if thread_ts is not None and not re.fullmatch(r"\d+\.\d+", thread_ts):
+            raise StepFailed(f"{thread_ts!r} is not a message ts", "thread_ts")
         message = _fallback_text(text, blocks)
-        ref = await find_earlier_post(self.messenger, channel, message, ctx)
+        # A reply in a thread is not in the channel's history: only top-level posts are
+        # looked up after a crash.
+        ref = None if thread_ts else await find_earlier_post(self.messenger, channel, message, ctx)
         if ref is None:
-            metadata = run_message_metadata(ctx.run)
-            ref = await self.messenger.post_message(channel, message, blocks, metadata=metadata)
-        return Done({"channel": ref.channel, "ts": ref.ts, "text": text})
+            ref = await self.messenger.post_message(
+                channel,
+                message,
+                blocks,
+                metadata=run_message_metadata(ctx.run),
+                thread_ts=thread_ts,
+                reply_broadcast=step.reply_broadcast,
+            )
+        output = {"channel": ref.channel, "ts": ref.ts, "text": text}
+        return Done({**output, "thread_ts": thread_ts} if thread_ts else output)
 
 
 class SendDmExecutor(_Instant):
@@ -144,7 +158,7 @@ class DelayExecutor:
     async def resume(
         self, step: DelayStep, ctx: StepContext, payload: Mapping[str, Any]
     ) -> Outcome:
-        recorded = ctx.run.steps.get(step.id)
+        recorded = ctx.run.steps.get(ctx.step_id)
         until = recorded.output.get("until") if recorded else None
         wake_at = _parse_until(until) if isinstance(until, str) else ctx.run.wake_at
         if wake_at is None or ctx.now() >= wake_at:
@@ -173,6 +187,9 @@ def builtin_executors(messenger: Messenger, directory: Directory) -> ExecutorReg
             "condition": ConditionExecutor(),
             "delay": DelayExecutor(),
             "set_variable": SetVariableExecutor(),
+            "switch": SwitchExecutor(),
+            "for_each": ForEachExecutor(),
+            "parallel": ParallelExecutor(),
         }
     )
 

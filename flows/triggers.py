@@ -21,13 +21,13 @@
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from flows import bounded
 from flows.catalog import hash_webhook_token
 from flows.definition import MemberJoinedTrigger, MessageTrigger, ReactionTrigger, WebhookTrigger
 from flows.ports import Clock
@@ -37,6 +37,8 @@ from flows.safe_regex import UserRegexError
 from flows.safe_regex import search as regex_search
 from flows.scheduling import RunStarter, default_inputs
 from flows.slack_ids import parse_channel
+from flows.templating import TemplateError
+from flows.trigger_log import Reason, TriggerLog, when_allows
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +141,7 @@ class SlackEvent:
     inviter: str | None = None
     depth: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    own: bool = False  # the bot's own message: recorded where it reaches a trigger, never run
 
     def data(self) -> dict[str, Any]:
         """What the run's `trigger.…` templates see (besides type and user)."""
@@ -171,11 +174,16 @@ def _is_ours(
 
 
 def _parse_message(
-    event: Mapping[str, Any], body: Mapping[str, Any], bot_user_id: str | None, bot_id: str | None
+    event: Mapping[str, Any],
+    body: Mapping[str, Any],
+    bot_user_id: str | None,
+    bot_id: str | None,
+    keep_own: bool = False,
 ) -> SlackEvent | None:
     if event.get("subtype") not in _MESSAGE_SUBTYPES or event.get("hidden"):
         return None
-    if _is_ours(event, body, bot_user_id, bot_id):
+    own = _is_ours(event, body, bot_user_id, bot_id)
+    if own and not keep_own:
         return None
     team_id = _team_of(body, event)
     channel = str(event.get("channel") or "")
@@ -192,6 +200,7 @@ def _parse_message(
         ts=ts or None,
         thread_ts=event.get("thread_ts"),
         depth=depth_from_metadata(event.get("metadata")),
+        own=own,
     )
 
 
@@ -241,16 +250,21 @@ def _team_of(body: Mapping[str, Any], event: Mapping[str, Any]) -> str:
 
 
 def parse_event(
-    body: Mapping[str, Any], bot_user_id: str | None = None, bot_id: str | None = None
+    body: Mapping[str, Any],
+    bot_user_id: str | None = None,
+    bot_id: str | None = None,
+    *,
+    keep_own: bool = False,
 ) -> SlackEvent | None:
     """A `message`, `reaction_added` or `member_joined_channel` event that may start flows,
-    or None for anything that must not (the bot's own messages, edits, deletions…)."""
+    or None for anything that must not (the bot's own messages, edits, deletions…).
+    `keep_own`: the bot's own messages are returned marked `own` (for the trigger log)."""
     event = body.get("event")
     if not isinstance(event, Mapping):
         return None
     kind = event.get("type")
     if kind == "message":
-        return _parse_message(event, body, bot_user_id, bot_id)
+        return _parse_message(event, body, bot_user_id, bot_id, keep_own)
     if kind == "reaction_added":
         return _parse_reaction(event, body, bot_user_id)
     if kind == "member_joined_channel":
@@ -299,7 +313,9 @@ class TriggerService:
         clock: Clock,
         max_depth: int = 3,
         public_url: str | None = None,
+        trigger_log: TriggerLog | None = None,
     ) -> None:
+        self.trigger_log = trigger_log
         self.flows = flows
         self.runner = runner
         self.channels = channels
@@ -311,17 +327,12 @@ class TriggerService:
     # --- Slack events
 
     async def handle_event(self, event: SlackEvent) -> list[RunRecord]:
-        """Start the matching automated flows of the event's workspace (once per event)."""
+        """Start the matching automated flows of the event's workspace (once per event).
+        Each flow whose trigger the event reached gets a decision in the trigger log; an
+        event that reached none is only counted."""
         depth = event.depth + 1
-        if depth > self.max_depth:
-            log.info(
-                "event %s: trigger depth %d exceeds %d, no flow started",
-                event.event_id,
-                depth,
-                self.max_depth,
-            )
-            return []
         runs: list[RunRecord] = []
+        reached = False
         for flow in await self.flows.list_enabled(event.type, event.team_id):
             if flow.kind != "automated" or not flow.enabled:
                 continue
@@ -332,11 +343,54 @@ class TriggerService:
                 continue
             if data is None:
                 continue
+            reached = True
             trigger = RunTrigger(type=event.type, user=event.user, data=data)
+            refusal = self._refusal_of(event, depth)
+            if refusal is not None:
+                await self._log(flow, event.type, refusal, detail=event.event_id)
+                continue
+            if not await self.when_allows(flow, trigger, event.event_id):
+                continue
             run = await self._start(flow, trigger, event_run_key(event.event_id, flow.id), depth)
             if run is not None:
                 runs.append(run)
+        if not reached and self.trigger_log is not None:
+            self.trigger_log.count_unmatched(event.team_id, event.type)
         return runs
+
+    def _refusal_of(self, event: SlackEvent, depth: int) -> Reason | None:
+        if event.own:
+            return "own_message"
+        if depth > self.max_depth:
+            log.info("event %s: trigger depth %d exceeds %d", event.event_id, depth, self.max_depth)
+            return "too_deep"
+        return None
+
+    async def _log(
+        self,
+        flow: FlowRecord,
+        trigger: str,
+        reason: Reason,
+        *,
+        run_id: str | None = None,
+        detail: str = "",
+    ) -> None:
+        if self.trigger_log is not None:
+            await self.trigger_log.record(
+                flow.team_id, flow.id, trigger, reason, run_id=run_id, detail=detail
+            )
+
+    async def when_allows(self, flow: FlowRecord, trigger: RunTrigger, detail: str) -> bool:
+        """The trigger's `when` (recorded as filtered when false or failing)."""
+        when = flow.definition.trigger.when
+        try:
+            if when_allows(when, trigger.type, trigger.user, trigger.data):
+                return True
+        except TemplateError as exc:
+            await self._log(flow, trigger.type, "condition_error", detail=f"{detail}: {exc}")
+            return False
+        await self._log(flow, trigger.type, "filtered", detail=detail)
+        return False
 
     async def _match(self, flow: FlowRecord, event: SlackEvent) -> dict[str, Any] | None:
         trigger = flow.definition.trigger
@@ -379,10 +433,13 @@ class TriggerService:
             )
         except DuplicateRun:
             log.info("flow %s: %s was started already", flow.id, run_key)
+            await self._log(flow, trigger.type, "duplicate", detail=run_key)
             return None
         except RunRefused as exc:
             log.info("flow %s refused a %s run: %s", flow.id, trigger.type, exc)
+            await self._log(flow, trigger.type, "disabled")
             return None
+        await self._log(flow, trigger.type, "started", run_id=run.id)
         return run
 
     # --- webhooks
@@ -406,6 +463,13 @@ class TriggerService:
         if isinstance(call, WebhookResult):
             return call
         payload, depth = call
+        if depth > self.max_depth:
+            await self._log(flow, "webhook", "too_deep")
+            return _refusal(
+                422,
+                "trigger_depth_exceeded",
+                f"Flows triggering flows stop at depth {self.max_depth}.",
+            )
         delivery = (delivery or "").strip()[:200] or None
         data: dict[str, Any] = {
             "body": payload,
@@ -416,6 +480,8 @@ class TriggerService:
         }
         if delivery:
             data["delivery"] = delivery
+        if not await self.when_allows(flow, RunTrigger(type="webhook", data=data), delivery or ""):
+            return WebhookResult(200, {"ok": True, "filtered": True})
         return await self._start_webhook_run(flow, data, delivery, depth)
 
     async def _webhook_flow(
@@ -429,28 +495,25 @@ class TriggerService:
         if flow is None or not isinstance(flow.definition.trigger, WebhookTrigger):
             return _refusal(404, "unknown_flow", "There is no webhook flow with this id.")
         if not token_matches(token, flow.webhook_token_hash):
+            await self._log(flow, "webhook", "wrong_token")
             return _refusal(401, "invalid_token", f"Wrong or missing {TOKEN_HEADER} header.")
         if not flow.enabled:
+            await self._log(flow, "webhook", "disabled")
             return _refusal(409, "flow_disabled", "This flow is turned off.")
         return flow
 
     def _read_call(self, body: bytes, depth_header: str | None) -> tuple[Any, int] | WebhookResult:
         """The JSON body and the depth of the run to start, or the refusal."""
         try:
-            payload: Any = json.loads(body) if body.strip() else {}
-        except (ValueError, UnicodeDecodeError):
+            payload: Any = bounded.loads(body) if body.strip() else {}
+        except bounded.TooComplex as exc:
+            return _refusal(400, "body_too_complex", f"The body is refused: {exc}.")
+        except ValueError:  # UnicodeDecodeError included
             return _refusal(400, "invalid_json", "The body must be JSON.")
         incoming = parse_depth(depth_header)
         if incoming is None:
             return _refusal(400, "invalid_depth", f"{DEPTH_HEADER} must be a whole number.")
-        depth = incoming + 1
-        if depth > self.max_depth:
-            return _refusal(
-                422,
-                "trigger_depth_exceeded",
-                f"Flows triggering flows stop at depth {self.max_depth}.",
-            )
-        return payload, depth
+        return payload, incoming + 1
 
     async def _start_webhook_run(
         self, flow: FlowRecord, data: dict[str, Any], delivery: str | None, depth: int
@@ -464,9 +527,12 @@ class TriggerService:
                 depth=depth,
             )
         except DuplicateRun:
+            await self._log(flow, "webhook", "duplicate", detail=delivery or "")
             return WebhookResult(200, {"ok": True, "duplicate": True, "delivery": delivery})
         except RunRefused as exc:
+            await self._log(flow, "webhook", "disabled")
             return _refusal(409, "flow_disabled", str(exc))
+        await self._log(flow, "webhook", "started", run_id=run.id)
         return WebhookResult(202, {"ok": True, "run_id": run.id})
 
 

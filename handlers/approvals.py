@@ -13,6 +13,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 
 from cards import approvals as cards
+from cards import asks as ask_cards
 from flows.approval_model import RespondResult
 from handlers import home
 from handlers.commands import CommandContext, Subcommand
@@ -45,7 +46,9 @@ async def handle_click(
     """An option button: record the response (compare-and-set), answer ephemerally."""
     user = context.user_id or ""
     option = cards.option_of(str(action.get("action_id") or ""))
-    result = await deps.approvals.respond(str(action.get("value") or ""), user, option)
+    result = await deps.approvals.respond(
+        str(action.get("value") or ""), user, option, team_id=context.team_id or ""
+    )
     if body.get("response_url"):
         await _reply(respond, result, user, _from_ephemeral(body))
     elif not result.counted:
@@ -63,7 +66,7 @@ async def handle_comment_button(
     """ "Comment…": open the modal (options and a comment) if this person may answer."""
     user = context.user_id or ""
     approval_id = str(action.get("value") or "")
-    check = await deps.approvals.check(approval_id, user)
+    check = await deps.approvals.check(approval_id, user, team_id=context.team_id or "")
     if check.counted and check.record is not None:
         metadata = {
             "a": approval_id,
@@ -95,6 +98,8 @@ class CommentSubmission:
             metadata = json.loads(view.get("private_metadata") or "{}")
         except ValueError:
             return None
+        if not isinstance(metadata, dict):
+            return None
         values = (view.get("state") or {}).get("values") or {}
         chosen = (values.get(cards.OPTION_BLOCK) or {}).get(cards.OPTION_ACTION) or {}
         typed = (values.get(cards.COMMENT_BLOCK) or {}).get(cards.COMMENT_ACTION) or {}
@@ -116,7 +121,11 @@ async def handle_comment(
         return
     user = context.user_id or ""
     result = await deps.approvals.respond(
-        submitted.approval_id, user, submitted.option, submitted.comment
+        submitted.approval_id,
+        user,
+        submitted.option,
+        submitted.comment,
+        team_id=context.team_id or "",
     )
     if submitted.response_url:
         respond = AsyncRespond(response_url=submitted.response_url)
@@ -159,7 +168,11 @@ def register(app: AsyncApp, deps: HandlerDeps) -> None:
 
 async def _approvals(ctx: CommandContext) -> None:
     records = await ctx.deps.approvals.pending_for(ctx.team_id, ctx.user_id)
-    await ctx.reply(**cards.pending_list(records))
+    asks = await ctx.deps.asks.pending_for(ctx.team_id, ctx.user_id)
+    if asks and not records:
+        await ctx.reply(**ask_cards.with_pending_asks(ask_cards.no_approvals(), asks))
+        return
+    await ctx.reply(**ask_cards.with_pending_asks(cards.pending_list(records), asks))
 
 
 async def pending_approvals_section(

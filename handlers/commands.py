@@ -9,16 +9,20 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
 from cards import common as common_cards
 from cards import help as help_cards
 from cards.common import escape
 from cards.errors import describe
+from flows.deliveries import DeliveryLog
 from flows.errors import FlowbotError
+from flows.ports import Clock
 from handlers.deps import HandlerDeps
 
 log = logging.getLogger(__name__)
@@ -100,21 +104,27 @@ def tokenize(text: str) -> list[str]:
 
 
 class Deliveries:
-    """Slack deliveries already taken in, by trigger id: a retried or duplicated request
-    (the same payload again, `X-Slack-Retry-Num`) must not do its work twice.
+    """Slack deliveries already taken in, by trigger id (else signature): a retried,
+    duplicated or replayed request (the same payload again) must not do its work twice.
 
-    Kept in this process for `ttl` seconds (Slack retries within a minute). Kept out of the
-    database on purpose: a rejected command must change nothing there."""
+    Kept in this process for `ttl` seconds, and in `log` (the database, with a TTL) so a
+    replay after a restart is recognised too. A command refused in its acknowledgement
+    is checked after the refusal, so it leaves nothing behind."""
 
-    def __init__(self, ttl: float = 600.0, size: int = 20_000) -> None:
+    def __init__(
+        self,
+        log: DeliveryLog | None = None,
+        clock: Clock | None = None,
+        ttl: float = 600.0,
+        size: int = 20_000,
+    ) -> None:
+        self.log = log
+        self.clock = clock
         self.ttl = ttl
         self.size = size
         self._seen: OrderedDict[str, float] = OrderedDict()
 
-    def first_time(self, key: str) -> bool:
-        """True the first time `key` is offered (an empty key always counts as new)."""
-        if not key:
-            return True
+    def _first_here(self, key: str) -> bool:
         now = time.monotonic()
         while self._seen and (
             len(self._seen) >= self.size or now - next(iter(self._seen.values())) > self.ttl
@@ -125,6 +135,38 @@ class Deliveries:
         self._seen[key] = now
         return True
 
+    async def first_time(self, key: str, durable: bool = True) -> bool:
+        """True the first time `key` is offered (an empty key always counts as new);
+        `durable`: recorded in the log too, so a replay after a restart is recognised."""
+        if not key:
+            return True
+        if not self._first_here(key):
+            return False
+        if self.log is None or not durable:
+            return True
+        at = self.clock.now() if self.clock is not None else datetime.now(UTC)
+        return await self.log.first_time(key, at)
+
+    async def forget(self, key: str) -> None:
+        """A delivery refused without changing anything leaves nothing behind."""
+        self._seen.pop(key, None)
+        if key and self.log is not None:
+            await self.log.forget(key)
+
+
+def delivery_key(kind: str, trigger_id: Any, signature: str | None) -> str:
+    """What identifies a delivery: its trigger id, else its signature (unique per body
+    and timestamp)."""
+    if trigger_id:
+        return f"{kind}:{trigger_id}"
+    return f"{kind}:sig:{signature}" if signature else ""
+
+
+# Subcommands whose replay would do their work again (start a run, post a message): their
+# deliveries are remembered across restarts. The others read, set a state to a value
+# (idempotent) or open a modal (a trigger id is valid 3 s, so a replay cannot), and leave
+# nothing behind.
+REPLAY_GUARDED = frozenset({"run", "link"})
 
 # Interactions whose work must happen once per click or submission.
 _DEDUPED_PAYLOADS = ("block_actions", "view_submission")
@@ -201,6 +243,7 @@ class SlashRouter:
         respond: AsyncRespond,
         deps: HandlerDeps,
         deliveries: Deliveries,
+        signature: str | None = None,
     ) -> None:
         text = (command.get("text") or "").strip()
         refused = self.refusal(text)
@@ -208,14 +251,15 @@ class SlashRouter:
             # Rejected (or help) in the acknowledgement: nothing is changed, nothing opened.
             await ack(**refused)
             return
-        if not deliveries.first_time("command:" + str(command.get("trigger_id") or "")):
+        tokens = tokenize(text)
+        spec = self._by_name[tokens[0].lower()]
+        key = delivery_key("command", command.get("trigger_id"), signature)
+        if not await deliveries.first_time(key, durable=spec.name in REPLAY_GUARDED):
             # A retry of a command already taken in: its answer comes from the first delivery.
             await ack()
             return
         # Acknowledge at once; the answer follows through response_url or a modal.
         await ack()
-        tokens = tokenize(text)
-        spec = self._by_name[tokens[0].lower()]
         ctx = CommandContext(
             team_id=command.get("team_id", ""),
             user_id=command.get("user_id", ""),
@@ -232,26 +276,34 @@ class SlashRouter:
         try:
             await spec.handler(ctx)
         except UsageError as exc:
+            await deliveries.forget(key)
             await ctx.error(str(exc))
         except FlowbotError as exc:
+            await deliveries.forget(key)
             # Unknown flows and names were mistyped: shown with the usage line (SPEC 9).
             usage = spec.usage if exc.typing_mistake else None
             await ctx.reply(**common_cards.error_message(describe(exc), usage))
+        except Exception:
+            await deliveries.forget(key)  # it failed and changed nothing: may be sent again
+            raise
         # Anything else reaches the app's error handler (handlers.errors).
 
     def register(self, app: AsyncApp, deps: HandlerDeps) -> None:
         """The `/flow` command, and the middleware that drops repeated deliveries."""
-        deliveries = Deliveries()
+        deliveries = Deliveries(deps.deliveries, deps.clock)
 
         @app.use
         async def once_per_delivery(
-            body: dict[str, Any], response: BoltResponse, next: Callable[[], Awaitable[None]]
+            req: AsyncBoltRequest,
+            body: dict[str, Any],
+            response: BoltResponse,
+            next: Callable[[], Awaitable[None]],
         ) -> BoltResponse:
-            """Clicks and submissions delivered again (Slack retries) are acknowledged only."""
+            """Clicks and submissions delivered again (Slack retries, replays) are
+            acknowledged only."""
             kind = body.get("type")
-            if kind in _DEDUPED_PAYLOADS and not deliveries.first_time(
-                f"{kind}:{body.get('trigger_id') or ''}"
-            ):
+            key = delivery_key(str(kind), body.get("trigger_id"), _signature(req))
+            if kind in _DEDUPED_PAYLOADS and not await deliveries.first_time(key):
                 log.info("ignoring a repeated %s delivery", kind)
                 return BoltResponse(status=200, body="")
             await next()
@@ -259,9 +311,14 @@ class SlashRouter:
 
         @app.command("/flow")
         async def flow_command(
-            ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond
+            ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, req: AsyncBoltRequest
         ) -> None:
-            await self.dispatch(ack, command, respond, deps, deliveries)
+            await self.dispatch(ack, command, respond, deps, deliveries, _signature(req))
+
+
+def _signature(req: AsyncBoltRequest) -> str | None:
+    values = req.headers.get("x-slack-signature") or []
+    return values[0] if values else None
 
 
 async def _help(ctx: CommandContext) -> None:  # answered in the acknowledgement

@@ -9,11 +9,14 @@ from typing import Any
 from slack_sdk.web.async_client import AsyncWebClient
 
 from flows.approvals import ApprovalService
+from flows.asks import AskService
 from flows.catalog import FlowCatalog, UserStore
 from flows.connections import ConnectionService
+from flows.deliveries import DeliveryLog
 from flows.ports import Clock, Directory, IdGenerator, Messenger
 from flows.run_requests import RunRequests
 from flows.runner import Runner
+from flows.schedule_insight import ScheduleInsight
 from flows.sharing import SharingService
 from flows.triggers import TriggerService
 
@@ -36,6 +39,12 @@ class HandlerDeps:
     triggers: TriggerService
     connections: ConnectionService
     runs: RunRequests
+    asks: AskService
     # The App Home's sections after My flows, by name, in order ("my_buttons" fills My
     # buttons): given by bot.app.
     home_sections: Sequence[tuple[str, HomeSection]] = ()
+    # `/flow next`, `/flow why`, `/flow backfill` (SPEC §14).
+    insight: ScheduleInsight | None = None
+    # Deliveries taken in, across restarts (a replayed request does nothing); None: in
+    # this process only.
+    deliveries: DeliveryLog | None = None

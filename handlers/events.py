@@ -21,7 +21,7 @@ EVENT_TYPES = ("message", "reaction_added", "member_joined_channel")
 
 def register(app: AsyncApp, deps: HandlerDeps) -> None:
     async def on_event(body: dict[str, Any], context: AsyncBoltContext) -> None:
-        event = parse_event(body, context.bot_user_id, context.bot_id)
+        event = parse_event(body, context.bot_user_id, context.bot_id, keep_own=True)
         if event is not None:
             await deps.triggers.handle_event(event)
 

@@ -310,3 +310,7 @@ def register(app: AsyncApp, deps: HandlerDeps) -> None:
     async def run_details_clicked(ack: AsyncAck, body: Body) -> None:
         await ack()
         await _details(deps, body)
+
+
+# The raw value of one modal input (also the `ask` step's form, `handlers.asks`).
+selected_value = _selected

@@ -19,8 +19,12 @@ class Storage:
     """Owns the client; repositories are attributes so wiring stays explicit."""
 
     def __init__(self, uri: str, db_name: str) -> None:
+        # 5 s to find a server, unless the URI says (?serverSelectionTimeoutMS=…).
+        timeout: dict[str, Any] = {}
+        if "serverselectiontimeoutms=" not in uri.lower():
+            timeout["serverSelectionTimeoutMS"] = 5000
         self.client: AsyncIOMotorClient[dict[str, Any]] = AsyncIOMotorClient(
-            uri, tz_aware=True, serverSelectionTimeoutMS=5000, appname="flowbot"
+            uri, tz_aware=True, appname="flowbot", **timeout
         )
         self.db: AsyncIOMotorDatabase[dict[str, Any]] = self.client[db_name]
         self.repositories: list[Repository] = []

@@ -82,3 +82,24 @@ class MongoScheduleStore:
             },
         )
         return result.modified_count == 1
+
+    async def claim_slot(self, flow_id: str, slot: datetime) -> bool:
+        result = await self.collection.update_one(
+            {"_id": flow_id, "last_slot": {"$lt": slot}}, {"$set": {"last_slot": slot}}
+        )
+        return result.modified_count == 1
+
+    async def queue_slot(self, flow_id: str, slot: datetime) -> bool:
+        result = await self.collection.update_one(
+            {"_id": flow_id, "queued_slot": None}, {"$set": {"queued_slot": slot}}
+        )
+        return result.modified_count == 1
+
+    async def take_queued(self, flow_id: str) -> datetime | None:
+        doc = await self.collection.find_one_and_update(
+            {"_id": flow_id, "queued_slot": {"$ne": None}},
+            {"$set": {"queued_slot": None}},
+            return_document=ReturnDocument.BEFORE,
+        )
+        slot = doc.get("queued_slot") if doc else None
+        return slot if isinstance(slot, datetime) else None

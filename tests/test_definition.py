@@ -355,13 +355,13 @@ def test_unknown_fields_are_errors_everywhere() -> None:
     errors = errors_of(
         minimal(
             colour="red",
-            trigger={"type": "manual", "when": "now"},
+            trigger={"type": "manual", "at": "now"},
             inputs=[{"id": "a", "lable": "A"}],
             steps=[{"type": "post_message", "channel": "#x", "text": "t", "chanel": "#y"}],
         )
     )
     assert errors["colour"].startswith("unknown field 'colour'")
-    assert errors["trigger.when"].startswith("unknown field 'when'")
+    assert errors["trigger.at"].startswith("unknown field 'at'")
     assert errors["inputs[0].lable"] == "unknown field 'lable' (did you mean 'label'?)"
     assert errors["steps[0].chanel"] == "unknown field 'chanel' (did you mean 'channel'?)"
 
@@ -783,3 +783,45 @@ def test_round_trip_property(data: dict[str, Any]) -> None:
     definition = definition_from_dict(data)
     assert parse_definition(dump_yaml(definition)) == definition
     assert parse_definition(dump_json(definition)) == definition
+
+
+# --- the ask step (issue 15) ----------------------------------------------------------------
+
+
+def test_the_ask_step_validates_its_people_fields_and_reminder() -> None:
+    step = {
+        "id": "q",
+        "type": "ask",
+        "to": "<#C0INC>",
+        "title": "Details",
+        "fields": [
+            {"id": "sev", "options": ["low", "high"], "required": True},
+            {"id": "n", "type": "number", "default": "3"},
+        ],
+    }
+    definition = definition_from_dict(minimal(steps=[step]))
+    [ask] = definition.steps
+    assert ask.to == ["<#C0INC>"]  # type: ignore[union-attr]
+    assert [(f.type, f.choices) for f in ask.fields] == [  # type: ignore[union-attr]
+        ("choice", ["low", "high"]),
+        ("number", []),
+    ]
+    # Export round-trips; the trusted loader gives the same step back.
+    assert parse_definition(dump_yaml(definition)) == definition
+    assert definition_from_storage(stored(definition)) == definition
+
+    bad = {
+        **step,
+        "to": ["bob"],
+        "fields": [{"id": "a"}, {"id": "a", "type": "colour"}],
+        "timeout": "1h",
+        "reminder": "2h",
+    }
+    errors = errors_of(minimal(steps=[bad]))
+    assert set(errors) >= {"steps[0].to[0]", "steps[0].fields[1].type"}, errors
+    errors = errors_of(minimal(steps=[{**step, "fields": [{"id": "a"}, {"id": "a"}]}]))
+    assert "duplicate field id" in str(errors), errors
+    errors = errors_of(minimal(steps=[{**step, "timeout": "1h", "reminder": "2h"}]))
+    assert "shorter than the timeout" in str(errors), errors
+    errors = errors_of(minimal(steps=[{**step, "fields": []}]))
+    assert "steps[0].fields" in errors, errors

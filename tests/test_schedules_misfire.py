@@ -325,11 +325,13 @@ async def test_a_slot_another_replica_is_still_recording_is_not_reported_skipped
     first = await replicas.start()
     flow = await create_flow(first, EVERY_2S)
     slot = datetime(2099, 1, 5, 9, 0, 32, tzinfo=UTC)
-    await deps(first).runner.start_run(
+    earlier = await deps(first).runner.start_run(
         flow,
         RunTrigger(type="schedule", data={"slot": slot.isoformat()}),
         run_key=schedule_run_key(flow.id, slot),
     )
+    # Its run has ended (a run in progress would make `overlap: skip` skip 09:00:34).
+    await deps(first).runner.wait_for(earlier.id)
     replicas.clock.advance(timedelta(seconds=4))  # 09:00:34.5
     await schedules(first).tick(TEAM, flow.id)
     runs = await eventually(lambda: at_least(runs_of(first, flow.id), 2))

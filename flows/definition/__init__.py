@@ -19,11 +19,21 @@ across the whole definition), ``messages`` (pydantic's errors reworded), ``load`
 (validated and trusted loaders), ``yaml_io`` (text in), ``dump`` (text out).
 """
 
+from flows.definition.ask_step import AskStep
 from flows.definition.dump import dump_json, dump_yaml, template_fields, to_dict
 from flows.definition.errors import DefinitionError, FieldError
 from flows.definition.inputs import INPUT_TYPES, FlowInput, InputType, InputValue
 from flows.definition.load import definition_from_dict, definition_from_storage
 from flows.definition.model import ConnectionKind, ConnectionSlotSpec, FlowDefinition, FlowKind
+from flows.definition.slack_steps import (
+    AddReactionStep,
+    CreateChannelStep,
+    InviteToChannelStep,
+    LookupUserStep,
+    SetChannelTopicStep,
+    UpdateMessageStep,
+    normalise_channel_name,
+)
 from flows.definition.steps import (
     DEFAULT_APPROVAL_OPTIONS,
     STEP_TYPES,
@@ -56,11 +66,14 @@ __all__ = [
     "MAX_TEXT",
     "STEP_TYPES",
     "TRIGGER_TYPES",
+    "AddReactionStep",
     "ApprovalMode",
     "ApprovalStep",
+    "AskStep",
     "ConditionStep",
     "ConnectionKind",
     "ConnectionSlotSpec",
+    "CreateChannelStep",
     "DefinitionError",
     "DelayStep",
     "FieldError",
@@ -70,6 +83,8 @@ __all__ = [
     "HttpRequestStep",
     "InputType",
     "InputValue",
+    "InviteToChannelStep",
+    "LookupUserStep",
     "ManualTrigger",
     "MemberJoinedTrigger",
     "MessageTrigger",
@@ -77,15 +92,18 @@ __all__ = [
     "ReactionTrigger",
     "ScheduleTrigger",
     "SendDmStep",
+    "SetChannelTopicStep",
     "SetVariableStep",
     "Step",
     "Trigger",
+    "UpdateMessageStep",
     "WebhookTrigger",
     "cron_trigger",
     "definition_from_dict",
     "definition_from_storage",
     "dump_json",
     "dump_yaml",
+    "normalise_channel_name",
     "parse_definition",
     "template_fields",
     "to_dict",

@@ -17,7 +17,7 @@ from jinja2 import nodes as jnodes
 
 from flows.definition.errors import Err, Loc, render_loc
 from flows.definition.fields import is_template
-from flows.definition.steps import PY_NAMES, TEMPLATE_FIELDS, auto_id
+from flows.definition.steps import PY_NAMES, TEMPLATE_FIELDS, auto_id, nested_bodies
 from flows.definition.triggers import AUTOMATED_TRIGGERS, TRIGGER_TYPES
 from flows.templating import CONTEXT_NAMES, ENV
 
@@ -69,15 +69,28 @@ def get(data: Mapping[str, Any], key: str) -> Any:
     return data.get(PY_NAMES.get(key, key))
 
 
+#: How deep steps may nest (a for_each in a parallel in a switch…).
+MAX_NESTING = 5
+
+
 @dataclass
 class RawStep:
     loc: Loc
     id: str
     type: Any
     data: Mapping[str, Any]
+    depth: int = 0  # how many steps contain it
+    in_loop: bool = False  # inside a for_each body: templates see item and index
 
 
-def raw_steps(steps: Any, loc: Loc, parent: str | None, branch: str) -> Iterator[RawStep]:
+def raw_steps(
+    steps: Any,
+    loc: Loc,
+    parent: str | None,
+    branch: str,
+    depth: int = 0,
+    in_loop: bool = False,
+) -> Iterator[RawStep]:
     if not isinstance(steps, list):
         return
     for index, step in enumerate(steps):
@@ -85,10 +98,10 @@ def raw_steps(steps: Any, loc: Loc, parent: str | None, branch: str) -> Iterator
             continue
         sid = step.get("id")
         final = sid if isinstance(sid, str) and sid else auto_id(parent, branch, index)
-        yield RawStep((*loc, index), final, step.get("type"), step)
-        if step.get("type") == "condition":
-            for key in ("then", "else"):
-                yield from raw_steps(get(step, key), (*loc, index, key), final, key)
+        yield RawStep((*loc, index), final, step.get("type"), step, depth, in_loop)
+        loops = in_loop or step.get("type") == "for_each"
+        for name, where, body in nested_bodies(dict(step)):
+            yield from raw_steps(body, (*loc, index, *where), final, name, depth + 1, loops)
 
 
 def _strings(value: Any, loc: Loc) -> Iterator[tuple[Loc, str]]:
@@ -110,6 +123,10 @@ def raw_templates(data: Mapping[str, Any]) -> Iterator[tuple[Loc, str, RawStep |
     notify = data.get("notify")
     if isinstance(notify, str):
         yield ("notify",), notify, None
+    outputs = data.get("outputs")
+    if isinstance(outputs, Mapping):
+        for loc, text in _strings(outputs, ("outputs",)):
+            yield loc, text, None
 
 
 # --- templates ------------------------------------------------------------------------
@@ -124,6 +141,9 @@ _ALLOWED_NAMES = (
         "kwargs",
     }
 )
+
+
+_LOOP_NAMES = frozenset({"item", "index"})
 
 
 def _referenced_name(node: jnodes.Node, root: str, called: set[int]) -> str | None:
@@ -174,6 +194,7 @@ def _template_errors(
     declared_inputs: list[str] | None,
     earlier: list[str],
     all_ids: set[str],
+    in_loop: bool = False,
 ) -> list[Err]:
     if not is_template(source):
         return []
@@ -183,7 +204,11 @@ def _template_errors(
         where = f" (line {exc.lineno})" if exc.lineno and "\n" in source else ""
         return [(loc, f"template syntax error: {exc.message}{where}")]
     errors: list[Err] = []
-    for name in sorted(meta.find_undeclared_variables(tree) - _ALLOWED_NAMES):
+    allowed = _ALLOWED_NAMES | _LOOP_NAMES if in_loop else _ALLOWED_NAMES
+    for name in sorted(meta.find_undeclared_variables(tree) - allowed):
+        if name in _LOOP_NAMES:
+            errors.append((loc, f"{name!r} is only known inside the steps of a for_each"))
+            continue
         errors.append(
             (loc, f"unknown name {name!r} (templates can use: {', '.join(CONTEXT_NAMES)})")
         )
@@ -296,7 +321,23 @@ def _all_template_errors(
     errors: list[Err] = []
     for loc, source, owner in raw_templates(data):
         earlier = order if owner is None else order[: position[id(owner.data)] + 1]
-        errors.extend(_template_errors(loc, source, declared, earlier, all_ids))
+        in_loop = owner is not None and owner.in_loop
+        errors.extend(_template_errors(loc, source, declared, earlier, all_ids, in_loop))
+    return errors
+
+
+def _nesting_errors(data: Mapping[str, Any], steps: list[RawStep]) -> list[Err]:
+    """Steps nested more than MAX_NESTING deep, and a flow calling itself."""
+    errors: list[Err] = []
+    name = data.get("name")
+    for step in steps:
+        if step.depth > MAX_NESTING:
+            message = f"steps nest at most {MAX_NESTING} levels deep"
+            errors.append((step.loc, message))
+        target = step.data.get("flow") if step.type == "call_flow" else None
+        if isinstance(target, str) and isinstance(name, str):
+            if target.strip().lower() == name.strip().lower():
+                errors.append(((*step.loc, "flow"), "a flow cannot call itself"))
     return errors
 
 
@@ -311,5 +352,6 @@ def tree_errors(data: Mapping[str, Any]) -> list[Err]:
         *input_errors,
         *slot_errors,
         *_step_errors(steps, slots),
+        *_nesting_errors(data, steps),
         *_all_template_errors(data, steps, declared),
     ]

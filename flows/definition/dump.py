@@ -59,16 +59,32 @@ def _dumped(model: BaseModel, name: str, field: FieldInfo, auto: str | None, all
     value = getattr(model, name)
     if name in ("type", "kind"):
         return value
+    if isinstance(model, StepBase) and name in ("branches", "cases", "default"):
+        return _dump_nested(model, name, value, all_ids)
     if name in _BRANCHES:
         if not (value or field.is_required()):
             return _SKIP
-        parent = None if name == "steps" else getattr(model, "id", None)
+        parent = getattr(model, "id", None) if isinstance(model, StepBase) else None
         return _dump_steps(value, parent, field.alias or name, all_ids)
     if _derived(model, name, value, auto, all_ids):
         return _SKIP
     if field.is_required() or value != field.get_default(call_default_factory=True):
         return _plain(value)
     return _SKIP
+
+
+def _dump_nested(model: StepBase, name: str, value: Any, all_ids: bool) -> Any:
+    """The bodies of a parallel (a list of step lists) or a switch (cases, default)."""
+    if name == "branches":
+        return [
+            _dump_steps(body, model.id, f"branch{n + 1}_", all_ids) for n, body in enumerate(value)
+        ]
+    if name == "cases":
+        return {
+            key: _dump_steps(body, model.id, f"case{n + 1}_", all_ids)
+            for n, (key, body) in enumerate(value.items())
+        }
+    return _dump_steps(value, model.id, "default", all_ids) if value else _SKIP
 
 
 def _dump_model(model: BaseModel, auto: str | None, *, all_ids: bool) -> dict[str, Any]:

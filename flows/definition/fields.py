@@ -22,7 +22,8 @@ from flows.slack_ids import (
 )
 
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_STEP_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.(?:then|else)[1-9][0-9]*)*")
+# Derived ids of nested steps hold dots: ``route.then1``, ``loop.steps2``, ``ask.branch1_2``.
+_STEP_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _TEMPLATE_MARKERS = ("{{", "{%", "{#")
 
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
+from flows import bounded
 from flows.definition.errors import Loc, fail
 from flows.definition.fields import Identifier, Model, str_list, strip_or_none
 from flows.slack_ids import CHANNEL_NAME, parse_channel, parse_user
@@ -37,13 +38,20 @@ def _input_type(value: Any) -> Any:
 
 
 def _number(text: str, _choices: list[str]) -> InputValue:
+    if len(text) > bounded.MAX_NUMBER_CHARS and _FLOAT.fullmatch(text):
+        raise ValueError(f"a number of at most {bounded.MAX_NUMBER_CHARS} characters is expected")
     if _INT.fullmatch(text):
-        return int(text)
+        return bounded.whole_number(text)
     if _FLOAT.fullmatch(text):
         number = float(text)
         if math.isfinite(number):
             return number
-    raise ValueError(f"expected a number, got {text!r}")
+        raise ValueError("the number is too large")
+    raise ValueError(f"expected a number, got {_shown(text)}")
+
+
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= 60 else text[:57] + "...")
 
 
 def _boolean(text: str, _choices: list[str]) -> InputValue:
@@ -149,6 +157,8 @@ class FlowInput(Model):
         if self.type == "number" and is_number:
             if isinstance(value, float) and not math.isfinite(value):
                 raise ValueError("expected a finite number")
+            if isinstance(value, int) and not bounded.INT64_MIN <= value <= bounded.INT64_MAX:
+                raise ValueError(bounded.TOO_LARGE)
             return value
         if self.type == "boolean" and isinstance(value, bool):
             return value

@@ -86,12 +86,27 @@ def _steps(items: Any) -> list[Any]:
     steps = []
     for item in items:
         model = STEP_CLASSES[item["type"]]
-        if item["type"] == "condition":
+        kind = item["type"]
+        if kind == "condition":
             branches = {key: _steps(get(item, key) or ()) for key in ("then", "else")}
             steps.append(_built(model, item, **branches))
+        elif kind == "ask":  # its fields are flow inputs
+            steps.append(_built(model, item, fields=[_input(f) for f in item["fields"]]))
+        elif kind in ("for_each", "parallel", "switch"):
+            steps.append(_built(model, item, **_nested(item)))
         else:
             steps.append(_built(model, item))
     return steps
+
+
+def _nested(item: Mapping[str, Any]) -> dict[str, Any]:
+    kind = item["type"]
+    if kind == "for_each":
+        return {"steps": _steps(item["steps"])}
+    if kind == "parallel":
+        return {"branches": [_steps(branch) for branch in item["branches"]]}
+    cases = {str(key): _steps(body) for key, body in (item.get("cases") or {}).items()}
+    return {"cases": cases, "default": _steps(item.get("default") or ())}
 
 
 def _input(item: Mapping[str, Any]) -> FlowInput:

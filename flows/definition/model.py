@@ -19,7 +19,7 @@ from flows.definition.dump import to_dict
 from flows.definition.errors import fail
 from flows.definition.fields import Identifier, Model, channel_target, strip, strip_or_none
 from flows.definition.inputs import FlowInput
-from flows.definition.steps import ConditionStep, HttpRequestStep, Step, auto_id
+from flows.definition.steps import HttpRequestStep, Step, auto_id, nested_bodies
 from flows.definition.triggers import ManualTrigger, Trigger
 
 ConnectionKind = Literal["http_bearer", "http_header", "http_basic"]
@@ -52,7 +52,12 @@ class FlowDefinition(Model):
     inputs: list[FlowInput] = Field(default_factory=list)
     notify: Annotated[str, AfterValidator(channel_target)] | None = None
     connections: list[ConnectionSlotSpec] = Field(default_factory=list)
+    # Owners get a DM after this many failed runs in a row (and when it succeeds again);
+    # 0 turns the alert off.
+    alert_after: Annotated[int, Field(ge=0, le=1000)] = 3
     steps: list[Step] = Field(min_length=1)
+    # name → template, evaluated when a run succeeds (shown, returned to a calling flow).
+    outputs: dict[Identifier, Any] = Field(default_factory=dict)
 
     @model_validator(mode="wrap")
     @classmethod
@@ -104,9 +109,8 @@ class FlowDefinition(Model):
 def _walk(steps: Iterable[Step]) -> Iterator[Step]:
     for step in steps:
         yield step
-        if isinstance(step, ConditionStep):
-            yield from _walk(step.then)
-            yield from _walk(step.else_)
+        for _branch, _where, body in nested_bodies(step):
+            yield from _walk(body)
 
 
 def assign_ids(steps: list[Step], parent: str | None, branch: str) -> None:
@@ -114,6 +118,5 @@ def assign_ids(steps: list[Step], parent: str | None, branch: str) -> None:
     for index, step in enumerate(steps):
         if not step.id:
             step.id = auto_id(parent, branch, index)
-        if isinstance(step, ConditionStep):
-            assign_ids(step.then, step.id, "then")
-            assign_ids(step.else_, step.id, "else")
+        for branch, _where, body in nested_bodies(step):
+            assign_ids(body, step.id, branch)

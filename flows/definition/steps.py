@@ -7,21 +7,32 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, model_validator
 
+from flows.definition.ask_step import AskStep
 from flows.definition.errors import Loc, fail
 from flows.definition.fields import (
     Duration,
     Identifier,
-    Model,
     approver,
     channel_target,
     is_template,
-    step_id,
     str_dict,
     str_list,
     strip,
-    strip_or_none,
     user_target,
 )
+from flows.definition.slack_steps import (
+    SLACK_STEP_CLASSES,
+    SLACK_TEMPLATE_FIELDS,
+    AddReactionStep,
+    CreateChannelStep,
+    InviteToChannelStep,
+    LookupUserStep,
+    MessageTs,
+    SetChannelTopicStep,
+    UpdateMessageStep,
+)
+from flows.definition.step_base import StepBase
+from flows.definition.step_base import check_text_or_blocks as _check_text_or_blocks
 from flows.durations import parse_duration
 from flows.slack_ids import parse_user
 
@@ -33,38 +44,23 @@ def auto_id(parent: str | None, branch: str, index: int) -> str:
     return f"step{index + 1}" if parent is None else f"{parent}.{branch}{index + 1}"
 
 
-class StepBase(Model):
-    id: Annotated[str, AfterValidator(step_id)] = ""
-    type: str
-    name: Annotated[Annotated[str, Field(max_length=80)] | None, BeforeValidator(strip_or_none)] = (
-        None
-    )
-
-
-def _check_text_or_blocks(text: str | None, blocks: list[dict[str, Any]] | None) -> None:
-    errors: _Problems = []
-    if not text and not blocks:
-        errors.append(("text", "text or blocks is required"))
-    for index, block in enumerate(blocks or []):
-        if "type" not in block:
-            errors.append((("blocks", index), "a block needs a type"))
-    if blocks is not None and len(blocks) > 50:
-        errors.append(("blocks", "at most 50 blocks"))
-    if errors:
-        fail(errors)
-
-
 class PostMessageStep(StepBase):
-    """Post ``text`` and/or Block Kit ``blocks`` in a channel."""
+    """Post ``text`` and/or Block Kit ``blocks`` in a channel, or as a reply in the thread
+    of ``thread_ts`` (also shown in the channel with ``reply_broadcast``). Outputs
+    ``channel``, ``ts`` and ``text``."""
 
     type: Literal["post_message"] = "post_message"
     channel: Annotated[str, AfterValidator(channel_target)]
     text: str | None = None
     blocks: list[dict[str, Any]] | None = None
+    thread_ts: MessageTs | None = None
+    reply_broadcast: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> PostMessageStep:
         _check_text_or_blocks(self.text, self.blocks)
+        if self.reply_broadcast and not self.thread_ts:
+            fail([("reply_broadcast", "reply_broadcast needs thread_ts (a reply in a thread)")])
         return self
 
 
@@ -279,6 +275,59 @@ class SetVariableStep(StepBase):
     value: Any
 
 
+#: At most this many items in a for_each, iterations at once, branches of a parallel.
+MAX_ITEMS = 1000
+MAX_CONCURRENCY = 20
+MAX_BRANCHES = 10
+
+
+class ForEachStep(StepBase):
+    """Run ``steps`` once per element of ``items`` (a list or a template giving one),
+    ``concurrency`` at a time (1: in order). Outputs ``count`` and ``results``."""
+
+    type: Literal["for_each"] = "for_each"
+    items: str | list[Any]
+    concurrency: int = Field(default=1, ge=1, le=MAX_CONCURRENCY)
+    steps: list[Step] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> ForEachStep:
+        if isinstance(self.items, list) and len(self.items) > MAX_ITEMS:
+            fail([("items", f"at most {MAX_ITEMS} items")])
+        if isinstance(self.items, str) and not is_template(self.items):
+            fail([("items", "expected a list or a template giving one")])
+        return self
+
+
+class ParallelStep(StepBase):
+    """Run 2–10 ``branches`` (step lists) at once. Outputs ``branches``."""
+
+    type: Literal["parallel"] = "parallel"
+    branches: list[Annotated[list[Step], Field(min_length=1)]] = Field(
+        min_length=2, max_length=MAX_BRANCHES
+    )
+
+
+class SwitchStep(StepBase):
+    """Run the steps of the case equal to ``value`` (compared as text), else ``default``.
+    Outputs ``case`` (the key, ``default``, or null)."""
+
+    type: Literal["switch"] = "switch"
+    value: Any
+    cases: dict[str, list[Step]] = Field(min_length=1)
+    default: list[Step] = Field(default_factory=list)
+
+
+class CallFlowStep(StepBase):
+    """Run an instant flow of the workspace (by name or id) with ``inputs``; with ``wait``
+    the run waits for it. Outputs ``run_id``, ``status`` and ``outputs``."""
+
+    type: Literal["call_flow"] = "call_flow"
+    flow: Annotated[str, BeforeValidator(strip), Field(min_length=1, max_length=80)]
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    wait: bool = True
+
+
 Step = Annotated[
     PostMessageStep
     | SendDmStep
@@ -286,19 +335,78 @@ Step = Annotated[
     | ApprovalStep
     | ConditionStep
     | DelayStep
-    | SetVariableStep,
+    | SetVariableStep
+    | AskStep
+    | UpdateMessageStep
+    | AddReactionStep
+    | CreateChannelStep
+    | InviteToChannelStep
+    | SetChannelTopicStep
+    | LookupUserStep
+    | ForEachStep
+    | ParallelStep
+    | SwitchStep
+    | CallFlowStep,
     Field(discriminator="type"),
 ]
-STEP_TYPES: tuple[str, ...] = (
-    "approval",
-    "condition",
-    "delay",
-    "http_request",
-    "post_message",
-    "send_dm",
-    "set_variable",
+STEP_TYPES: tuple[str, ...] = tuple(
+    sorted(
+        (
+            "approval",
+            "ask",
+            "call_flow",
+            "condition",
+            "delay",
+            "for_each",
+            "http_request",
+            "parallel",
+            "post_message",
+            "send_dm",
+            "set_variable",
+            "switch",
+            *SLACK_STEP_CLASSES,
+        )
+    )
 )
 ConditionStep.model_rebuild()
+ForEachStep.model_rebuild()
+ParallelStep.model_rebuild()
+SwitchStep.model_rebuild()
+
+
+Body = tuple[str, tuple[str | int, ...], list[Any]]
+
+
+def nested_bodies(step: Any) -> list[Body]:
+    """The step lists inside a step: (branch name its derived ids use, where it is in the
+    step, the list). Branch names: ``then``/``else`` (condition), ``steps`` (for_each),
+    ``branch1_``… (parallel), ``case1_``…/``default`` (switch). Works on models and on raw
+    data (YAML names, or Python names in model dumps)."""
+    raw = isinstance(step, dict)
+    kind = step.get("type") if raw else getattr(step, "type", None)
+
+    def part(name: str) -> Any:
+        if raw:
+            return step.get(name, step.get(PY_NAMES.get(name, name)))
+        return getattr(step, PY_NAMES.get(name, name), None)
+
+    def lists(value: Any) -> list[Any]:
+        return value if isinstance(value, list) else []
+
+    if kind == "condition":
+        return [(key, (key,), lists(part(key))) for key in ("then", "else")]
+    if kind == "for_each":
+        return [("steps", ("steps",), lists(part("steps")))]
+    if kind == "parallel":
+        branches = lists(part("branches"))
+        return [(f"branch{n + 1}_", ("branches", n), lists(b)) for n, b in enumerate(branches)]
+    if kind == "switch":
+        cases = part("cases")
+        items = list(cases.items()) if isinstance(cases, dict) else []
+        bodies = [(f"case{n + 1}_", ("cases", str(k)), lists(b)) for n, (k, b) in enumerate(items)]
+        return [*bodies, ("default", ("default",), lists(part("default")))]
+    return []
+
 
 STEP_CLASSES: dict[str, type[BaseModel]] = {
     "post_message": PostMessageStep,
@@ -308,17 +416,28 @@ STEP_CLASSES: dict[str, type[BaseModel]] = {
     "condition": ConditionStep,
     "delay": DelayStep,
     "set_variable": SetVariableStep,
+    "ask": AskStep,
+    **SLACK_STEP_CLASSES,
+    "for_each": ForEachStep,
+    "parallel": ParallelStep,
+    "switch": SwitchStep,
+    "call_flow": CallFlowStep,
 }
 
 # Fields holding templates, per step type (YAML names).
 TEMPLATE_FIELDS: dict[str, tuple[str, ...]] = {
-    "post_message": ("channel", "text", "blocks"),
+    "post_message": ("channel", "text", "blocks", "thread_ts"),
     "send_dm": ("user", "text", "blocks"),
     "http_request": ("path", "headers", "query", "json"),
     "approval": ("approvers", "title", "details", "channel"),
     "condition": ("if",),
     "delay": ("until",),
     "set_variable": ("value",),
+    "ask": ("to", "title", "details"),
+    **SLACK_TEMPLATE_FIELDS,
+    "for_each": ("items",),
+    "switch": ("value",),
+    "call_flow": ("flow", "inputs"),
 }
 # YAML names that are Python keywords, and the model fields that hold them.
 PY_NAMES = {"if": "if_", "else": "else_", "json": "json_"}

@@ -19,8 +19,9 @@ from pydantic import (
 )
 
 from flows.definition.errors import fail
-from flows.definition.fields import Duration, Model, channel_ref, regex, timezone_name
+from flows.definition.fields import Duration, Model, channel_ref, is_template, regex, timezone_name
 from flows.durations import parse_duration
+from flows.templating import TemplateError, check_syntax
 
 _DOW_CRONTAB = {"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
 _DOW_APS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
@@ -99,20 +100,53 @@ def _cron(value: str) -> str:
 _EPOCH = datetime(1970, 1, 1)
 
 
-class ManualTrigger(Model):
+def _when(value: Any) -> Any:
+    """A trigger condition: a template over `trigger` (or true / false)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        value = value.strip()
+        if not is_template(value) and value.lower() not in ("true", "false", "yes", "no"):
+            raise ValueError("expected a template such as \"{{ 'deploy' in trigger.text }}\"")
+        try:
+            check_syntax(value)
+        except TemplateError as exc:
+            raise ValueError(str(exc)) from None
+    return value
+
+
+When = Annotated[str, BeforeValidator(_when)]
+
+
+class TriggerBase(Model):
+    """What every trigger has: `when`, a condition evaluated (in the template sandbox,
+    over `trigger`) before a run is created; false means no run."""
+
+    when: When | None = None
+
+
+class ManualTrigger(TriggerBase):
     """Started on demand: ``/flow run``, a button, a shared link."""
 
     type: Literal["manual"] = "manual"
 
 
-class ScheduleTrigger(Model):
-    """Runs on a crontab schedule (``cron``) or at a fixed interval (``every``)."""
+class ScheduleTrigger(TriggerBase):
+    """Runs on a crontab schedule (``cron``) or at a fixed interval (``every``).
+
+    ``overlap``: what a slot does while the previous run is still running or waiting
+    (``skip`` it, ``queue`` it behind that run, at most one waiting, or ``allow`` it);
+    ``jitter``: a random delay of up to this much for each slot; ``catchup_window``: how
+    late a slot may still start (after downtime, with ``misfire: run_once``)."""
 
     type: Literal["schedule"] = "schedule"
     cron: Annotated[str, AfterValidator(_cron)] | None = None
     every: Duration | None = None
     timezone: Annotated[str, AfterValidator(timezone_name)] = "UTC"
     misfire: Literal["skip", "run_once"] = "skip"
+    overlap: Literal["skip", "queue", "allow"] = "skip"
+    jitter: Duration | None = None
+    catchup_window: Duration = "1d"
 
     @field_validator("every")
     @classmethod
@@ -121,6 +155,21 @@ class ScheduleTrigger(Model):
         if value is not None and parse_duration(value) < timedelta(seconds=1):
             raise ValueError("schedules run at most once a second (use 1s or more)")
         return value
+
+    @field_validator("jitter")
+    @classmethod
+    def _check_jitter(cls, value: str | None) -> str | None:
+        if value is not None and parse_duration(value) > timedelta(hours=1):
+            raise ValueError("jitter is at most 1h")
+        return value
+
+    @property
+    def jitter_delta(self) -> timedelta:
+        return parse_duration(self.jitter) if self.jitter else timedelta(0)
+
+    @property
+    def catchup_delta(self) -> timedelta:
+        return parse_duration(self.catchup_window)
 
     @model_validator(mode="after")
     def _one_of(self) -> ScheduleTrigger:
@@ -168,7 +217,7 @@ class ScheduleTrigger(Model):
         return result
 
 
-class MessageTrigger(Model):
+class MessageTrigger(TriggerBase):
     """A message in ``channel`` whose text matches ``pattern`` (a Python regex, searched)."""
 
     type: Literal["message"] = "message"
@@ -186,7 +235,7 @@ def _emoji(value: Any) -> Any:
     return value
 
 
-class ReactionTrigger(Model):
+class ReactionTrigger(TriggerBase):
     """An emoji reaction added to a message (in ``channel`` if given, else anywhere).
 
     ``emoji`` is stored without colons (``rotating_light``), as Slack reports it.
@@ -197,14 +246,14 @@ class ReactionTrigger(Model):
     channel: Annotated[str, AfterValidator(channel_ref)] | None = None
 
 
-class MemberJoinedTrigger(Model):
+class MemberJoinedTrigger(TriggerBase):
     """Someone joins ``channel``."""
 
     type: Literal["member_joined"] = "member_joined"
     channel: Annotated[str, AfterValidator(channel_ref)]
 
 
-class WebhookTrigger(Model):
+class WebhookTrigger(TriggerBase):
     """``POST /hooks/<flow id>`` with the flow's secret token."""
 
     type: Literal["webhook"] = "webhook"

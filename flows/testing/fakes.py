@@ -60,6 +60,8 @@ class SentMessage:
     user: str | None = None  # the recipient of a DM or an ephemeral message
     ephemeral: bool = False
     updates: list[str] = field(default_factory=list)  # texts of later updates
+    thread_ts: str | None = None  # a reply in this message's thread
+    reply_broadcast: bool = False
 
 
 class RecordingMessenger:
@@ -83,6 +85,8 @@ class RecordingMessenger:
         blocks: Sequence[dict[str, Any]] | None = None,
         *,
         metadata: Mapping[str, Any] | None = None,
+        thread_ts: str | None = None,
+        reply_broadcast: bool = False,
     ) -> MessageRef:
         if channel in self.missing_channels:
             raise SlackError("channel_not_found")
@@ -92,6 +96,8 @@ class RecordingMessenger:
             ts=self._new_ts(),
             blocks=list(blocks) if blocks else None,
             metadata=dict(metadata) if metadata else None,
+            thread_ts=thread_ts,
+            reply_broadcast=reply_broadcast,
         )
         self.sent.append(message)
         return MessageRef(channel=channel, ts=message.ts)

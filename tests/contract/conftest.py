@@ -13,7 +13,9 @@ import pytest
 from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorDatabase
 
 from flows.testing import memory
+from storage.alerts_repo import MongoFailureStreaks
 from storage.approvals_repo import ApprovalsRepo
+from storage.asks_repo import AsksRepo
 from storage.audit_repo import AuditRepo
 from storage.buttons_repo import AccessRequestRepo, ButtonsRepo
 from storage.connections_repo import ConnectionsRepo
@@ -21,6 +23,7 @@ from storage.embedded import EmbeddedMongo
 from storage.flows_repo import MongoFlowStore
 from storage.runs_repo import MongoRunStore
 from storage.schedules_repo import MongoScheduleStore
+from storage.trigger_log_repo import MongoTriggerLog
 from storage.users_repo import MongoUserStore
 from storage.workspace_repo import WorkspaceRepo
 
@@ -133,5 +136,27 @@ async def access_requests(backend: str, motor_client: Any, db_name: str) -> Asyn
 async def policies(backend: str, motor_client: Any, db_name: str) -> AsyncIterator[Any]:
     async for store in _store(
         backend, motor_client, db_name, memory.MemoryPolicyStore, WorkspaceRepo
+    ):
+        yield store
+
+
+@pytest.fixture
+async def asks(backend: str, motor_client: Any, db_name: str) -> AsyncIterator[Any]:
+    async for store in _store(backend, motor_client, db_name, memory.MemoryAskStore, AsksRepo):
+        yield store
+
+
+@pytest.fixture
+async def trigger_log(backend: str, motor_client: Any, db_name: str) -> AsyncIterator[Any]:
+    async for store in _store(
+        backend, motor_client, db_name, memory.MemoryTriggerLog, MongoTriggerLog
+    ):
+        yield store
+
+
+@pytest.fixture
+async def failure_streaks(backend: str, motor_client: Any, db_name: str) -> AsyncIterator[Any]:
+    async for store in _store(
+        backend, motor_client, db_name, memory.MemoryFailureStreaks, MongoFailureStreaks
     ):
         yield store

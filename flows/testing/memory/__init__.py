@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from flows.testing.memory.approvals import MemoryApprovalStore
+from flows.testing.memory.asks import MemoryAskStore
 from flows.testing.memory.catalog import MemoryFlowStore, MemoryUserStore
 from flows.testing.memory.connections import MemoryConnectionStore
 from flows.testing.memory.plain import plain
@@ -26,6 +27,7 @@ from flows.testing.memory.sharing import (
     MemoryButtonStore,
     MemoryPolicyStore,
 )
+from flows.testing.memory.triggers import MemoryFailureStreaks, MemoryTriggerLog
 
 
 @dataclass
@@ -42,19 +44,25 @@ class MemoryStores:
     buttons: MemoryButtonStore = field(default_factory=MemoryButtonStore)
     access_requests: MemoryAccessRequestStore = field(default_factory=MemoryAccessRequestStore)
     policies: MemoryPolicyStore = field(default_factory=MemoryPolicyStore)
+    asks: MemoryAskStore = field(default_factory=MemoryAskStore)
+    trigger_log: MemoryTriggerLog = field(default_factory=MemoryTriggerLog)
+    failure_streaks: MemoryFailureStreaks = field(default_factory=MemoryFailureStreaks)
 
 
 __all__ = [
     "MemoryAccessRequestStore",
     "MemoryApprovalStore",
+    "MemoryAskStore",
     "MemoryAuditStore",
     "MemoryButtonStore",
     "MemoryConnectionStore",
+    "MemoryFailureStreaks",
     "MemoryFlowStore",
     "MemoryPolicyStore",
     "MemoryRunStore",
     "MemoryScheduleStore",
     "MemoryStores",
+    "MemoryTriggerLog",
     "MemoryUserStore",
     "plain",
 ]
@@ -62,7 +70,9 @@ __all__ = [
 
 if TYPE_CHECKING:
     # mypy proves each store implements its port (the contract tests prove behaviour).
+    from flows.alerts import FailureStreakStore
     from flows.approval_model import ApprovalStore
+    from flows.ask_model import AskStore
     from flows.catalog import FlowStore, UserStore
     from flows.connections import ConnectionStore, FlowBindingStore
     from flows.run_model import RunStore
@@ -74,6 +84,7 @@ if TYPE_CHECKING:
         PolicyStore,
         SharedFlowStore,
     )
+    from flows.trigger_log import TriggerLogStore
 
     _runs: RunStore = MemoryRunStore()
     _flows: FlowStore = MemoryFlowStore()
@@ -81,9 +92,12 @@ if TYPE_CHECKING:
     _bindings: FlowBindingStore = MemoryFlowStore()
     _users: UserStore = MemoryUserStore()
     _approvals: ApprovalStore = MemoryApprovalStore()
+    _asks: AskStore = MemoryAskStore()
     _schedules: ScheduleStateStore = MemoryScheduleStore()
     _connections: ConnectionStore = MemoryConnectionStore()
     _audit: AuditStore = MemoryAuditStore()
     _buttons: ButtonStore = MemoryButtonStore()
     _requests: AccessRequestStore = MemoryAccessRequestStore()
     _policies: PolicyStore = MemoryPolicyStore()
+    _trigger_log: TriggerLogStore = MemoryTriggerLog()
+    _streaks: FailureStreakStore = MemoryFailureStreaks()

@@ -53,3 +53,24 @@ class MemoryScheduleStore:
         state.skipped_total += skipped.count
         state.skipped = [*state.skipped, skipped.model_copy()][-SKIP_HISTORY:]
         return True
+
+    async def claim_slot(self, flow_id: str, slot: datetime) -> bool:
+        state = self._states.get(flow_id)
+        if state is None or not state.last_slot < slot:
+            return False
+        state.last_slot = slot
+        return True
+
+    async def queue_slot(self, flow_id: str, slot: datetime) -> bool:
+        state = self._states.get(flow_id)
+        if state is None or state.queued_slot is not None:
+            return False
+        state.queued_slot = slot
+        return True
+
+    async def take_queued(self, flow_id: str) -> datetime | None:
+        state = self._states.get(flow_id)
+        if state is None or state.queued_slot is None:
+            return None
+        slot, state.queued_slot = state.queued_slot, None
+        return slot

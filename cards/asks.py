@@ -1,0 +1,236 @@
+"""`ask` step cards: the request with its **Fill in** button, the form modal (the same
+widgets as the "Run flow" modal), the message once answered, expired or cancelled, the
+ephemeral answers, and the pending forms listed with pending approvals.
+
+The button: `action_id` `ask_fill`, `value` the ask id. The modal: callback `ask_submit`,
+one input block per field (block_id `ask_field:<field id>`), the ask id in its metadata.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    ButtonElement,
+    DividerBlock,
+    HeaderBlock,
+    InputBlock,
+    PlainTextObject,
+)
+from slack_sdk.models.views import View
+
+from cards.common import Message, clip, context, escape, message, section
+from cards.runs import input_element
+from flows.ask_model import AskRecord, AskResult
+
+FILL_BUTTON = "ask_fill"
+SUBMIT_CALLBACK = "ask_submit"
+FIELD_PREFIX = "ask_field:"
+LIST_LIMIT = 10
+
+
+def field_block_id(field_id: str) -> str:
+    return FIELD_PREFIX + field_id
+
+
+def _date(at: datetime) -> str:
+    fallback = at.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"
+
+
+def _about(record: AskRecord) -> str:
+    parts = []
+    if record.flow_name:
+        parts.append(f"Flow *{escape(record.flow_name)}*")
+    if record.requester:
+        parts.append(f"asked by <@{record.requester}>")
+    if record.timeout_at:
+        parts.append(f"expires {_date(record.timeout_at)}")
+    return " · ".join(parts) or "A form to fill in"
+
+
+def _body(record: AskRecord) -> list[dict[str, Any]]:
+    blocks = [HeaderBlock(text=PlainTextObject(text=clip(record.title or "Form", 150))).to_dict()]
+    if record.details:
+        blocks.append(section(record.details))
+    blocks.append(context(_about(record)))
+    return blocks
+
+
+def fill_button(record: AskRecord) -> dict[str, Any]:
+    return ActionsBlock(
+        block_id=f"ask:{record.id}",
+        elements=[
+            ButtonElement(
+                text=PlainTextObject(text="Fill in"),
+                action_id=FILL_BUTTON,
+                value=record.id,
+                style="primary",
+            )
+        ],
+    ).to_dict()
+
+
+def request_message(record: AskRecord) -> Message:
+    """The message with the Fill in button (a DM to one person, or a channel post)."""
+    return message(f"Please fill in: {record.title}", *_body(record), fill_button(record))
+
+
+def _answer_lines(record: AskRecord) -> str:
+    lines = []
+    for spec in record.fields:
+        value = record.answers.get(spec.id)
+        shown = "—" if value is None or value == "" else _shown(spec.type, value)
+        lines.append(f"*{escape(spec.label or spec.id)}*: {shown}")
+    return "\n".join(lines)
+
+
+def _shown(kind: str, value: Any) -> str:
+    if kind == "user":
+        return f"<@{value}>"
+    if kind == "channel" and str(value)[:1] in ("C", "G"):
+        return f"<#{value}>"
+    if kind == "boolean":
+        return "Yes" if value else "No"
+    return escape(clip(str(value), 500))
+
+
+def status_line(record: AskRecord) -> str:
+    if record.status == "answered":
+        return f":white_check_mark: *Answered* by <@{record.responder}>"
+    if record.status == "expired":
+        return ":hourglass: *Expired*: nobody answered in time"
+    if record.status == "cancelled":
+        reason = escape(record.cancel_reason or "the run was cancelled")
+        by = f" by <@{record.cancelled_by}>" if record.cancelled_by else ""
+        return f":no_entry_sign: Cancelled: {reason}{by}"
+    return "Waiting for an answer"
+
+
+def closed_message(record: AskRecord) -> Message:
+    """The request once answered (who answered, the answers), expired or cancelled."""
+    blocks = [*_body(record), section(status_line(record))]
+    if record.status == "answered":
+        blocks.append(section(clip(_answer_lines(record), 3000)))
+    text = f"{record.title}: {record.status}"
+    if record.responder:
+        text += f" by <@{record.responder}>"
+    return message(text, *blocks)
+
+
+def reminder_message(record: AskRecord) -> Message:
+    text = f":bell: Reminder: *{record.title}* is waiting for your answer"
+    if record.timeout_at:
+        text += f"; it expires {_date(record.timeout_at)}"
+    text += ".\nUse the form's *Fill in* button, or `/flow approvals`."
+    return message(f"Reminder: {record.title} is waiting for your answer", section(text))
+
+
+def form_modal(record: AskRecord, metadata: dict[str, Any]) -> dict[str, Any]:
+    """The form: one typed input per field, as in the "Run flow" modal."""
+    blocks: list[dict[str, Any]] = []
+    if record.details:
+        blocks.append(section(record.details))
+    for spec in record.fields[:90]:
+        blocks.append(
+            InputBlock(
+                block_id=field_block_id(spec.id),
+                label=clip(spec.label or spec.id, 2000),
+                element=input_element(spec, spec.default),
+                optional=not spec.required,
+                hint=clip(spec.description, 2000) if spec.description else None,
+            ).to_dict()
+        )
+    view = View(
+        type="modal",
+        callback_id=SUBMIT_CALLBACK,
+        private_metadata=json.dumps(metadata),
+        title=clip(record.title or "Form", 24),
+        submit="Send",
+        close="Cancel",
+        blocks=blocks,
+    )
+    return view.to_dict()
+
+
+# ------------------------------------------------------------------ answers
+
+
+def refusal_text(result: AskResult) -> str:
+    """Why this person cannot fill in the form (now)."""
+    record = result.record
+    if result.kind == "not_asked":
+        return ":no_entry: You were not asked to fill in this form."
+    if record is None or result.kind == "not_found":
+        return "This form no longer exists."
+    if result.kind == "already_answered":
+        return f"This form was already answered by <@{record.responder}>."
+    if result.kind == "expired":
+        return ":hourglass: This form expired: nobody answered in time."
+    if result.kind == "cancelled":
+        return (
+            f"This form was cancelled: {escape(record.cancel_reason or 'its run was cancelled')}."
+        )
+    return "Thanks, your answer was recorded."
+
+
+def refusal(result: AskResult) -> Message:
+    text = refusal_text(result)
+    return message(text, section(text))
+
+
+def notice_view(result: AskResult) -> dict[str, Any]:
+    """The modal, replaced when the submission cannot count (someone else was first)."""
+    return View(
+        type="modal", title="Form", close="OK", blocks=[section(refusal_text(result))]
+    ).to_dict()
+
+
+def field_errors(errors: dict[str, str]) -> dict[str, str]:
+    return {field_block_id(field_id): text for field_id, text in errors.items()}
+
+
+# ------------------------------------------------------------------ lists
+
+
+def pending_item(record: AskRecord) -> list[dict[str, Any]]:
+    lines = f":memo: *{record.title}*"
+    if record.details:
+        lines += f"\n{clip(record.details, 500)}"
+    return [section(lines), context(_about(record)), fill_button(record)]
+
+
+def pending_asks_blocks(records: Sequence[AskRecord]) -> list[dict[str, Any]]:
+    """The App Home's "Forms to fill in" section (header, items); empty when none."""
+    if not records:
+        return []
+    blocks: list[dict[str, Any]] = [
+        HeaderBlock(text=PlainTextObject(text="Forms to fill in")).to_dict()
+    ]
+    for index, record in enumerate(records[:LIST_LIMIT]):
+        if index:
+            blocks.append(DividerBlock().to_dict())
+        blocks.extend(pending_item(record))
+    if len(records) > LIST_LIMIT:
+        blocks.append(context(f"…and {len(records) - LIST_LIMIT} more: `/flow approvals`"))
+    return blocks
+
+
+def with_pending_asks(approvals: Message, records: Sequence[AskRecord]) -> Message:
+    """`/flow approvals` with the forms waiting for this person after the approvals."""
+    if not records:
+        return approvals
+    count = len(records)
+    text = f"{count} form{'s' if count != 1 else ''} to fill in"
+    return message(
+        f"{approvals['text']} · {text}", *approvals["blocks"], *pending_asks_blocks(records)
+    )
+
+
+def no_approvals() -> Message:
+    """`/flow approvals` when only forms are waiting."""
+    return message("No approvals are waiting for you")
