@@ -53,10 +53,9 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 def idempotency_key(ctx: StepContext) -> str:
-    """`<run id>:<step id>`, plus the iteration when the step repeats in a loop."""
-    iteration = getattr(ctx, "iteration", None)
-    key = f"{ctx.run.id}:{ctx.step_id}"
-    return f"{key}:{iteration}" if iteration is not None else key
+    """`<run id>:<step key>`: the step key names the iteration in a for_each body
+    (`loop[2]/call`), and a called flow's run id derives from its caller's step."""
+    return f"{ctx.run.id}:{ctx.step_id}"
 
 
 class HttpStepFailed(Exception):
