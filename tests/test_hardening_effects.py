@@ -177,6 +177,26 @@ async def test_every_call_carries_an_idempotency_key_stable_for_its_run_step(
     assert [s["key"] for s in api.seen] == [f"{run.id}:create", f"mine-{run.id}"]
 
 
+LOOPED = """
+name: Looped
+connections: [{slot: api, kind: http_bearer}]
+steps:
+  - id: each
+    type: for_each
+    items: "{{ [1, 2] }}"
+    steps:
+      - {id: call, type: http_request, connection: api, method: POST, path: /orders}
+"""
+
+
+async def test_a_call_in_a_loop_has_a_key_per_iteration(http_bot: BotHarness, api: Api) -> None:
+    flow = await with_api(http_bot, api, LOOPED)
+    run = await run_once(http_bot, flow, "run Looped")
+    assert run.status == "succeeded", run.error
+    keys = sorted(s["key"] for s in api.seen)
+    assert keys == [f"{run.id}:each[0]/call", f"{run.id}:each[1]/call"]
+
+
 # ------------------------------------------------------------------ secrets in encodings
 
 
