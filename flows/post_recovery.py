@@ -2,8 +2,9 @@
 
 When a run is picked up after its driver died (or was interrupted at a shutdown), a step
 that was running (several, in parallel branches) may have posted already, just before the
-crash, without being recorded. The steps run in such a drive are "in doubt"
-(`StepContext.in_doubt`, until the run next waits or ends): before posting,
+crash, without being recorded. The steps such a drive starts before it records its first
+step are "in doubt" (`StepContext.in_doubt`): the first unrecorded step, or one per
+branch of a parallel group. Before posting,
 `find_earlier_post` looks in the channel's recent history (Slack's conversations.history
 with `include_all_metadata`) for a message carrying this run's metadata
 (`flows.triggers.run_message_metadata`) with the same text that no recorded step of the

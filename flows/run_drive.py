@@ -147,7 +147,8 @@ class _Drive:
     cancel: CancelRequest | None = None
     # Claims of it from a driver that died (counted in its record; see flows.run_limits).
     crashes: int = 0
-    # Claimed after a crash: a step may have had its effect unrecorded (flows.post_recovery).
+    # Claimed after a crash, and no step recorded since: the steps it starts may have had
+    # their effect before the crash (flows.post_recovery).
     in_doubt: bool = False
     dirty_vars: bool = False
     dirty_notify: bool = False

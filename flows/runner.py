@@ -505,7 +505,7 @@ class Runner:
         started_at = recorded.started_at if recorded and recorded.started_at else self.clock.now()
         vars_before = dict(run.vars)
         ctx = StepContext(run, key, self.clock, scope)
-        ctx.in_doubt = drive.in_doubt  # claimed after a crash: its effects may have happened
+        ctx.in_doubt = drive.in_doubt  # it may have run before the crash (see post_recovery)
         outcome = await self._outcome(drive, step, executor, recorded, started_at, ctx)
         if run.vars != vars_before:
             drive.dirty_vars = True
@@ -607,6 +607,7 @@ class Runner:
             )
             raise _LeaseLost
         self._clean(drive)
+        drive.in_doubt = False  # steps started from now on began after the crash
 
     async def _park_all(self, drive: _Drive) -> None:
         """Record every step that parked during this drive, and park the run until the
