@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -18,6 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.sealing_client import SealingWebClient
 from flows.metrics import Metrics
+from flows.post_recovery import RunPost
 from flows.records import MessageRef
 from flows.sealed import MetadataSeal
 
@@ -118,6 +120,28 @@ class SlackMessenger:
         opened = await self.client.conversations_open(users=user)
         channel = str(opened["channel"]["id"])
         return await self.post_message(channel, text, blocks, metadata=metadata)
+
+    async def find_run_post(
+        self, channel: str, since: datetime, post: RunPost
+    ) -> MessageRef | None:
+        """A run's post by its metadata (`flows.post_recovery`), in the channel's history
+        since `since` (a minute earlier, for clocks apart), newest first, 5 pages at most."""
+        if channel[:1] in ("U", "W"):
+            opened = await self.client.conversations_open(users=channel)
+            channel = str(opened["channel"]["id"])
+        oldest = f"{since.timestamp() - 60:.6f}"
+        cursor: str | None = None
+        for _ in range(5):
+            page = await self.client.conversations_history(
+                channel=channel, oldest=oldest, limit=200, include_all_metadata=True, cursor=cursor
+            )
+            for message in page.get("messages") or []:
+                if post.is_it(message):
+                    return MessageRef(channel=channel, ts=str(message["ts"]))
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                break
+        return None
 
     async def post_ephemeral(
         self, channel: str, user: str, text: str, blocks: Sequence[dict[str, Any]] | None = None

@@ -178,6 +178,7 @@ class SlackEmulator:
             "conversations.open": self._conversations_open,
             "conversations.info": self._conversations_info,
             "conversations.members": self._conversations_members,
+            "conversations.history": self._conversations_history,
             "usergroups.users.list": self._usergroups_users_list,
         }
         # Channels, members, topics and reactions (emulator/conversations.py).
@@ -931,6 +932,43 @@ class SlackEmulator:
         more = end < len(members)
         next_cursor = base64.b64encode(f"offset:{end}".encode()).decode() if more else ""
         return {"members": members[offset:end], "response_metadata": {"next_cursor": next_cursor}}
+
+    def _conversations_history(self, p: JSON) -> JSON:
+        """Slack's conversations.history: a channel's messages (not thread replies), newest
+        first, between `oldest` and `latest`; message metadata only with
+        `include_all_metadata`; `limit` (default 100, at most 999) and a cursor."""
+        channel = self.resolve_channel(p.get("channel"))
+        try:
+            limit = min(max(int(p.get("limit") or 100), 1), 999)
+            oldest = float(p.get("oldest") or 0)
+            latest = float(p.get("latest") or "inf")
+            cursor = p.get("cursor")
+            offset = int(base64.b64decode(cursor).decode().split(":")[1]) if cursor else 0
+        except (ValueError, IndexError) as exc:
+            raise SlackError("invalid_arguments") from exc
+        inclusive = str(p.get("inclusive") or "").lower() in ("1", "true")
+        with_metadata = str(p.get("include_all_metadata") or "").lower() in ("1", "true")
+
+        def wanted(msg: JSON) -> bool:
+            ts = float(msg["ts"])
+            if msg.get("thread_ts") not in (None, msg["ts"]):
+                return False  # a reply in a thread
+            if inclusive:
+                return oldest <= ts <= latest
+            return oldest < ts < latest
+
+        found = [m for m in reversed(self.messages.get(channel, [])) if wanted(m)]
+        page = found[offset : offset + limit]
+        more = offset + limit < len(found)
+        out = [public_message(m) for m in page]
+        if not with_metadata:
+            out = [{k: v for k, v in m.items() if k != "metadata"} for m in out]
+        next_cursor = base64.b64encode(f"offset:{offset + limit}".encode()).decode() if more else ""
+        return {
+            "messages": out,
+            "has_more": more,
+            "response_metadata": {"next_cursor": next_cursor},
+        }
 
     def _usergroups_users_list(self, p: JSON) -> JSON:
         group = self.usergroups.get(str(p.get("usergroup")))

@@ -441,7 +441,7 @@ class ApprovalStepExecutor:
 
     async def execute(self, step: ApprovalStep, ctx: StepContext) -> Outcome:
         run = ctx.run
-        approvers = [ctx.render("approvers", a) for a in step.approvers]
+        approvers = [await ctx.text("approvers", a) for a in step.approvers]
         notify = run.definition.notify
         request = ApprovalRequest(
             team_id=run.team_id,
@@ -450,16 +450,18 @@ class ApprovalStepExecutor:
             flow_id=run.flow_id,
             flow_name=run.flow_name,
             requester=run.started_by,
-            title=ctx.render("title", step.title).strip() or "Approval",
-            details=ctx.render("details", step.details).strip(),
+            title=(await ctx.text("title", step.title)).strip() or "Approval",
+            details=(await ctx.text("details", step.details)).strip(),
             approvers=approvers,
             mode=step.mode,
             min=step.min,
-            options=[ctx.render("options", o) for o in step.response_options],
-            approve_option=ctx.render("approve_option", step.approve_label),
+            options=[await ctx.text("options", o) for o in step.response_options],
+            approve_option=await ctx.text("approve_option", step.approve_label),
             allow_comment=step.allow_comment,
-            channel=ctx.render("channel", step.channel).strip() or None if step.channel else None,
-            notify_channel=ctx.render("notify", notify).strip() or None if notify else None,
+            channel=(await ctx.text("channel", step.channel)).strip() or None
+            if step.channel
+            else None,
+            notify_channel=(await ctx.text("notify", notify)).strip() or None if notify else None,
             timeout=step.timeout_delta,
             reminder=step.reminder_delta,
         )

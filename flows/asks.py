@@ -312,10 +312,10 @@ class AskStepExecutor:
             flow_id=run.flow_id,
             flow_name=run.flow_name,
             requester=run.started_by,
-            notify_channel=_notify_channel(ctx),
-            title=ctx.render("title", step.title).strip() or "Form",
-            details=ctx.render("details", step.details).strip() if step.details else "",
-            to=[ctx.render("to", entry) for entry in step.to],
+            notify_channel=await _notify_channel(ctx),
+            title=(await ctx.text("title", step.title)).strip() or "Form",
+            details=(await ctx.text("details", step.details)).strip() if step.details else "",
+            to=[await ctx.text("to", entry) for entry in step.to],
             fields=list(step.fields),
             timeout=step.timeout_delta,
             reminder=step.reminder_delta,
@@ -350,6 +350,6 @@ class AskStepExecutor:
         )
 
 
-def _notify_channel(ctx: StepContext) -> str | None:
+async def _notify_channel(ctx: StepContext) -> str | None:
     notify = ctx.run.definition.notify
-    return ctx.render("notify", notify).strip() or None if notify else None
+    return (await ctx.text("notify", notify)).strip() or None if notify else None

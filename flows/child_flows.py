@@ -68,9 +68,9 @@ class CallFlowExecutor:
         run = ctx.run
         if run.call_depth >= MAX_CALL_DEPTH:
             raise StepFailed(f"calls nest at most {MAX_CALL_DEPTH} deep", "flow")
-        ref = ctx.render("flow", step.flow).strip()
+        ref = (await ctx.text("flow", step.flow)).strip()
         child = await self._child(run, ref)
-        values = {name: ctx.value(f"inputs.{name}", v) for name, v in step.inputs.items()}
+        values = {name: await ctx.native(f"inputs.{name}", v) for name, v in step.inputs.items()}
         inputs = _check_inputs(child, values)
         call = ChildCall(run.id, ctx.step_id, run.call_depth + 1)
         data = {"parent_run": run.id, "parent_flow": run.flow_name, "parent_step": ctx.step_id}

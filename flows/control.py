@@ -47,7 +47,7 @@ class SwitchExecutor(_NoResume):
     key, `default`, or None when nothing matched and there is no default)."""
 
     async def execute(self, step: SwitchStep, ctx: StepContext) -> Outcome:
-        value = _as_text(ctx.value("value", step.value))
+        value = _as_text(await ctx.native("value", step.value))
         for key in step.cases:
             if key.strip() == value:
                 return Done({"case": key, "value": value})
@@ -72,8 +72,8 @@ def _outputs_under(run: RunRecord, prefix: str) -> dict[str, Any]:
     }
 
 
-def _items(step: ForEachStep, ctx: StepContext) -> list[Any]:
-    items = ctx.value("items", step.items)
+async def _items(step: ForEachStep, ctx: StepContext) -> list[Any]:
+    items = await ctx.native("items", step.items)
     if isinstance(items, (tuple, set, frozenset)):
         items = list(items)
     if isinstance(items, Mapping):
@@ -97,7 +97,7 @@ class ForEachExecutor(_NoResume):
         if recorded is not None and recorded.status == "running":
             items = list(recorded.output.get("items") or [])  # a resumed loop
         else:
-            items = _items(step, ctx)
+            items = await _items(step, ctx)
             started = StepResult(
                 step_id=ctx.step_id,
                 type=step.type,

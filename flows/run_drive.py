@@ -14,14 +14,17 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from flows.ports import Clock
 from flows.records import RunRecord, StepResult
+from flows.run_limits import not_recorded
 from flows.run_model import CancelRequest, Lease, Park, Scope, StepContext, StepFailed
 
 if TYPE_CHECKING:
     from flows.runner import Runner
+
+log = logging.getLogger(__name__)
 
 
 class _LeaseLost(Exception):
@@ -31,7 +34,7 @@ class _LeaseLost(Exception):
 class _Failure(Exception):
     """A step failed: `error` is the run's error, naming the step (and field)."""
 
-    def __init__(self, step_id: str, error: str, result: StepResult) -> None:
+    def __init__(self, step_id: str | None, error: str, result: StepResult | None = None) -> None:
         super().__init__(error)
         self.step_id = step_id
         self.error = error
@@ -90,6 +93,40 @@ def flow_outputs(run: RunRecord, clock: Clock) -> dict[str, Any]:
         raise failure from None
 
 
+async def written(runner: Runner, run_id: str, result: StepResult, write: Awaitable[bool]) -> bool:
+    """The store's answer to a step's write; a write that raised (a value it cannot hold)
+    fails the step with why, rather than leaving the run to be claimed and repeated."""
+    try:
+        return await write
+    except Exception as exc:
+        log.warning("run %s: step %s not recorded", run_id, result.step_id, exc_info=True)
+        at, message = result.started_at or runner.clock.now(), runner.describe_error(exc)
+        raise runner._failure(result.step_id, result.type, at, not_recorded(message)) from None
+
+
+async def finish_written(
+    runner: Runner,
+    drive: _Drive,
+    status: Literal["succeeded", "failed"],
+    now: datetime,
+    result: StepResult | None,
+    extra: dict[str, Any],
+) -> bool:
+    """The store's `finish` of the run (its status, error and error step as set); if what
+    the run produced cannot be stored, it ends failed with why, without it."""
+    run, lease = drive.run, drive.lease
+    try:
+        return await runner.store.finish(
+            run.id, lease, status, now, run.error, run.error_step, result, extra
+        )
+    except Exception as exc:
+        log.warning("run %s: its end could not be recorded", run.id, exc_info=True)
+        run.status, run.error = "failed", not_recorded(runner.describe_error(exc))
+        return await runner.store.finish(
+            run.id, lease, "failed", now, run.error, run.error_step, None, {}
+        )
+
+
 def alone(run: RunRecord, key: str) -> bool:
     """Is `key` the run's only waiting step (a timer without a time of its own is its)?"""
     return all(k == key or r.status != "waiting" for k, r in run.steps.items())
@@ -108,6 +145,11 @@ class _Drive:
     lease: Lease
     wake: tuple[str, dict[str, Any]] | None
     cancel: CancelRequest | None = None
+    # Claims of it from a driver that died (counted in its record; see flows.run_limits).
+    crashes: int = 0
+    # Claimed after a crash, and no step recorded since: the steps it starts may have had
+    # their effect before the crash (flows.post_recovery).
+    in_doubt: bool = False
     dirty_vars: bool = False
     dirty_notify: bool = False
     last_progress: float = 0.0
@@ -170,7 +212,8 @@ class _Body:
                     raise signal
         for failure in failures.values():
             # The failed step is recorded, so that a resumed run knows this job failed.
-            await self.record(failure.result)
+            if failure.result is not None:
+                await self.record(failure.result)
         if signals:
             raise signals[0]  # parked
         return [failures[index].error for index in sorted(failures)]

@@ -15,7 +15,14 @@ from typing import Any, Final, Literal, Protocol, runtime_checkable
 from flows.errors import FlowbotError
 from flows.ports import Clock
 from flows.records import MessageRef, RunRecord, StepResult
-from flows.templating import TemplateError, is_truthy, render_text, render_value
+from flows.storable import storable
+from flows.template_worker import (
+    render_text_async,
+    render_text_on_loop,
+    render_value_async,
+    render_value_on_loop,
+)
+from flows.templating import TemplateError, is_truthy
 
 # ------------------------------------------------------------------ executor protocol
 
@@ -91,6 +98,9 @@ class StepContext:
         self.step_id = step_id
         self.clock = clock
         self.scope = scope
+        # The step was running when its run's driver died: its effect may have happened
+        # (`flows.post_recovery` looks a post up before sending it again).
+        self.in_doubt = False
 
     @property
     def team_id(self) -> str:
@@ -104,31 +114,49 @@ class StepContext:
         return self.clock.now()
 
     def set_var(self, name: str, value: Any) -> None:
-        self.run.vars[name] = value
+        self.run.vars[name] = storable(value)
 
     def template_data(self) -> dict[str, Any]:
         return template_data(self.run, self.scope)
 
     def render(self, field_name: str, source: Any) -> str:
-        """Render a text field; a template error is a StepFailed naming the field."""
-        if source is None:
-            return ""
-        if not isinstance(source, str):
-            source = str(source)
+        """Render a text field on the event loop (a short time budget); a template error
+        is a StepFailed naming the field. Executors use `text`, which renders off the loop."""
+        source = "" if source is None else source if isinstance(source, str) else str(source)
         try:
-            return render_text(source, self.template_data())
+            return render_text_on_loop(source, self.template_data())
         except TemplateError as exc:
             raise StepFailed(explain_template_error(source, str(exc)), field_name) from None
 
     def value(self, field_name: str, source: Any) -> Any:
-        """Render a value keeping native types (`{{ inputs.amount }}` stays a number)."""
+        """Render a value keeping native types (`{{ inputs.amount }}` stays a number), on
+        the event loop with a short time budget; executors use `native`."""
         try:
-            return render_value(source, self.template_data())
+            return render_value_on_loop(source, self.template_data())
         except TemplateError as exc:
             raise StepFailed(explain_template_error(source, str(exc)), field_name) from None
 
     def truthy(self, field_name: str, source: Any) -> bool:
         return is_truthy(self.value(field_name, source))
+
+    async def text(self, field_name: str, source: Any) -> str:
+        """Render a text field in a worker thread with a time budget
+        (`flows.template_worker`); a template error is a StepFailed naming the field."""
+        source = "" if source is None else source if isinstance(source, str) else str(source)
+        try:
+            return await render_text_async(source, self.template_data())
+        except TemplateError as exc:
+            raise StepFailed(explain_template_error(source, str(exc)), field_name) from None
+
+    async def native(self, field_name: str, source: Any) -> Any:
+        """`value`, rendered in a worker thread with a time budget."""
+        try:
+            return await render_value_async(source, self.template_data())
+        except TemplateError as exc:
+            raise StepFailed(explain_template_error(source, str(exc)), field_name) from None
+
+    async def is_true(self, field_name: str, source: Any) -> bool:
+        return is_truthy(await self.native(field_name, source))
 
 
 class StepExecutor(Protocol):
@@ -247,6 +275,10 @@ class Claim:
     run: RunRecord
     resume: tuple[str, dict[str, Any]] | None = None
     cancel: CancelRequest | None = None
+    # How often the run was claimed from a driver that died (a lease that ran out).
+    crashes: int = 0
+    # Claimed from a driver that died or was interrupted: its next step may be half done.
+    after_crash: bool = False
 
 
 @dataclass(frozen=True)

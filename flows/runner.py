@@ -7,20 +7,7 @@ returns `Done(output)` or `Park(wake_at, waiting_for)`. A parked run is stored w
 gets the `TIMER` payload) or by `Runner.resume(run_id, step_id, payload)` (an approval
 decision, for example).
 
-Durability and writes. A run is inserted once, each finished step is one `$set` of
-`steps.<id>`, and the end is one update (a failing step's result rides along with it).
-Every write after the insert is conditional on the run's lease (owner and expiry), so two
-bot processes never drive the same run: a process that lost its lease stops quietly. A
-run left `running` with an expired lease (the bot crashed) is claimed again and continues
-from the first step not recorded as finished; a condition records the branch it took so
-a resumed run follows the same path.
-
-Cancelling (`Runner.cancel_flow_runs`, when a flow is deleted). A queued or waiting run
-(or one whose driver died) becomes `cancelled` at once, by a compare-and-set on its
-status, so it races safely with the waker and with an approval's resume. A run a process
-drives right now gets a `cancel_requested` flag instead: the writes at a step boundary
-(record a step, park, finish) are refused while it is set, and the driver then ends the
-run `cancelled` there, keeping the result of the step that just ended.
+Durability, writes and cancelling: ARCHITECTURE.md, "Runs".
 """
 
 from __future__ import annotations
@@ -47,11 +34,14 @@ from flows.run_drive import (
     _Parked,
     _Stopping,
     alone,
+    finish_written,
     flow_outputs,
     step_failure,
     tell_each,
     tell_parent,
+    written,
 )
+from flows.run_limits import MAX_CRASHES, crashed_repeatedly
 
 # The engine's vocabulary, re-exported: `from flows.runner import Done, Park, …` keeps working.
 from flows.run_model import (
@@ -84,6 +74,7 @@ from flows.run_model import (
     plain_cancel_reason,
     template_data,
 )
+from flows.storable import storable
 from flows.workspace_context import for_team
 
 __all__ = [
@@ -336,7 +327,8 @@ class Runner:
     # --- internals
 
     def _drive_from_claim(self, claim: Claim) -> _Drive:
-        return _Drive(run=claim.run, lease=self.lease(), wake=claim.resume, cancel=claim.cancel)
+        c = claim
+        return _Drive(c.run, self.lease(), c.resume, c.cancel, c.crashes, c.after_crash)
 
     def _spawn(self, drive: _Drive, event: RunEvent) -> None:
         previous = self._tasks.get(drive.run.id)
@@ -421,6 +413,9 @@ class Runner:
             if not await self._cancelled_at_boundary(drive, None):
                 log.warning("run %s: lease lost before its cancellation was recorded", run.id)
             return
+        if drive.crashes > MAX_CRASHES:
+            await self._finish(drive, "failed", _Failure(None, crashed_repeatedly(drive.crashes)))
+            return
         await self._notify(drive, event)
         try:
             await self._run_steps(drive, run.definition.steps, ROOT)
@@ -465,9 +460,7 @@ class Runner:
         extra = self._extra(drive)
         if run.outputs:
             extra["outputs"] = run.outputs
-        ok = await self.store.finish(
-            run.id, drive.lease, status, now, error, run.error_step, result, extra
-        )
+        ok = await finish_written(self, drive, status, now, result, extra)
         if not ok:
             if not await self._cancelled_at_boundary(drive, result):
                 log.warning("run %s: lease lost before its end was recorded", run.id)
@@ -502,6 +495,7 @@ class Runner:
         started_at = recorded.started_at if recorded and recorded.started_at else self.clock.now()
         vars_before = dict(run.vars)
         ctx = StepContext(run, key, self.clock, scope)
+        ctx.in_doubt = drive.in_doubt  # it may have run before the crash (see post_recovery)
         outcome = await self._outcome(drive, step, executor, recorded, started_at, ctx)
         if run.vars != vars_before:
             drive.dirty_vars = True
@@ -510,7 +504,7 @@ class Runner:
                 step_id=key,
                 type=step.type,
                 status="waiting",
-                output=dict(outcome.output),
+                output=storable(dict(outcome.output)),
                 started_at=started_at,
                 wake_at=outcome.wake_at,
             )
@@ -583,7 +577,7 @@ class Runner:
             step_id=key,
             type=step.type,
             status="succeeded",
-            output=dict(outcome.output),
+            output=storable(dict(outcome.output)),
             started_at=started_at,
             finished_at=self.clock.now(),
         )
@@ -594,7 +588,8 @@ class Runner:
     async def _write_step(self, drive: _Drive, result: StepResult) -> None:
         run = drive.run
         drive.lease = self.lease()
-        if not await self.store.record_step(run.id, drive.lease, result, self._extra(drive)):
+        write = self.store.record_step(run.id, drive.lease, result, self._extra(drive))
+        if not await written(self, run.id, result, write):
             if await self._cancelled_at_boundary(drive, result):
                 raise _Cancelled
             log.warning(
@@ -602,6 +597,7 @@ class Runner:
             )
             raise _LeaseLost
         self._clean(drive)
+        drive.in_doubt = False  # steps started from now on began after the crash
 
     async def _park_all(self, drive: _Drive) -> None:
         """Record every step that parked during this drive, and park the run until the
@@ -620,10 +616,9 @@ class Runner:
         run.status = "waiting"
         run.wake_at = park.wake_at
         run.waiting_for = park.waiting_for
-        ok = await self.store.park(
-            run.id, drive.lease, result, park.wake_at, park.waiting_for, self._extra(drive)
-        )
-        if not ok:
+        wake_at, extra = park.wake_at, self._extra(drive)
+        write = self.store.park(run.id, drive.lease, result, wake_at, park.waiting_for, extra)
+        if not await written(self, run.id, result, write):
             if await self._cancelled_at_boundary(drive, result):
                 raise _Cancelled
             raise _LeaseLost

@@ -38,8 +38,8 @@ def refused(exc: SlackRefused, **context: str) -> StepFailed:
     return StepFailed(message, field)
 
 
-def message_ts(ctx: StepContext, field: str, source: str) -> str:
-    ts = ctx.render(field, source).strip()
+async def message_ts(ctx: StepContext, field: str, source: str) -> str:
+    ts = (await ctx.text(field, source)).strip()
     if not _TS.fullmatch(ts):
         raise StepFailed(f"{ts!r} is not a message ts (such as 1700000000.000100)", field)
     return ts
@@ -54,7 +54,7 @@ class _Base:
 
     async def channel(self, ctx: StepContext, source: str, field: str = "channel") -> str:
         """A channel id from `<#C…>`, `C…` or `#name` (looked up among those the bot sees)."""
-        raw = ctx.render(field, source).strip()
+        raw = (await ctx.text(field, source)).strip()
         found = parse_channel(raw, allow_dm=True)
         if found:
             return found
@@ -72,9 +72,9 @@ class _Base:
 class UpdateMessageExecutor(_Base):
     async def execute(self, step: UpdateMessageStep, ctx: StepContext) -> Outcome:
         channel = await self.channel(ctx, step.channel)
-        ts = message_ts(ctx, "ts", step.ts)
-        text = ctx.render("text", step.text)
-        blocks = ctx.value("blocks", step.blocks) if step.blocks else None
+        ts = await message_ts(ctx, "ts", step.ts)
+        text = await ctx.text("text", step.text)
+        blocks = await ctx.native("blocks", step.blocks) if step.blocks else None
         if blocks is not None and not (
             isinstance(blocks, list) and all(isinstance(b, dict) for b in blocks)
         ):
@@ -91,8 +91,8 @@ class UpdateMessageExecutor(_Base):
 class AddReactionExecutor(_Base):
     async def execute(self, step: AddReactionStep, ctx: StepContext) -> Outcome:
         channel = await self.channel(ctx, step.channel)
-        ts = message_ts(ctx, "ts", step.ts)
-        emoji = ctx.render("emoji", step.emoji).strip().strip(":").lower()
+        ts = await message_ts(ctx, "ts", step.ts)
+        emoji = (await ctx.text("emoji", step.emoji)).strip().strip(":").lower()
         if not _EMOJI.fullmatch(emoji):
             raise StepFailed(f"{emoji!r} is not an emoji name", "emoji")
         already = False
@@ -107,7 +107,7 @@ class AddReactionExecutor(_Base):
 
 class CreateChannelExecutor(_Base):
     async def execute(self, step: CreateChannelStep, ctx: StepContext) -> Outcome:
-        raw = ctx.render("name", step.name)
+        raw = await ctx.text("name", step.name)
         name = normalise_channel_name(raw)
         if not name:
             raise StepFailed(f"{raw!r} has no letter or digit to make a channel name from", "name")
@@ -142,7 +142,7 @@ class InviteToChannelExecutor(_Base):
 
     async def _people(self, ctx: StepContext, step: InviteToChannelStep) -> list[str]:
         people: list[str] = []
-        rendered = [ctx.render(f"users[{i}]", u) for i, u in enumerate(step.users)]
+        rendered = [await ctx.text(f"users[{i}]", u) for i, u in enumerate(step.users)]
         for token in split_principals(rendered):
             principal = parse_principal(token)
             kind = principal_kind(principal) if principal else None
@@ -185,7 +185,7 @@ class InviteToChannelExecutor(_Base):
 class SetChannelTopicExecutor(_Base):
     async def execute(self, step: SetChannelTopicStep, ctx: StepContext) -> Outcome:
         channel = await self.channel(ctx, step.channel)
-        topic = ctx.render("topic", step.topic).strip()
+        topic = (await ctx.text("topic", step.topic)).strip()
         if len(topic) > 250:
             raise StepFailed(f"the topic has {len(topic)} characters; Slack allows 250", "topic")
         try:
@@ -197,7 +197,7 @@ class SetChannelTopicExecutor(_Base):
 
 class LookupUserExecutor(_Base):
     async def execute(self, step: LookupUserStep, ctx: StepContext) -> Outcome:
-        email = ctx.render("email", step.email).strip()
+        email = (await ctx.text("email", step.email)).strip()
         if "@" not in email:
             raise StepFailed(f"{email!r} is not an email address", "email")
         try:

@@ -22,6 +22,7 @@ from flows.definition import (
     SetVariableStep,
 )
 from flows.ports import Directory, Messenger
+from flows.post_recovery import find_earlier_post
 from flows.run_model import Done, ExecutorRegistry, Outcome, Park, StepContext, StepFailed
 from flows.slack_ids import CONVERSATION_MENTION, USER_ID, USER_MENTION
 from flows.triggers import run_message_metadata
@@ -34,10 +35,12 @@ class _Instant:
         raise StepFailed(f"a {step.type} step does not wait, so it cannot be resumed")
 
 
-def _blocks(ctx: StepContext, blocks: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+async def _blocks(
+    ctx: StepContext, blocks: list[dict[str, Any]] | None
+) -> list[dict[str, Any]] | None:
     if not blocks:
         return None
-    rendered = ctx.value("blocks", blocks)
+    rendered = await ctx.native("blocks", blocks)
     if not isinstance(rendered, list) or not all(isinstance(b, dict) for b in rendered):
         raise StepFailed("expected a list of Block Kit blocks", "blocks")
     return rendered
@@ -60,7 +63,7 @@ class PostMessageExecutor(_Instant):
         self.directory = directory
 
     async def execute(self, step: PostMessageStep, ctx: StepContext) -> Outcome:
-        target = ctx.render("channel", step.channel).strip()
+        target = (await ctx.text("channel", step.channel)).strip()
         if not target:
             raise StepFailed("the channel is empty", "channel")
         mention = CONVERSATION_MENTION.fullmatch(target)
@@ -71,19 +74,24 @@ class PostMessageExecutor(_Instant):
             channel = (
                 user.group(1) if user else await self.directory.resolve_channel(ctx.team_id, target)
             )
-        text = ctx.render("text", step.text)
-        blocks = _blocks(ctx, step.blocks)
-        thread_ts = ctx.render("thread_ts", step.thread_ts).strip() or None
+        text = await ctx.text("text", step.text)
+        blocks = await _blocks(ctx, step.blocks)
+        thread_ts = (await ctx.text("thread_ts", step.thread_ts)).strip() or None
         if thread_ts is not None and not re.fullmatch(r"\d+\.\d+", thread_ts):
             raise StepFailed(f"{thread_ts!r} is not a message ts", "thread_ts")
-        ref = await self.messenger.post_message(
-            channel,
-            _fallback_text(text, blocks),
-            blocks,
-            metadata=run_message_metadata(ctx.run),
-            thread_ts=thread_ts,
-            reply_broadcast=step.reply_broadcast,
-        )
+        message = _fallback_text(text, blocks)
+        # A reply in a thread is not in the channel's history: only top-level posts are
+        # looked up after a crash.
+        ref = None if thread_ts else await find_earlier_post(self.messenger, channel, message, ctx)
+        if ref is None:
+            ref = await self.messenger.post_message(
+                channel,
+                message,
+                blocks,
+                metadata=run_message_metadata(ctx.run),
+                thread_ts=thread_ts,
+                reply_broadcast=step.reply_broadcast,
+            )
         output = {"channel": ref.channel, "ts": ref.ts, "text": text}
         return Done({**output, "thread_ts": thread_ts} if thread_ts else output)
 
@@ -95,16 +103,18 @@ class SendDmExecutor(_Instant):
         self.messenger = messenger
 
     async def execute(self, step: SendDmStep, ctx: StepContext) -> Outcome:
-        raw = ctx.render("user", step.user).strip()
+        raw = (await ctx.text("user", step.user)).strip()
         mention = USER_MENTION.fullmatch(raw)
         user = mention.group(1) if mention else raw
         if not USER_ID.fullmatch(user):
             raise StepFailed(f"{raw!r} is not a user", "user")
-        text = ctx.render("text", step.text)
-        blocks = _blocks(ctx, step.blocks)
-        ref = await self.messenger.send_dm(
-            user, _fallback_text(text, blocks), blocks, metadata=run_message_metadata(ctx.run)
-        )
+        text = await ctx.text("text", step.text)
+        blocks = await _blocks(ctx, step.blocks)
+        message = _fallback_text(text, blocks)
+        ref = await find_earlier_post(self.messenger, user, message, ctx)
+        if ref is None:
+            metadata = run_message_metadata(ctx.run)
+            ref = await self.messenger.send_dm(user, message, blocks, metadata=metadata)
         return Done({"user": user, "channel": ref.channel, "ts": ref.ts, "text": text})
 
 
@@ -113,7 +123,7 @@ class ConditionExecutor(_Instant):
     follows the same path."""
 
     async def execute(self, step: ConditionStep, ctx: StepContext) -> Outcome:
-        result = ctx.truthy("if", step.if_)
+        result = await ctx.is_true("if", step.if_)
         return Done({"result": result, "branch": "then" if result else "else"})
 
     def children(self, step: ConditionStep, output: Mapping[str, Any]) -> Sequence[Any]:
@@ -140,7 +150,7 @@ class DelayExecutor:
             assert delta is not None
             wake_at = now + delta
         else:
-            wake_at = _parse_until(ctx.render("until", step.until))
+            wake_at = _parse_until(await ctx.text("until", step.until))
         if wake_at <= now:
             return Done({"until": wake_at.isoformat(), "waited": 0})
         return Park(wake_at=wake_at, waiting_for="delay", output={"until": wake_at.isoformat()})
@@ -163,7 +173,7 @@ class SetVariableExecutor(_Instant):
     """`vars.<name>` = the value (a template keeps its native type)."""
 
     async def execute(self, step: SetVariableStep, ctx: StepContext) -> Outcome:
-        value = ctx.value("value", step.value)
+        value = await ctx.native("value", step.value)
         ctx.set_var(step.name, value)
         return Done({"name": step.name, "value": value})
 

@@ -11,7 +11,10 @@ interpreter attributes), no mutation of lists and dicts, no imports or includes.
 cannot exhaust the bot: output is capped at :data:`MAX_OUTPUT` characters, ``range()`` at
 :data:`MAX_RANGE` items, loops at :data:`MAX_LOOP_ITERATIONS` iterations per render, and
 every value a template builds (repetition, concatenation, literals, filter and method
-results) at :data:`MAX_VALUE_SIZE` characters.
+results) at :data:`MAX_VALUE_SIZE` characters, and integers at :data:`MAX_INT_BITS` bits.
+Each render also has a CPU time budget, checked in every sandbox hook (loops, calls,
+operators, attributes, output): :data:`DEFAULT_SECONDS`, or what :func:`time_limit` gives
+(`flows.template_worker` renders step fields in worker threads with 250 ms each).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,7 +39,9 @@ from jinja2.visitor import NodeTransformer
 
 __all__ = [
     "CONTEXT_NAMES",
+    "DEFAULT_SECONDS",
     "ENV",
+    "MAX_INT_BITS",
     "MAX_LOOP_ITERATIONS",
     "MAX_OUTPUT",
     "MAX_RANGE",
@@ -45,11 +51,15 @@ __all__ = [
     "is_truthy",
     "render_text",
     "render_value",
+    "time_limit",
 ]
 
 #: Top-level names the runner puts in the context of every template.
 CONTEXT_NAMES: tuple[str, ...] = ("inputs", "trigger", "steps", "run", "vars")
 
+#: CPU time of a render not given another by :func:`time_limit` (one on the event loop,
+#: which must not be held longer).
+DEFAULT_SECONDS = 0.08
 MAX_OUTPUT = 100_000
 MAX_RANGE = 10_000
 MAX_LOOP_ITERATIONS = 100_000
@@ -73,11 +83,25 @@ class TemplateError(Exception):
 
 
 class _Budget:
-    __slots__ = ("loops", "produced")
+    __slots__ = ("cpu_deadline", "loops", "produced", "seconds", "wall_deadline")
 
-    def __init__(self) -> None:
+    def __init__(self, seconds: float | None = None) -> None:
         self.loops = MAX_LOOP_ITERATIONS
         self.produced = _MAX_PRODUCED
+        self.seconds = seconds
+        self.cpu_deadline = time.thread_time() + seconds if seconds is not None else None
+        # A thread starved of the interpreter lock uses no CPU: bound its wall time too.
+        self.wall_deadline = time.monotonic() + seconds * 20 if seconds is not None else None
+
+    def tick(self) -> None:
+        """Raise once the render has used its time (checked in every sandbox hook)."""
+        if self.cpu_deadline is None:
+            return
+        if time.thread_time() > self.cpu_deadline or (
+            self.wall_deadline is not None and time.monotonic() > self.wall_deadline
+        ):
+            ms = round((self.seconds or 0) * 1000)
+            raise TemplateError(f"template took too long (over {ms} ms)")
 
 
 _BUDGET: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar(
@@ -93,8 +117,33 @@ def _budget() -> _Budget:
 
 
 @contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Renders inside get ``seconds`` of CPU time in all (the thread's CPU clock, so the
+    limit holds in a worker thread that shares the interpreter); over it a render raises
+    TemplateError("template took too long …")."""
+    token = _BUDGET.set(_Budget(seconds))
+    try:
+        yield
+    finally:
+        _BUDGET.reset(token)
+
+
+def _tick() -> None:
+    budget = _BUDGET.get()
+    if budget is not None:
+        budget.tick()
+
+
+@contextmanager
 def _render_scope() -> Iterator[None]:
-    token = _BUDGET.set(_Budget())
+    """Fresh size and loop limits; the time limit of the enclosing :func:`time_limit`."""
+    outer = _BUDGET.get()
+    # Outside `time_limit` (a render on the event loop): :data:`DEFAULT_SECONDS`.
+    budget = _Budget(DEFAULT_SECONDS if outer is None else None)
+    if outer is not None:
+        budget.seconds = outer.seconds
+        budget.cpu_deadline, budget.wall_deadline = outer.cpu_deadline, outer.wall_deadline
+    token = _BUDGET.set(budget)
     try:
         yield
     finally:
@@ -178,6 +227,7 @@ def _finalize_value(value: Any) -> str:
     _check_size(value)
     text = value if isinstance(value, str) else str(value)
     budget = _budget()
+    budget.tick()
     budget.produced -= len(text)
     if budget.produced < 0:
         raise TemplateError(f"template output too large (over {MAX_OUTPUT} characters)")
@@ -196,6 +246,7 @@ def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def guarded(*args: Any, **kwargs: Any) -> Any:
+        _tick()
         value_at = 1 if passes_arg else 0
         value, params = (
             args[value_at] if len(args) > value_at else None,
@@ -235,6 +286,20 @@ def _estimate_replace(text: str, old: Any, new: Any) -> None:
         return
     hits = text.count(old) if old else len(text) + 1
     _estimate(len(text) + hits * max(len(new) - len(old), 0))
+
+
+#: Integers a template computes stay below this many bits (multiplying two of them is
+#: one C call whose time grows with their size; 2**64 and far beyond are fine).
+MAX_INT_BITS = 100_000
+
+
+def _check_int_operands(operator: str, left: Any, right: Any) -> None:
+    if not (isinstance(left, int) and isinstance(right, int)):
+        return
+    if operator == "*" and left.bit_length() + right.bit_length() > MAX_INT_BITS:
+        raise TemplateError("number too large")
+    if operator == "+" and max(left.bit_length(), right.bit_length()) >= MAX_INT_BITS:
+        raise TemplateError("number too large")
 
 
 _PADDING_METHODS = frozenset({"center", "ljust", "rjust", "zfill"})
@@ -302,17 +367,20 @@ class FlowEnvironment(ImmutableSandboxedEnvironment):
     def flowbot_iter(self, iterable: Iterable[Any]) -> Iterator[Any]:
         budget = _budget()
         for item in iterable:
+            budget.tick()
             budget.loops -= 1
             if budget.loops < 0:
                 raise TemplateError(f"too many loop iterations (over {MAX_LOOP_ITERATIONS})")
             yield item
 
     def flowbot_concat(self, parts: tuple[Any, ...]) -> str:
+        _tick()
         texts = [str(_check_size(part)) for part in parts]
         _estimate(sum(len(t) for t in texts))
         return "".join(texts)
 
     def flowbot_value(self, value: Any) -> Any:
+        _tick()
         return _check_size(value)
 
     def flowbot_text(self, text: str) -> str:
@@ -329,7 +397,17 @@ class FlowEnvironment(ImmutableSandboxedEnvironment):
         source = _Guards().visit(source)
         return super()._generate(source, name, filename, defer_init=defer_init)
 
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        _tick()
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        _tick()
+        return super().getitem(obj, argument)
+
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        _tick()
+        _check_int_operands(operator, left, right)
         if operator == "*":
             for seq, times in ((left, right), (right, left)):
                 if isinstance(seq, (str, list, tuple)) and isinstance(times, int):
@@ -352,6 +430,7 @@ class FlowEnvironment(ImmutableSandboxedEnvironment):
     def call(  # type: ignore[override]
         self, context: Context, obj: Any, /, *args: Any, **kwargs: Any
     ) -> Any:
+        _tick()
         owner = getattr(obj, "__self__", None)
         if isinstance(owner, str):
             method = getattr(obj, "__name__", "")

@@ -20,7 +20,6 @@
 
 from __future__ import annotations
 
-import functools
 import hmac
 import logging
 import re
@@ -34,6 +33,8 @@ from flows.definition import MemberJoinedTrigger, MessageTrigger, ReactionTrigge
 from flows.ports import Clock
 from flows.records import FlowRecord, RunRecord, RunTrigger
 from flows.runner import DuplicateRun, RunRefused
+from flows.safe_regex import UserRegexError
+from flows.safe_regex import search as regex_search
 from flows.scheduling import RunStarter, default_inputs
 from flows.slack_ids import parse_channel
 from flows.templating import TemplateError
@@ -99,19 +100,14 @@ def parse_depth(header: str | None) -> int | None:
     return int(text) if text.isdigit() and len(text) < 6 else None
 
 
-@functools.lru_cache(maxsize=512)
-def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
-
-
 def match_message(pattern: str, text: str) -> dict[str, Any] | None:
     """What a pattern found, as templates see it (see `flows.gallery`): `trigger.match`
     is the list of the regex groups (`trigger.match[0]` is the first group),
     `trigger.groups` the named groups (`trigger.groups.service`) and `trigger.matched`
     the whole matched text. A group that took no part in the match is ""."""
     try:
-        found = _compiled(pattern).search(text[:_MAX_MATCHED_TEXT])
-    except re.error:
+        found = regex_search(pattern, text[:_MAX_MATCHED_TEXT])
+    except UserRegexError:
         return None
     if found is None:
         return None
@@ -400,8 +396,10 @@ class TriggerService:
         trigger = flow.definition.trigger
         data = event.data()
         if event.type == "message" and isinstance(trigger, MessageTrigger):
+            if not await self.channel_matches(trigger.channel, event):
+                return None  # the channel first: most messages stop here, unmatched
             found = match_message(trigger.pattern, event.text)
-            if found is None or not await self.channel_matches(trigger.channel, event):
+            if found is None:
                 return None
             return {**data, **found}
         if event.type == "reaction" and isinstance(trigger, ReactionTrigger):

@@ -35,7 +35,10 @@ _UNSET_ENDED = {**_UNSET_LEASE, CANCEL_FLAG: ""}
 
 
 def bson_safe(value: Any) -> Any:
-    """Plain data MongoDB stores: dates (without a time) become ISO strings."""
+    """Plain data MongoDB stores: dates (without a time) become ISO strings, integers
+    beyond 64 bits their text (`flows.storable` did so already for step results)."""
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        return str(value)
     if isinstance(value, Mapping):
         return {str(k): bson_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
@@ -109,8 +112,10 @@ def _cancel_request(doc: Doc) -> CancelRequest | None:
     )
 
 
-def _claim(doc: Doc, resume: tuple[str, dict[str, Any]] | None) -> Claim:
-    return Claim(from_doc(doc), resume, _cancel_request(doc))
+def _claim(doc: Doc, resume: tuple[str, dict[str, Any]] | None, after_crash: bool = False) -> Claim:
+    crashes = doc.get("crashes")
+    crashes = crashes if isinstance(crashes, int) else 0
+    return Claim(from_doc(doc), resume, _cancel_request(doc), crashes, after_crash)
 
 
 def _ended_cancelled(at: datetime, error: str, error_step: str | None) -> Doc:
@@ -301,13 +306,16 @@ class MongoRunStore:
                 if step_id is not None:
                     # The waiting step gets the TIMER payload.
                     fields["pending_resume"] = {"step_id": step_id, "payload": dict(TIMER)}
-            elif status == "running":
+            update: Doc = {"$set": fields}
+            if status == "running":
                 condition["lease_until"] = candidate.get("lease_until")
+                update["$inc"] = {"crashes": 1}  # its driver died: counted
             doc = await self.collection.find_one_and_update(
-                condition, {"$set": fields}, return_document=ReturnDocument.AFTER
+                condition, update, return_document=ReturnDocument.AFTER
             )
             if doc is not None:
-                claims.append(_claim(doc, _pending(doc)))
+                # A run that was running or queued (stopped mid-step) may be half done.
+                claims.append(_claim(doc, _pending(doc), status in ("running", "queued")))
         return claims
 
     # --- cancelling

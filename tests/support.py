@@ -232,6 +232,8 @@ async def bot_process(
             "MONGODB_DB": settings.mongodb_db,
             "FLOWBOT_SECRET_KEY": secret.get_secret_value(),
         }
+        if settings.flowbot_allowed_http_hosts:
+            values["FLOWBOT_ALLOWED_HTTP_HOSTS"] = settings.flowbot_allowed_http_hosts
     log_path = workdir / "bot.log"
     with log_path.open("a") as log_file:  # a file, not a pipe nobody reads (it would fill up)
         process = await asyncio.create_subprocess_exec(

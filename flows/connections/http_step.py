@@ -17,6 +17,7 @@ from flows.connections.model import (
     RUN_CHOICES_KEY,
     ConnectionRecord,
 )
+from flows.connections.scrubbing import scrub_forms
 from flows.definition import HttpRequestStep
 from flows.http_policy import (
     DEFAULT_TIMEOUT,
@@ -46,6 +47,15 @@ REDACTED = "••••"
 # Values shorter than this are not scrubbed from responses (they would match everywhere).
 MIN_SCRUB_LENGTH = 4
 _LINE_BREAKS = "\r\n\x00"
+
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def idempotency_key(ctx: StepContext) -> str:
+    """`<run id>:<step key>`: the step key names the iteration in a for_each body
+    (`loop[2]/call`), and a called flow's run id derives from its caller's step."""
+    return f"{ctx.run.id}:{ctx.step_id}"
 
 
 class HttpStepFailed(Exception):
@@ -94,19 +104,12 @@ def scrub_list(values: Mapping[str, str], headers: Mapping[str, str]) -> list[st
 
 
 def scrub(value: Any, secrets: Sequence[str]) -> Any:
-    """Replace every occurrence of a secret in strings nested in lists and dicts."""
+    """Replace every occurrence of a secret, verbatim or encoded (base64, URL-safe base64,
+    hex, percent-encoding) and in any letter case, in strings nested in lists and dicts
+    (`flows.connections.scrubbing`)."""
     if not secrets:
         return value
-    if isinstance(value, str):
-        for secret in secrets:
-            if secret in value:
-                value = value.replace(secret, REDACTED)
-        return value
-    if isinstance(value, list):
-        return [scrub(item, secrets) for item in value]
-    if isinstance(value, dict):
-        return {scrub(str(k), secrets): scrub(v, secrets) for k, v in value.items()}
-    return value
+    return scrub_forms(value, secrets, REDACTED, MIN_SCRUB_LENGTH)
 
 
 # --------------------------------------------------------------------------- the request
@@ -280,7 +283,7 @@ class HttpRequestExecutor:
             access = await resolve_access(flow, starter, self.directory)
             starter_is_owner = access.is_owner
         choices = run.trigger.data.get(RUN_CHOICES_KEY) or {}
-        request = self._rendered(step, ctx)
+        request = await self._rendered(step, ctx)
         try:
             record = await self.service.connection_for_step(
                 flow,
@@ -295,22 +298,29 @@ class HttpRequestExecutor:
         return Done(output)
 
     @staticmethod
-    def _rendered(step: HttpRequestStep, ctx: StepContext) -> StepRequest:
+    async def _rendered(step: HttpRequestStep, ctx: StepContext) -> StepRequest:
         headers = {
-            name: ctx.render(f"headers.{name}", value)
+            name: await ctx.text(f"headers.{name}", value)
             for name, value in step.headers.items()
             if name.strip().lower() != DEPTH_HEADER.lower()
         }
         # A call into a Flowbot webhook (this one or another) continues the chain's depth;
         # a step cannot set it lower.
         headers[DEPTH_HEADER] = str(ctx.run.depth)
+        # The same key each time this step of this run is sent (a resumed run after a
+        # crash), so an API that honours Idempotency-Key drops the repeat. A step's own
+        # header wins.
+        if not any(name.strip().lower() == IDEMPOTENCY_HEADER.lower() for name in headers):
+            headers[IDEMPOTENCY_HEADER] = idempotency_key(ctx)
         send_json = step.json_ is not None
         return StepRequest(
             method=step.method,
-            path=ctx.render("path", step.path),
+            path=await ctx.text("path", step.path),
             headers=headers,
-            query={name: ctx.value(f"query.{name}", value) for name, value in step.query.items()},
-            json_body=ctx.value("json", step.json_) if send_json else None,
+            query={
+                name: await ctx.native(f"query.{name}", value) for name, value in step.query.items()
+            },
+            json_body=await ctx.native("json", step.json_) if send_json else None,
             send_json=send_json,
             timeout=step.timeout,
         )

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 
 from flows.durations import parse_duration
+from flows.safe_regex import UserRegexError, compile_user_regex
 from flows.slack_ids import (
     CHANNEL_MENTION,
     CHANNEL_NAME,
@@ -121,9 +122,10 @@ def timezone_name(value: str) -> str:
 
 
 def regex(value: str) -> str:
+    """A pattern RE2 accepts (linear-time matching: no backreferences or lookaround)."""
     try:
-        re.compile(value)
-    except re.error as exc:
+        compile_user_regex(value)
+    except UserRegexError as exc:
         raise ValueError(f"invalid regular expression: {exc}") from None
     return value
 

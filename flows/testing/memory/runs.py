@@ -34,6 +34,7 @@ class _RunRow:
     lease_until: datetime | None = None
     pending_resume: tuple[str, dict[str, Any]] | None = None
     cancel_requested: CancelRequest | None = None
+    crashes: int = 0
 
     def drop_lease(self) -> None:
         self.lease_owner = None
@@ -56,11 +57,12 @@ class _RunRow:
     def waiting_step(self) -> str | None:
         return next((k for k, v in self.run.steps.items() if v.status == "waiting"), None)
 
-    def claim(self) -> Claim:
+    def claim(self, after_crash: bool = False) -> Claim:
         resume = (
             (self.pending_resume[0], dict(self.pending_resume[1])) if self.pending_resume else None
         )
-        return Claim(self.run.model_copy(deep=True), resume, self.cancel_requested)
+        run = self.run.model_copy(deep=True)
+        return Claim(run, resume, self.cancel_requested, self.crashes, after_crash)
 
     def end_cancelled(self, at: datetime, error: str, error_step: str | None) -> None:
         run = self.run
@@ -214,8 +216,11 @@ class MemoryRunStore:
                 if step_id is not None:
                     # The waiting step gets the TIMER payload.
                     row.pending_resume = (step_id, dict(TIMER))
+            elif row.run.status == "running":
+                row.crashes += 1  # its driver died: counted
+            after_crash = row.run.status in ("running", "queued")
             row.take_lease(lease)
-            claims.append(row.claim())
+            claims.append(row.claim(after_crash))
         return claims
 
     # --- cancelling
