@@ -37,6 +37,7 @@ from typing import Any, Literal
 from flows.log_context import about_run
 from flows.ports import Clock, IdGenerator
 from flows.records import FlowRecord, RunRecord, RunTrigger, StepResult
+from flows.retries import Continued, guarded_outcome, mark
 from flows.run_drive import (
     _Body,
     _Cancelled,
@@ -391,17 +392,6 @@ class Runner:
             drive.run.notify_message = ref
             drive.dirty_notify = True
 
-    def _extra(self, drive: _Drive) -> dict[str, Any]:
-        extra: dict[str, Any] = {}
-        if drive.dirty_vars:
-            extra["vars"] = dict(drive.run.vars)
-        if drive.dirty_notify and drive.run.notify_message is not None:
-            extra["notify_message"] = drive.run.notify_message.model_dump()
-        return extra
-
-    def _clean(self, drive: _Drive) -> None:
-        drive.dirty_vars = drive.dirty_notify = False
-
     async def _drive_after(
         self, previous: asyncio.Task[None] | None, drive: _Drive, event: RunEvent
     ) -> None:
@@ -459,7 +449,7 @@ class Runner:
             run.steps[result.step_id] = result
         else:
             result = None
-        extra = self._extra(drive)
+        extra = drive.extra()
         if run.outputs:
             extra["outputs"] = run.outputs
         ok = await self.store.finish(
@@ -469,7 +459,7 @@ class Runner:
             if not await self._cancelled_at_boundary(drive, result):
                 log.warning("run %s: lease lost before its end was recorded", run.id)
             return
-        self._clean(drive)
+        drive.clean()
         await self._notify(drive, "finished")
         if drive.dirty_notify and run.notify_message is not None:
             # The message was posted only now (no earlier write carried it): record it.
@@ -491,6 +481,8 @@ class Runner:
             if executor is not None and isinstance(executor, BranchingExecutor):
                 await self._run_steps(drive, executor.children(step, recorded.output), scope)
             return
+        if recorded is not None and recorded.status == "failed" and step.on_error == "continue":
+            return  # recorded failed, and the run went on (SPEC §12)
         if recorded is not None and recorded.status == "failed":
             # It failed in a branch or an iteration before the run waited elsewhere.
             raise _Failure(key, f"step {key}: {recorded.error}", recorded)
@@ -499,9 +491,11 @@ class Runner:
         started_at = recorded.started_at if recorded and recorded.started_at else self.clock.now()
         vars_before = dict(run.vars)
         ctx = StepContext(run, key, self.clock, scope)
-        outcome = await self._outcome(drive, step, executor, recorded, started_at, ctx)
+        outcome = await guarded_outcome(self, drive, step, executor, recorded, started_at, ctx)
         if run.vars != vars_before:
             drive.dirty_vars = True
+        if isinstance(outcome, Continued):
+            return
         if isinstance(outcome, Park):
             result = StepResult(
                 step_id=key,
@@ -542,10 +536,12 @@ class Runner:
         except (_Parked, _LeaseLost, _Cancelled, _Stopping, asyncio.CancelledError):
             raise
         except StepFailed as exc:
-            raise self._failure(step_id, step_type, started_at, exc.message, exc.field) from None
+            failure = self._failure(step_id, step_type, started_at, exc.message, exc.field)
+            raise mark(failure, exc) from None
         except Exception as exc:
             log.info("run %s: step %s failed", drive.run.id, step_id, exc_info=True)
-            raise self._failure(step_id, step_type, started_at, self.describe_error(exc)) from None
+            failure = self._failure(step_id, step_type, started_at, self.describe_error(exc))
+            raise mark(failure, exc) from None
 
     async def _resume_step(
         self,
@@ -591,14 +587,14 @@ class Runner:
     async def _write_step(self, drive: _Drive, result: StepResult) -> None:
         run = drive.run
         drive.lease = self.lease()
-        if not await self.store.record_step(run.id, drive.lease, result, self._extra(drive)):
+        if not await self.store.record_step(run.id, drive.lease, result, drive.extra()):
             if await self._cancelled_at_boundary(drive, result):
                 raise _Cancelled
             log.warning(
                 "run %s: lease lost at step %s; another process drives it", run.id, result.step_id
             )
             raise _LeaseLost
-        self._clean(drive)
+        drive.clean()
 
     async def _park_all(self, drive: _Drive) -> None:
         """Record every step that parked during this drive, and park the run until the
@@ -618,13 +614,13 @@ class Runner:
         run.wake_at = park.wake_at
         run.waiting_for = park.waiting_for
         ok = await self.store.park(
-            run.id, drive.lease, result, park.wake_at, park.waiting_for, self._extra(drive)
+            run.id, drive.lease, result, park.wake_at, park.waiting_for, drive.extra()
         )
         if not ok:
             if await self._cancelled_at_boundary(drive, result):
                 raise _Cancelled
             raise _LeaseLost
-        self._clean(drive)
+        drive.clean()
         if park.wake_at is not None:
             self._schedule_kick(park.wake_at)
 
@@ -636,7 +632,7 @@ class Runner:
         now = self.clock.now()
         stopped_at = result.step_id if result and result.status != "succeeded" else None
         request = await self.store.end_cancelled(
-            run.id, drive.lease, now, stopped_at, result, self._extra(drive)
+            run.id, drive.lease, now, stopped_at, result, drive.extra()
         )
         if request is None:
             return False
@@ -648,7 +644,7 @@ class Runner:
         run.error_step = stopped_at
         run.wake_at = None
         run.waiting_for = None
-        self._clean(drive)
+        drive.clean()
         await self._tell_cancel_listeners(run, request)
         await self._notify_cancelled(drive)
         return True

@@ -25,6 +25,7 @@ from flows.ports import Directory, Messenger
 from flows.run_model import Done, ExecutorRegistry, Outcome, Park, StepContext, StepFailed
 from flows.slack_ids import CONVERSATION_MENTION, USER_ID, USER_MENTION
 from flows.triggers import run_message_metadata
+from flows.try_step import TryExecutor
 
 
 class _Instant:
@@ -180,6 +181,7 @@ def builtin_executors(messenger: Messenger, directory: Directory) -> ExecutorReg
             "switch": SwitchExecutor(),
             "for_each": ForEachExecutor(),
             "parallel": ParallelExecutor(),
+            "try": TryExecutor(),
         }
     )
 
