@@ -384,6 +384,24 @@ class RunStore(Protocol):
         running under a live lease → flagged `cancel_requested`."""
         ...
 
+    async def cancel_run(self, run_id: str, request: CancelRequest) -> RunRecord | bool:
+        """One run, as `cancel_flow_runs` does it: the record if now cancelled, True if
+        its driver was asked to stop, False if it had ended."""
+        ...
+
+    async def reopen(
+        self, run_id: str, failed: Sequence[str], retry: Mapping[str, Any], held: bool
+    ) -> RunRecord | None:
+        """failed → queued (`/flow retry`): the `failed` step results are removed and
+        `retry` is appended to `retries`; `held` waits for a concurrency slot."""
+        ...
+
+    async def oldest_held(self, flow_id: str) -> RunRecord | None: ...
+
+    async def held_flows(self, limit: int) -> list[tuple[str, int]]: ...
+
+    async def unhold(self, run_id: str) -> bool: ...
+
     async def end_cancelled(
         self,
         run_id: str,

@@ -142,6 +142,7 @@ class Runner:
         progress_interval: float = 1.0,
         resume_patience: float = 30.0,
         owner: str | None = None,
+        admit: Callable[[FlowRecord, str], Awaitable[bool]] | None = None,
     ) -> None:
         self.store = store
         self.executors = executors
@@ -157,6 +158,7 @@ class Runner:
         self.progress_interval = progress_interval
         self.resume_patience = resume_patience
         self.owner = owner or default_owner()
+        self.admit = admit  # a flow's concurrency limit (flows.concurrency): False holds it
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._waker: asyncio.Task[None] | None = None
         self._stopping = False
@@ -205,7 +207,11 @@ class Runner:
             depth=depth,
             reply_to=reply_to,
         )
-        if self._stopping:
+        run.held = (
+            not self._stopping and self.admit is not None and not await self.admit(flow, run.id)
+        )
+        if self._stopping or run.held:
+            run.status = "queued"
             await self.store.insert(run, None)
             return run
         lease = self.lease()

@@ -96,8 +96,12 @@ steps:
     connection: api
     path: /items
 {step}
-  - {{id: after, type: post_message, channel: "#general",
-     text: "ok={{{{ steps.call.ok }}}} status={{{{ steps.call.status }}}} tries={{{{ steps.call.attempts }}}}"}}
+  - id: after
+    type: post_message
+    channel: "#general"
+    text: >-
+      ok={{{{ steps.call.ok }}}} status={{{{ steps.call.status }}}}
+      tries={{{{ steps.call.attempts }}}}
 """
 
 
