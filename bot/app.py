@@ -272,7 +272,8 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
 
     executors = builtin_executors(messenger, directory)
     # A flow's `concurrency`: runs past the limit are queued and started in order.
-    concurrency = Concurrency(stores.run_slots, stores.runs)
+    trigger_log = TriggerLog(stores.trigger_log, clock, ids)
+    concurrency = Concurrency(stores.run_slots, stores.runs, trigger_log=trigger_log)
     runner = Runner(
         MeteredRunStore(stores.runs, base.metrics),
         executors,
@@ -334,7 +335,6 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
 
     # --- schedules and events
 
-    trigger_log = TriggerLog(stores.trigger_log, clock, ids)
     services.append(trigger_log)
     schedules = ScheduleService(
         stores.flows,

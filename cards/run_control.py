@@ -13,6 +13,7 @@ from cards.common import (
     actions,
     button,
     clip,
+    context,
     escape,
     message,
     section,
@@ -59,6 +60,12 @@ def control_lines(run: RunRecord) -> list[str]:
     if run.status == "cancelled" and run.cancelled_by:
         lines.append(f":no_entry_sign: Cancelled by <@{run.cancelled_by}>")
     return lines
+
+
+def control_context(run: RunRecord) -> list[dict[str, Any]]:
+    """A context block of `control_lines`, if any."""
+    lines = control_lines(run)
+    return [context("\n".join(lines))] if lines else []
 
 
 def attempts_text(result: StepResult) -> str:
@@ -128,6 +135,7 @@ __all__ = [
     "RETRY_ACTION",
     "attempts_text",
     "control_blocks",
+    "control_context",
     "control_lines",
     "controlled",
     "describe_run_control_error",

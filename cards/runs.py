@@ -27,7 +27,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from cards.common import Message, clip, context, escape, message, section
-from cards.run_control import attempts_text, control_blocks, control_lines
+from cards.run_control import attempts_text, control_blocks, control_context, control_lines
 from cards.run_steps import keys_of, places, step_name, step_order
 from flows.definition import FlowInput
 from flows.durations import format_duration
@@ -162,8 +162,7 @@ def run_notice(run: RunRecord, now: datetime) -> Message:
         )
     if run.status == "cancelled":
         blocks.append(section(f":no_entry_sign: Cancelled: {_cancel_reason(run)}"))
-    if control_lines(run):
-        blocks.append(context("\n".join(control_lines(run))))
+    blocks += control_context(run)
     done = sum(1 for r in run.steps.values() if r.status in ("succeeded", "skipped"))
     blocks.append(
         context(
@@ -321,8 +320,7 @@ def run_details_view(run: RunRecord, now: datetime) -> dict[str, Any]:
         blocks.append(section("*Inputs*\n" + "\n".join(lines)))
     else:
         blocks.append(section("*Inputs*\nnone"))
-    if control_lines(run):
-        blocks.append(context("\n".join(control_lines(run))))
+    blocks += control_context(run)
     blocks.append(DividerBlock().to_dict())
     blocks += _step_blocks(run)
     if run.status == "cancelled":

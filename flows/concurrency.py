@@ -20,6 +20,7 @@ from typing import Protocol
 
 from flows.records import FlowRecord, RunRecord
 from flows.run_model import CancelRequest
+from flows.trigger_log import TriggerLog
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +65,11 @@ class Concurrency:
         runs: HeldRuns,
         kick: asyncio.Event | None = None,
         interval: float = 2.0,
+        trigger_log: TriggerLog | None = None,
     ) -> None:
         self.slots = slots
         self.runs = runs
+        self.trigger_log = trigger_log
         self.kick = kick
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
@@ -76,9 +79,21 @@ class Concurrency:
         limit = flow.definition.concurrency
         if not limit:
             return True
-        if await self.runs.oldest_held(flow.id) is not None:
-            return False  # older runs wait for a slot: this one goes after them
-        return await self.slots.take(flow.id, run_id, limit)
+        older = await self.runs.oldest_held(flow.id) is not None
+        # Older runs waiting for a slot go first; else a free slot is taken, if any.
+        if not older and await self.slots.take(flow.id, run_id, limit):
+            return True
+        if self.trigger_log is not None:
+            detail = f"{limit} run(s) at once: queued"
+            await self.trigger_log.record(
+                flow.team_id,
+                flow.id,
+                flow.definition.trigger.type,
+                "concurrency_limit",
+                run_id=run_id,
+                detail=detail,
+            )
+        return False
 
     async def take(self, flow_id: str, limit: int | None, run_id: str) -> bool:
         """A run that starts again (`/flow retry`) takes a slot if its flow has a limit."""

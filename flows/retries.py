@@ -208,6 +208,41 @@ async def _execute(
     return outcome
 
 
+def replay_failure(step: Any, key: str, recorded: StepResult) -> None:
+    """A step recorded failed is met again (a resumed run): the run goes on past it with
+    `on_error: continue`, else it fails again with the recorded error."""
+    if getattr(step, "on_error", "fail") != "continue":
+        raise _Failure(key, f"step {key}: {recorded.error}", recorded)
+
+
+async def _after_failure(
+    runner: Runner,
+    drive: _Drive,
+    step: Any,
+    failure: _Failure,
+    attempt: int,
+    tries: list[dict[str, Any]],
+    ctx: StepContext,
+) -> Park | Continued:
+    """A try failed: wait for the next one, or record the failure and go on; else raise."""
+    policy: RetryPolicy | None = getattr(step, "retry", None)
+    key = ctx.step_id
+    tries.append({"attempt": attempt, "error": failure.result.error, "at": ctx.now()})
+    if policy is not None and failure.transient and attempt < policy.attempts:
+        wait = policy.wait_before(attempt + 1)
+        if failure.retry_after is not None:
+            wait = max(wait, timedelta(seconds=failure.retry_after))
+        log.info("run %s: step %s try %d failed; next in %s", drive.run.id, key, attempt, wait)
+        return Park(ctx.now() + wait, None, {RETRY_WAIT: True, "attempts": attempt, "tries": tries})
+    if policy is not None or len(tries) > 1:
+        failure.result.output = {**failure.result.output, "attempts": attempt, "tries": tries}
+    if getattr(step, "on_error", "fail") != "continue":
+        raise failure
+    drive.run.steps[key] = failure.result
+    await runner._write_step(drive, failure.result)
+    return CONTINUED
+
+
 async def guarded_outcome(
     runner: Runner,
     drive: _Drive,
@@ -231,21 +266,7 @@ async def guarded_outcome(
     try:
         outcome = await _execute(runner, drive, step, executor, recorded, started_at, ctx)
     except _Failure as failure:
-        tries.append({"attempt": attempt, "error": failure.result.error, "at": ctx.now()})
-        if policy is not None and failure.transient and attempt < policy.attempts:
-            wait = policy.wait_before(attempt + 1)
-            if failure.retry_after is not None:
-                wait = max(wait, timedelta(seconds=failure.retry_after))
-            log.info("run %s: step %s try %d failed; next in %s", drive.run.id, key, attempt, wait)
-            output = {RETRY_WAIT: True, "attempts": attempt, "tries": tries}
-            return Park(ctx.now() + wait, None, output)
-        if policy is not None or len(tries) > 1:
-            failure.result.output = {**failure.result.output, "attempts": attempt, "tries": tries}
-        if getattr(step, "on_error", "fail") == "continue":
-            drive.run.steps[key] = failure.result
-            await runner._write_step(drive, failure.result)
-            return CONTINUED
-        raise
+        return await _after_failure(runner, drive, step, failure, attempt, tries, ctx)
     if isinstance(outcome, Done) and (policy is not None or tries):
         extra: dict[str, Any] = {"attempts": attempt}
         if tries:

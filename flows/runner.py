@@ -37,7 +37,7 @@ from typing import Any, Literal
 from flows.log_context import about_run
 from flows.ports import Clock, IdGenerator
 from flows.records import FlowRecord, RunRecord, RunTrigger, StepResult
-from flows.retries import Continued, guarded_outcome, mark
+from flows.retries import Continued, guarded_outcome, mark, replay_failure
 from flows.run_drive import (
     _Body,
     _Cancelled,
@@ -487,11 +487,10 @@ class Runner:
             if executor is not None and isinstance(executor, BranchingExecutor):
                 await self._run_steps(drive, executor.children(step, recorded.output), scope)
             return
-        if recorded is not None and recorded.status == "failed" and step.on_error == "continue":
-            return  # recorded failed, and the run went on (SPEC §12)
         if recorded is not None and recorded.status == "failed":
-            # It failed in a branch or an iteration before the run waited elsewhere.
-            raise _Failure(key, f"step {key}: {recorded.error}", recorded)
+            # It failed in a branch or an iteration before the run waited elsewhere (and
+            # the run went on if the step says `on_error: continue`).
+            return replay_failure(step, key, recorded)
         if self._stopping:
             raise _Stopping
         started_at = recorded.started_at if recorded and recorded.started_at else self.clock.now()
