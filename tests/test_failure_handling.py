@@ -269,3 +269,27 @@ async def test_a_failing_catch_fails_the_run_after_finally(setup: Setup) -> None
     assert run.status == "failed"
     assert "catch step oops failed" in (run.error or "")
     assert texts_in(setup.bot, "#general") == ["first", "finally"]
+
+
+WAIT_TOO_LONG = """
+name: Patience
+steps:
+  - {id: pause, type: delay, duration: 1h, timeout: 10m}
+  - {id: after, type: post_message, channel: "#general", text: "after"}
+"""
+
+
+async def test_a_waiting_step_fails_when_its_timeout_passes(setup: Setup) -> None:
+    flow = await setup.flow(WAIT_TOO_LONG)
+    await setup.bot.driver.slash(ALICE, "run Patience")
+
+    async def parked() -> RunRecord | None:
+        runs = await runs_of(setup.bot, flow.id)
+        return runs[0] if runs and runs[0].status == "waiting" else None
+
+    run = await eventually(parked)
+    assert run.wake_at == setup.clock.now() + timedelta(minutes=10)
+    await pass_time(setup, 600)
+    [run] = await finished_run(setup.bot, flow.id)
+    assert run.status == "failed" and "timed out after 10m" in (run.error or "")
+    assert texts_in(setup.bot, "#general") == []
