@@ -37,6 +37,7 @@ from flows.ask_model import AskStore
 from flows.asks import AskService, AskStepExecutor
 from flows.catalog import FlowCatalog, FlowStore, UserStore
 from flows.child_flows import CallFlowExecutor
+from flows.concurrency import Concurrency, RunSlotStore
 from flows.connections import (
     ConnectionService,
     ConnectionStore,
@@ -48,6 +49,7 @@ from flows.deliveries import DeliveryLog
 from flows.http_policy import AddressPolicy, HttpClient
 from flows.metrics import MeteredRunStore, OperationalCounts
 from flows.ports import Clock, Directory, IdGenerator, Messenger, RandomIds, SystemClock
+from flows.run_control import RunControl
 from flows.run_requests import RunRequests
 from flows.runner import Runner, RunStore
 from flows.schedule_insight import ScheduleInsight
@@ -78,6 +80,7 @@ from handlers import home as home_listeners
 from handlers import installs as install_listeners
 from handlers import metadata as metadata_listeners
 from handlers import run_commands as run_listeners
+from handlers import run_control as run_control_listeners
 from handlers import schedule_commands as schedule_listeners
 from handlers import sharing as sharing_listeners
 from handlers import webhooks as webhook_listeners
@@ -93,6 +96,7 @@ from storage.counts_repo import MongoOperationalCounts
 from storage.deliveries_repo import MongoDeliveryLog
 from storage.flows_repo import MongoFlowStore
 from storage.mongo import Storage
+from storage.run_slots_repo import MongoRunSlots
 from storage.runs_repo import MongoRunStore
 from storage.schedules_repo import MongoScheduleStore
 from storage.trigger_log_repo import MongoTriggerLog
@@ -139,6 +143,7 @@ class Stores:
     trigger_log: TriggerLogStore
     failure_streaks: FailureStreakStore
     deliveries: DeliveryLog
+    run_slots: RunSlotStore
 
 
 def mongo_stores(storage: Storage) -> Stores:
@@ -159,6 +164,7 @@ def mongo_stores(storage: Storage) -> Stores:
         trigger_log=MongoTriggerLog(db),
         failure_streaks=MongoFailureStreaks(db),
         deliveries=MongoDeliveryLog(db),
+        run_slots=MongoRunSlots(db),
     )
     for repository in vars(stores).values():
         storage.add(repository)
@@ -279,6 +285,9 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
     # --- runs: the engine
 
     executors = builtin_executors(messenger, directory)
+    # A flow's `concurrency`: runs past the limit are queued and started in order.
+    trigger_log = TriggerLog(stores.trigger_log, clock, ids)
+    concurrency = Concurrency(stores.run_slots, stores.runs, trigger_log=trigger_log)
     runner = Runner(
         MeteredRunStore(stores.runs, base.metrics),
         executors,
@@ -287,8 +296,12 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
         SlackRunNotifier(messenger, directory, clock),
         describe_error=describe_error,
         describe_cancel=run_cards.cancel_reason,
+        admit=concurrency.admit,
     )
+    runner.on_finished.append(concurrency.run_ended)
+    runner.on_cancelled.append(concurrency.run_cancelled)
     services.append(runner)
+    services.append(concurrency)
 
     # --- approvals (approvers' App Homes are re-published when their approvals change)
 
@@ -336,7 +349,6 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
 
     # --- schedules and events
 
-    trigger_log = TriggerLog(stores.trigger_log, clock, ids)
     services.append(trigger_log)
     # Many workspaces: a workspace that removed the app gets no scheduled runs meanwhile.
     starter = ServedWorkspacesOnly(runner, base.oauth.tokens.serves) if base.oauth else runner
@@ -414,6 +426,7 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
         home_sections=home_sections(),
         insight=ScheduleInsight(catalog, schedules, trigger_log),
         deliveries=stores.deliveries,
+        run_control=RunControl(catalog, runner, directory, concurrency),
     )
     bolt = slack_app(settings, client, deps, base.oauth) if settings.slack_configured else None
     socket = _socket_mode(settings, bolt, client, overrides)
@@ -455,6 +468,7 @@ def subcommands() -> list[Subcommand]:
         *flow_listeners.SUBCOMMANDS,
         *connection_listeners.SUBCOMMANDS,
         *run_listeners.SUBCOMMANDS,
+        *run_control_listeners.SUBCOMMANDS,
         *sharing_listeners.SUBCOMMANDS,
         *approval_listeners.SUBCOMMANDS,
         *webhook_listeners.SUBCOMMANDS,
@@ -501,6 +515,7 @@ def slack_app(
         home_listeners,
         flow_listeners,
         run_listeners,
+        run_control_listeners,
         sharing_listeners,
         approval_listeners,
         ask_listeners,

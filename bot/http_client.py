@@ -25,6 +25,7 @@ from flows.http_policy import (
     HttpRefused,
     HttpRequest,
     HttpResponse,
+    HttpTooLarge,
     parse_ip,
 )
 
@@ -158,7 +159,7 @@ async def _read_capped(response: aiohttp.ClientResponse, host: str, limit: int) 
     async for chunk in response.content.iter_chunked(CHUNK):
         body.extend(chunk)
         if len(body) > limit:
-            raise HttpFailed(f"the response from {host} is larger than {limit} bytes")
+            raise HttpTooLarge(f"the response from {host} is larger than {limit} bytes")
     return bytes(body)
 
 

@@ -13,6 +13,7 @@ from cards.approvals import describe_approvals_error
 from cards.common import Message, error_message, escape
 from cards.connections import describe_connections_error
 from cards.flows import describe_flows_error
+from cards.run_control import describe_run_control_error
 from cards.runs import describe_runs_error
 from cards.schedule_insight import describe_schedule_error
 from cards.sharing import describe_sharing_error
@@ -49,6 +50,7 @@ _AREAS: list[Callable[[FlowbotError], str | None]] = [
     describe_sharing_error,
     describe_connections_error,
     describe_schedule_error,
+    describe_run_control_error,
 ]
 
 

@@ -18,7 +18,7 @@ from cards.common import (
     message,
     section,
 )
-from cards.control_steps import CONTROL_STEPS, control_bodies, control_summary
+from cards.control_steps import CONTROL_STEPS, control_bodies, control_summary, failure_policy
 from cards.slack_steps import slack_step_summary
 from flows.catalog import CreationRefused, NameTaken, NotAWebhookFlow, VersionConflict
 from flows.definition import (
@@ -125,7 +125,8 @@ def describe_steps(steps: Sequence[Step], depth: int = 0) -> list[str]:
     lines: list[str] = []
     pad = "    " * depth
     for index, step in enumerate(steps, start=1):
-        lines.append(f"{pad}{index}. `{step.id}` {step.type}: {_step_summary(step)}")
+        policy = escape(failure_policy(step))
+        lines.append(f"{pad}{index}. `{step.id}` {step.type}: {_step_summary(step)}{policy}")
         if isinstance(step, ConditionStep):
             if step.then:
                 lines.append(f"{pad}    _then_")
@@ -160,6 +161,10 @@ def _policy_facts(definition: FlowDefinition) -> list[str]:
         facts.append(f"*Schedule policies:* {' · '.join(parts)}")
     if trigger.when is not None:
         facts.append(f"*Only when:* `{escape(trigger.when)}` (else no run; `/flow why`)")
+    if definition.concurrency:
+        facts.append(
+            f"*Concurrency:* at most {definition.concurrency} run(s) at once, others queue"
+        )
     alert_after = definition.alert_after
     if alert_after != DEFAULT_ALERT_AFTER:
         facts.append(

@@ -27,6 +27,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from cards.common import Message, clip, context, escape, message, section
+from cards.run_control import attempts_text, control_blocks, control_context, control_lines
 from cards.run_steps import keys_of, places, step_name, step_order
 from flows.definition import FlowInput
 from flows.durations import format_duration
@@ -118,6 +119,7 @@ def _step_line(result: StepResult, run: RunRecord, where: dict[str, str] | None 
         line += f" → {result.output.get('case') or 'no case'}"
     if result.type == "for_each" and "count" in result.output:
         line += f" — {result.output['count']} items"
+    line += attempts_text(result)
     if result.error:
         line += f" — {escape(clip(result.error, 300))}"
     return line
@@ -160,6 +162,7 @@ def run_notice(run: RunRecord, now: datetime) -> Message:
         )
     if run.status == "cancelled":
         blocks.append(section(f":no_entry_sign: Cancelled: {_cancel_reason(run)}"))
+    blocks += control_context(run)
     done = sum(1 for r in run.steps.values() if r.status in ("succeeded", "skipped"))
     blocks.append(
         context(
@@ -167,6 +170,7 @@ def run_notice(run: RunRecord, now: datetime) -> Message:
             f" · {done} step{'s' if done != 1 else ''} done ({total} in the flow)"
         )
     )
+    blocks += control_blocks(run)  # Cancel while it runs; Retry and Rerun once failed
     text = f"Run of {run.flow_name} {run.status}"
     if run.status == "failed":
         text += f" at step {run.error_step}: {run.error}"
@@ -224,9 +228,11 @@ def history_message(
     blocks: list[dict[str, Any]] = [section(header)]
     for run in runs:
         line = (
-            f"{STATUS_EMOJI.get(run.status, '')} *{run.status}* · {starter(run)}"
+            f"{STATUS_EMOJI.get(run.status, '')} *{run.status}* · `{run.id}` · {starter(run)}"
             f" · {when(run.started_at or run.created_at)} · {duration(run, now)}"
         )
+        if control_lines(run):
+            line += "\n" + "\n".join(control_lines(run))
         if run.status == "failed" and run.error:
             line += f"\n{escape(clip(run.error, 200))}"
         elif run.status == "cancelled":
@@ -314,6 +320,7 @@ def run_details_view(run: RunRecord, now: datetime) -> dict[str, Any]:
         blocks.append(section("*Inputs*\n" + "\n".join(lines)))
     else:
         blocks.append(section("*Inputs*\nnone"))
+    blocks += control_context(run)
     blocks.append(DividerBlock().to_dict())
     blocks += _step_blocks(run)
     if run.status == "cancelled":

@@ -191,6 +191,10 @@ class HttpFailed(Exception):
     """
 
 
+class HttpTooLarge(HttpFailed):
+    """The response was larger than allowed (trying again would not help)."""
+
+
 @dataclass(frozen=True)
 class HttpRequest:
     method: str

@@ -241,3 +241,24 @@ def may_read_trigger_log(flow: FlowRecord, access: Access) -> bool:
 def may_backfill(flow: FlowRecord, access: Access) -> bool:
     """`/flow backfill` (SPEC §14): owners, who may run the scheduled flow by hand."""
     return access.is_owner and allowed(Action.RUN, flow, access)
+
+
+# --- run control (SPEC §12)
+
+
+def may_cancel_run(access: Access, user_id: str, started_by: str | None) -> bool:
+    """`/flow cancel`: owners, and whoever started the run."""
+    return access.is_owner or (started_by is not None and started_by == user_id)
+
+
+def may_retry_run(access: Access) -> bool:
+    """`/flow retry` (continue a failed run): owners only."""
+    return access.is_owner
+
+
+def may_rerun(flow: FlowRecord, access: Access, user_id: str, started_by: str | None) -> bool:
+    """`/flow rerun`: owners; run-only users for the runs they started (while they may
+    still run the flow)."""
+    if access.is_owner:
+        return True
+    return started_by == user_id and allowed(Action.RUN, flow, access)

@@ -124,6 +124,17 @@ class RunRecord(BaseModel):
     call_depth: int = 0
     # Where the starter of an instant run is told the result (their DM, or a response_url).
     reply_to: str | None = None
+    # Run control (SPEC §12): queued for a concurrency slot (the waker leaves it), who
+    # cancelled it, and each `/flow retry` (by, at, from_step).
+    held: bool = False
+    cancelled_by: str | None = None
+    retries: list[dict[str, Any]] = Field(default_factory=list)
+
+    @property
+    def rerun_of(self) -> str | None:
+        """The run this one reruns (`/flow rerun`), if any."""
+        value = self.trigger.data.get("rerun_of")
+        return str(value) if value else None
 
     @property
     def finished(self) -> bool:

@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from flows.ports import Clock
 from flows.records import RunRecord, StepResult
 from flows.run_limits import not_recorded
-from flows.run_model import CancelRequest, Lease, Park, Scope, StepContext, StepFailed
+from flows.run_model import (
+    CancelRequest,
+    Lease,
+    Park,
+    Scope,
+    StepContext,
+    StepError,
+    StepFailed,
+)
 
 if TYPE_CHECKING:
     from flows.runner import Runner
@@ -32,13 +40,16 @@ class _LeaseLost(Exception):
 
 
 class _Failure(Exception):
-    """A step failed: `error` is the run's error, naming the step (and field)."""
+    """A step failed: `error` is the run's error, naming the step (and field).
+    `transient` and `retry_after` come from the step's `StepFailed` (see flows.retries)."""
 
     def __init__(self, step_id: str | None, error: str, result: StepResult | None = None) -> None:
         super().__init__(error)
         self.step_id = step_id
         self.error = error
         self.result = result
+        self.transient = False
+        self.retry_after: float | None = None
 
 
 class _Parked(Exception):
@@ -156,6 +167,18 @@ class _Drive:
     # Steps that parked during this drive, waiting to be recorded with the run's park.
     parked: list[tuple[StepResult, Park]] = field(default_factory=list)
 
+    def extra(self) -> dict[str, Any]:
+        """Top-level fields changed since the last write (vars, the notify message)."""
+        extra: dict[str, Any] = {}
+        if self.dirty_vars:
+            extra["vars"] = dict(self.run.vars)
+        if self.dirty_notify and self.run.notify_message is not None:
+            extra["notify_message"] = self.run.notify_message.model_dump()
+        return extra
+
+    def clean(self) -> None:
+        self.dirty_vars = self.dirty_notify = False
+
 
 class _Body:
     """`flows.run_model.Body` for one drive of one container step."""
@@ -170,6 +193,18 @@ class _Body:
     async def record(self, result: StepResult) -> None:
         self.drive.run.steps[result.step_id] = result
         await self.runner._write_step(self.drive, result)
+
+    async def attempt(self, steps: Sequence[Any], scope: Scope) -> StepError | None:
+        try:
+            await self.runner._run_steps(self.drive, steps, scope)
+        except _Failure as failure:
+            result = failure.result
+            if result is None:  # a failure to record is not the body's: the run fails
+                raise
+            if self.drive.run.steps.get(result.step_id) is not result:
+                await self.record(result)
+            return StepError(result.step_id, result.error or failure.error)
+        return None
 
     async def group(
         self, jobs: Sequence[Callable[[], Awaitable[None]]], concurrency: int

@@ -57,12 +57,26 @@ def is_timer(payload: Mapping[str, Any]) -> bool:
 
 class StepFailed(Exception):
     """A step failed; the message is shown as the step's error. `field` names the field
-    of the step the error is about, if any."""
+    of the step the error is about, if any. `transient`: trying again may work (HTTP 408,
+    429, 5xx, a timeout, a lost connection, Slack's rate limit): a step with `retry` is
+    tried again, after at least `retry_after` seconds if given. `output`: what the failed
+    step's output shows (an HTTP status)."""
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        field: str | None = None,
+        *,
+        transient: bool = False,
+        retry_after: float | None = None,
+        output: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        self.transient = transient
+        self.retry_after = retry_after
+        self.output = dict(output or {})
 
     def __str__(self) -> str:
         return f"field {self.field}: {self.message}" if self.field else self.message
@@ -197,6 +211,19 @@ class Body(Protocol):
     async def record(self, result: StepResult) -> None:
         """Record the container's own progress (a loop's items) in one write."""
         ...
+
+    async def attempt(self, steps: Sequence[Any], scope: Scope) -> StepError | None:
+        """Run steps like `run`; a step that fails is recorded and its error returned
+        (a `try`'s body), instead of failing the run. Waits and cancellations pass."""
+        ...
+
+
+@dataclass(frozen=True)
+class StepError:
+    """A step that failed in a body run with `Body.attempt`: its key and its error."""
+
+    step: str
+    message: str
 
 
 @runtime_checkable
@@ -389,6 +416,24 @@ class RunStore(Protocol):
         running under a live lease → flagged `cancel_requested`."""
         ...
 
+    async def cancel_run(self, run_id: str, request: CancelRequest) -> RunRecord | bool:
+        """One run, as `cancel_flow_runs` does it: the record if now cancelled, True if
+        its driver was asked to stop, False if it had ended."""
+        ...
+
+    async def reopen(
+        self, run_id: str, failed: Sequence[str], retry: Mapping[str, Any], held: bool
+    ) -> RunRecord | None:
+        """failed → queued (`/flow retry`): the `failed` step results are removed and
+        `retry` is appended to `retries`; `held` waits for a concurrency slot."""
+        ...
+
+    async def oldest_held(self, flow_id: str) -> RunRecord | None: ...
+
+    async def held_flows(self, limit: int) -> list[tuple[str, int]]: ...
+
+    async def unhold(self, run_id: str) -> bool: ...
+
     async def end_cancelled(
         self,
         run_id: str,
@@ -465,7 +510,16 @@ def explain_template_error(source: Any, message: str) -> str:
 
 
 def _step_view(result: StepResult) -> dict[str, Any]:
-    return {**result.output, "status": result.status, "error": result.error}
+    """A step's output as templates see it, with `ok`, `error` and `status` (SPEC §12: an
+    http_request's `status` stays its HTTP status code)."""
+    view = {**result.output, "ok": result.status in ("succeeded", "skipped")}
+    if result.error is not None or "error" not in view:
+        view["error"] = result.error  # a try's output keeps the error it caught
+    if result.type != "http_request":
+        view["status"] = result.status
+    else:
+        view.setdefault("status", None)
+    return view
 
 
 def scoped_steps(run: RunRecord, scope: Scope) -> dict[str, Any]:

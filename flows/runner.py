@@ -24,6 +24,7 @@ from typing import Any, Literal
 from flows.log_context import about_run
 from flows.ports import Clock, IdGenerator
 from flows.records import FlowRecord, RunRecord, RunTrigger, StepResult
+from flows.retries import Continued, guarded_outcome, mark, replay_failure
 from flows.run_drive import (
     _Body,
     _Cancelled,
@@ -133,6 +134,7 @@ class Runner:
         progress_interval: float = 1.0,
         resume_patience: float = 30.0,
         owner: str | None = None,
+        admit: Callable[[FlowRecord, str], Awaitable[bool]] | None = None,
     ) -> None:
         self.store = store
         self.executors = executors
@@ -148,6 +150,7 @@ class Runner:
         self.progress_interval = progress_interval
         self.resume_patience = resume_patience
         self.owner = owner or default_owner()
+        self.admit = admit  # a flow's concurrency limit (flows.concurrency): False holds it
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._waker: asyncio.Task[None] | None = None
         self._stopping = False
@@ -196,7 +199,11 @@ class Runner:
             depth=depth,
             reply_to=reply_to,
         )
-        if self._stopping:
+        run.held = (
+            not self._stopping and self.admit is not None and not await self.admit(flow, run.id)
+        )
+        if self._stopping or run.held:
+            run.status = "queued"
             await self.store.insert(run, None)
             return run
         lease = self.lease()
@@ -386,17 +393,6 @@ class Runner:
             drive.run.notify_message = ref
             drive.dirty_notify = True
 
-    def _extra(self, drive: _Drive) -> dict[str, Any]:
-        extra: dict[str, Any] = {}
-        if drive.dirty_vars:
-            extra["vars"] = dict(drive.run.vars)
-        if drive.dirty_notify and drive.run.notify_message is not None:
-            extra["notify_message"] = drive.run.notify_message.model_dump()
-        return extra
-
-    def _clean(self, drive: _Drive) -> None:
-        drive.dirty_vars = drive.dirty_notify = False
-
     async def _drive_after(
         self, previous: asyncio.Task[None] | None, drive: _Drive, event: RunEvent
     ) -> None:
@@ -457,7 +453,7 @@ class Runner:
             run.steps[result.step_id] = result
         else:
             result = None
-        extra = self._extra(drive)
+        extra = drive.extra()
         if run.outputs:
             extra["outputs"] = run.outputs
         ok = await finish_written(self, drive, status, now, result, extra)
@@ -465,7 +461,7 @@ class Runner:
             if not await self._cancelled_at_boundary(drive, result):
                 log.warning("run %s: lease lost before its end was recorded", run.id)
             return
-        self._clean(drive)
+        drive.clean()
         await self._notify(drive, "finished")
         if drive.dirty_notify and run.notify_message is not None:
             # The message was posted only now (no earlier write carried it): record it.
@@ -488,17 +484,20 @@ class Runner:
                 await self._run_steps(drive, executor.children(step, recorded.output), scope)
             return
         if recorded is not None and recorded.status == "failed":
-            # It failed in a branch or an iteration before the run waited elsewhere.
-            raise _Failure(key, f"step {key}: {recorded.error}", recorded)
+            # It failed in a branch or an iteration before the run waited elsewhere (and
+            # the run went on if the step says `on_error: continue`).
+            return replay_failure(step, key, recorded)
         if self._stopping:
             raise _Stopping
         started_at = recorded.started_at if recorded and recorded.started_at else self.clock.now()
         vars_before = dict(run.vars)
         ctx = StepContext(run, key, self.clock, scope)
         ctx.in_doubt = drive.in_doubt  # it may have run before the crash (see post_recovery)
-        outcome = await self._outcome(drive, step, executor, recorded, started_at, ctx)
+        outcome = await guarded_outcome(self, drive, step, executor, recorded, started_at, ctx)
         if run.vars != vars_before:
             drive.dirty_vars = True
+        if isinstance(outcome, Continued):
+            return
         if isinstance(outcome, Park):
             result = StepResult(
                 step_id=key,
@@ -539,10 +538,12 @@ class Runner:
         except (_Parked, _LeaseLost, _Cancelled, _Stopping, asyncio.CancelledError):
             raise
         except StepFailed as exc:
-            raise self._failure(step_id, step_type, started_at, exc.message, exc.field) from None
+            failure = self._failure(step_id, step_type, started_at, exc.message, exc.field)
+            raise mark(failure, exc) from None
         except Exception as exc:
             log.info("run %s: step %s failed", drive.run.id, step_id, exc_info=True)
-            raise self._failure(step_id, step_type, started_at, self.describe_error(exc)) from None
+            failure = self._failure(step_id, step_type, started_at, self.describe_error(exc))
+            raise mark(failure, exc) from None
 
     async def _resume_step(
         self,
@@ -588,7 +589,7 @@ class Runner:
     async def _write_step(self, drive: _Drive, result: StepResult) -> None:
         run = drive.run
         drive.lease = self.lease()
-        write = self.store.record_step(run.id, drive.lease, result, self._extra(drive))
+        write = self.store.record_step(run.id, drive.lease, result, drive.extra())
         if not await written(self, run.id, result, write):
             if await self._cancelled_at_boundary(drive, result):
                 raise _Cancelled
@@ -596,7 +597,7 @@ class Runner:
                 "run %s: lease lost at step %s; another process drives it", run.id, result.step_id
             )
             raise _LeaseLost
-        self._clean(drive)
+        drive.clean()
         drive.in_doubt = False  # steps started from now on began after the crash
 
     async def _park_all(self, drive: _Drive) -> None:
@@ -616,13 +617,13 @@ class Runner:
         run.status = "waiting"
         run.wake_at = park.wake_at
         run.waiting_for = park.waiting_for
-        wake_at, extra = park.wake_at, self._extra(drive)
+        wake_at, extra = park.wake_at, drive.extra()
         write = self.store.park(run.id, drive.lease, result, wake_at, park.waiting_for, extra)
         if not await written(self, run.id, result, write):
             if await self._cancelled_at_boundary(drive, result):
                 raise _Cancelled
             raise _LeaseLost
-        self._clean(drive)
+        drive.clean()
         if park.wake_at is not None:
             self._schedule_kick(park.wake_at)
 
@@ -634,7 +635,7 @@ class Runner:
         now = self.clock.now()
         stopped_at = result.step_id if result and result.status != "succeeded" else None
         request = await self.store.end_cancelled(
-            run.id, drive.lease, now, stopped_at, result, self._extra(drive)
+            run.id, drive.lease, now, stopped_at, result, drive.extra()
         )
         if request is None:
             return False
@@ -646,7 +647,7 @@ class Runner:
         run.error_step = stopped_at
         run.wake_at = None
         run.waiting_for = None
-        self._clean(drive)
+        drive.clean()
         await self._tell_cancel_listeners(run, request)
         await self._notify_cancelled(drive)
         return True

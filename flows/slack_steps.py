@@ -18,6 +18,7 @@ from flows.definition import (
     normalise_channel_name,
 )
 from flows.ports import Directory
+from flows.retries import SLACK_TRANSIENT
 from flows.run_model import Done, ExecutorRegistry, Outcome, StepContext, StepFailed
 from flows.slack_actions import SlackActions, SlackRefused, slack_words
 from flows.slack_ids import (
@@ -35,7 +36,8 @@ _EMOJI = re.compile(r"[a-z0-9_+'\-]+(?:::skin-tone-[2-6])?")
 
 def refused(exc: SlackRefused, **context: str) -> StepFailed:
     message, field = slack_words(exc, **context)
-    return StepFailed(message, field)
+    # Slack's rate limits and server errors pass: a step with `retry` tries again.
+    return StepFailed(message, field, transient=exc.code in SLACK_TRANSIENT)
 
 
 async def message_ts(ctx: StepContext, field: str, source: str) -> str:

@@ -26,6 +26,7 @@ from flows.post_recovery import find_earlier_post
 from flows.run_model import Done, ExecutorRegistry, Outcome, Park, StepContext, StepFailed
 from flows.slack_ids import CONVERSATION_MENTION, USER_ID, USER_MENTION
 from flows.triggers import run_message_metadata
+from flows.try_step import TryExecutor
 
 
 class _Instant:
@@ -190,6 +191,7 @@ def builtin_executors(messenger: Messenger, directory: Directory) -> ExecutorReg
             "switch": SwitchExecutor(),
             "for_each": ForEachExecutor(),
             "parallel": ParallelExecutor(),
+            "try": TryExecutor(),
         }
     )
 

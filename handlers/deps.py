@@ -14,6 +14,7 @@ from flows.catalog import FlowCatalog, UserStore
 from flows.connections import ConnectionService
 from flows.deliveries import DeliveryLog
 from flows.ports import Clock, Directory, IdGenerator, Messenger
+from flows.run_control import RunControl
 from flows.run_requests import RunRequests
 from flows.runner import Runner
 from flows.schedule_insight import ScheduleInsight
@@ -48,3 +49,5 @@ class HandlerDeps:
     # Deliveries taken in, across restarts (a replayed request does nothing); None: in
     # this process only.
     deliveries: DeliveryLog | None = None
+    # Cancel, retry and rerun of one run (SPEC §12); given by bot.app.
+    run_control: RunControl | None = None

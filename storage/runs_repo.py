@@ -118,11 +118,13 @@ def _claim(doc: Doc, resume: tuple[str, dict[str, Any]] | None, after_crash: boo
     return Claim(from_doc(doc), resume, _cancel_request(doc), crashes, after_crash)
 
 
-def _ended_cancelled(at: datetime, error: str, error_step: str | None) -> Doc:
+def _ended_cancelled(at: datetime, request: CancelRequest, error_step: str | None) -> Doc:
     return {
         "status": "cancelled",
+        "cancelled_by": request.by,
+        "held": False,
         "finished_at": at,
-        "error": error,
+        "error": request.error,
         "error_step": error_step,
         "wake_at": None,
         "waiting_for": None,
@@ -152,6 +154,11 @@ class MongoRunStore:
         # The waker: parked runs by wake_at, crashed runs by lease expiry.
         await runs.create_index([("status", ASCENDING), ("wake_at", ASCENDING)], name="waiting")
         await runs.create_index([("status", ASCENDING), ("lease_until", ASCENDING)], name="leases")
+        # Runs queued for a concurrency slot, oldest first (flows.concurrency).
+        await runs.create_index(
+            [("held", ASCENDING), ("flow_id", ASCENDING), ("created_at", ASCENDING)],
+            name="held",
+        )
         # One scheduled slot or event, one run (issue 8).
         await runs.create_index("run_key", name="run_key", unique=True, sparse=True)
 
@@ -287,7 +294,8 @@ class MongoRunStore:
         due = self.collection.find(
             {
                 "$or": [
-                    {"status": "queued"},  # queued at a shutdown
+                    # queued at a shutdown (not those waiting for a concurrency slot)
+                    {"status": "queued", "held": {"$ne": True}},
                     {"status": "waiting", "wake_at": {"$lte": now}},  # its time has come
                     {"status": "running", "lease_until": {"$lt": now}},  # its driver died
                 ]
@@ -369,7 +377,7 @@ class MongoRunStore:
             ended = await self.collection.find_one_and_update(
                 condition,
                 {
-                    "$set": _ended_cancelled(request.at, request.error, stopped_at),
+                    "$set": _ended_cancelled(request.at, request, stopped_at),
                     "$unset": _UNSET_ENDED,
                 },
                 return_document=ReturnDocument.AFTER,
@@ -377,6 +385,59 @@ class MongoRunStore:
             if ended is not None:
                 return from_doc(ended)
         return False  # pragma: no cover - a run that never stops moving
+
+    async def cancel_run(self, run_id: str, request: CancelRequest) -> RunRecord | bool:
+        """One run (`/flow cancel`): its record if now cancelled, True if its driver was
+        asked to stop, False if it had ended."""
+        return await self._cancel_one(run_id, request)
+
+    async def reopen(
+        self, run_id: str, failed: Sequence[str], retry: Mapping[str, Any], held: bool
+    ) -> RunRecord | None:
+        """A failed run goes on (`/flow retry`): its failed steps are forgotten and it is
+        queued for the waker (held: for a concurrency slot). None if it is not failed."""
+        unset: Doc = {f"steps.{step_key(k)}": "" for k in failed}
+        update = {
+            "$set": {
+                "status": "queued",
+                "held": held,
+                "error": None,
+                "error_step": None,
+                "finished_at": None,
+                "outputs": {},
+            },
+            "$push": {"retries": bson_safe(retry)},
+            **({"$unset": unset} if unset else {}),
+        }
+        doc = await self.collection.find_one_and_update(
+            {"_id": run_id, "status": "failed"}, update, return_document=ReturnDocument.AFTER
+        )
+        return from_doc(doc) if doc is not None else None
+
+    async def oldest_held(self, flow_id: str) -> RunRecord | None:
+        doc = await self.collection.find_one(
+            {"held": True, "flow_id": flow_id, "status": "queued"},
+            sort=[("created_at", ASCENDING)],
+        )
+        return from_doc(doc) if doc is not None else None
+
+    async def held_flows(self, limit: int) -> list[tuple[str, int]]:
+        found: dict[str, int] = {}
+        cursor = self.collection.find(
+            {"held": True, "status": "queued"},
+            projection={"flow_id": 1, "definition.concurrency": 1},
+            limit=limit * 10,
+        )
+        async for doc in cursor:
+            limit_of = (doc.get("definition") or {}).get("concurrency") or 1
+            found.setdefault(str(doc["flow_id"]), int(limit_of))
+        return list(found.items())[:limit]
+
+    async def unhold(self, run_id: str) -> bool:
+        outcome = await self.collection.update_one(
+            {"_id": run_id, "status": "queued", "held": True}, {"$set": {"held": False}}
+        )
+        return outcome.matched_count == 1
 
     async def end_cancelled(
         self,
@@ -400,7 +461,7 @@ class MongoRunStore:
         if request is None:
             return None
         fields: Doc = {
-            **_ended_cancelled(finished_at, request.error, error_step),
+            **_ended_cancelled(finished_at, request, error_step),
             **bson_safe(extra),
         }
         if result is not None:

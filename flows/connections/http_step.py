@@ -28,11 +28,13 @@ from flows.http_policy import (
     HttpRefused,
     HttpRequest,
     HttpResponse,
+    HttpTooLarge,
     join_url,
     origin_of,
 )
 from flows.permissions import resolve_access
 from flows.ports import Directory
+from flows.retries import retry_after_seconds, transient_status
 from flows.runner import Done, Outcome, StepContext, StepFailed
 from flows.secrets import SecretBox, SecretUnavailable
 from flows.triggers import DEPTH_HEADER
@@ -62,9 +64,19 @@ class HttpStepFailed(Exception):
     """An http_request step failed; the message is safe to show and to store in the run.
     `status` is the HTTP status for a non-2xx answer, None when there was no answer."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        *,
+        transient: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
+        # Worth trying again (408, 429, 5xx, a timeout, a lost connection: flows.retries).
+        self.transient = transient or transient_status(status)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -203,7 +215,10 @@ class ConnectionCaller:
         try:
             return await self._send(self.http, record, auth, secrets, method, step)
         except HttpStepFailed as exc:
-            raise HttpStepFailed(str(scrub(str(exc), secrets)), exc.status) from None
+            message = str(scrub(str(exc), secrets))
+            raise HttpStepFailed(
+                message, exc.status, transient=exc.transient, retry_after=exc.retry_after
+            ) from None
         except Exception as exc:
             # Whatever went wrong, its text and traceback stay here: they may hold a secret.
             raise HttpStepFailed(f"the request failed ({type(exc).__name__})") from None
@@ -237,7 +252,9 @@ class ConnectionCaller:
         try:
             response = await http.send(request)
         except (HttpRefused, HttpFailed) as exc:
-            raise HttpStepFailed(str(exc)) from None
+            # A timeout or a lost connection may pass; a refusal or a size cap won't.
+            lasting = isinstance(exc, (HttpRefused, HttpTooLarge))
+            raise HttpStepFailed(str(exc), transient=not lasting) from None
         output = {
             "status": response.status,
             "body": scrub(_parsed_body(response), secrets),
@@ -248,7 +265,9 @@ class ConnectionCaller:
         )
         if not 200 <= response.status < 300:
             raise HttpStepFailed(
-                f"{method} {host} answered HTTP {response.status}", status=response.status
+                f"{method} {host} answered HTTP {response.status}",
+                status=response.status,
+                retry_after=retry_after_seconds(response.headers.get("retry-after")),
             )
         return output
 
@@ -294,7 +313,12 @@ class HttpRequestExecutor:
             )
             output = await self.service.caller.request(record, request)
         except HttpStepFailed as exc:
-            raise StepFailed(str(exc)) from None
+            raise StepFailed(
+                str(exc),
+                transient=exc.transient,
+                retry_after=exc.retry_after,
+                output={"status": exc.status},
+            ) from None
         return Done(output)
 
     @staticmethod

@@ -81,6 +81,7 @@ class RawStep:
     data: Mapping[str, Any]
     depth: int = 0  # how many steps contain it
     in_loop: bool = False  # inside a for_each body: templates see item and index
+    in_catch: bool = False  # inside a try's catch: templates see error
 
 
 def raw_steps(
@@ -90,6 +91,7 @@ def raw_steps(
     branch: str,
     depth: int = 0,
     in_loop: bool = False,
+    in_catch: bool = False,
 ) -> Iterator[RawStep]:
     if not isinstance(steps, list):
         return
@@ -98,10 +100,13 @@ def raw_steps(
             continue
         sid = step.get("id")
         final = sid if isinstance(sid, str) and sid else auto_id(parent, branch, index)
-        yield RawStep((*loc, index), final, step.get("type"), step, depth, in_loop)
+        yield RawStep((*loc, index), final, step.get("type"), step, depth, in_loop, in_catch)
         loops = in_loop or step.get("type") == "for_each"
         for name, where, body in nested_bodies(dict(step)):
-            yield from raw_steps(body, (*loc, index, *where), final, name, depth + 1, loops)
+            catching = in_catch or (step.get("type") == "try" and name == "catch")
+            yield from raw_steps(
+                body, (*loc, index, *where), final, name, depth + 1, loops, catching
+            )
 
 
 def _strings(value: Any, loc: Loc) -> Iterator[tuple[Loc, str]]:
@@ -144,6 +149,7 @@ _ALLOWED_NAMES = (
 
 
 _LOOP_NAMES = frozenset({"item", "index"})
+_CATCH_NAMES = frozenset({"error"})
 
 
 def _referenced_name(node: jnodes.Node, root: str, called: set[int]) -> str | None:
@@ -195,6 +201,7 @@ def _template_errors(
     earlier: list[str],
     all_ids: set[str],
     in_loop: bool = False,
+    in_catch: bool = False,
 ) -> list[Err]:
     if not is_template(source):
         return []
@@ -205,9 +212,14 @@ def _template_errors(
         return [(loc, f"template syntax error: {exc.message}{where}")]
     errors: list[Err] = []
     allowed = _ALLOWED_NAMES | _LOOP_NAMES if in_loop else _ALLOWED_NAMES
+    if in_catch:
+        allowed = allowed | _CATCH_NAMES
     for name in sorted(meta.find_undeclared_variables(tree) - allowed):
         if name in _LOOP_NAMES:
             errors.append((loc, f"{name!r} is only known inside the steps of a for_each"))
+            continue
+        if name in _CATCH_NAMES:
+            errors.append((loc, f"{name!r} is only known inside the catch steps of a try"))
             continue
         errors.append(
             (loc, f"unknown name {name!r} (templates can use: {', '.join(CONTEXT_NAMES)})")
@@ -322,7 +334,8 @@ def _all_template_errors(
     for loc, source, owner in raw_templates(data):
         earlier = order if owner is None else order[: position[id(owner.data)] + 1]
         in_loop = owner is not None and owner.in_loop
-        errors.extend(_template_errors(loc, source, declared, earlier, all_ids, in_loop))
+        in_catch = owner is not None and owner.in_catch
+        errors.extend(_template_errors(loc, source, declared, earlier, all_ids, in_loop, in_catch))
     return errors
 
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from flows.definition.checks import get, implied_kind, prepare, tree_errors
 from flows.definition.errors import DefinitionError, Err, FieldError
+from flows.definition.failure import RetryPolicy
 from flows.definition.inputs import FlowInput
 from flows.definition.messages import convert, finish_errors
 from flows.definition.model import SKIP_TREE_CHECKS, ConnectionSlotSpec, FlowDefinition, assign_ids
@@ -87,20 +88,25 @@ def _steps(items: Any) -> list[Any]:
     for item in items:
         model = STEP_CLASSES[item["type"]]
         kind = item["type"]
+        # Failure handling (SPEC §12): every step may have a retry policy.
+        extra = {"retry": _built(RetryPolicy, item["retry"])} if item.get("retry") else {}
         if kind == "condition":
             branches = {key: _steps(get(item, key) or ()) for key in ("then", "else")}
-            steps.append(_built(model, item, **branches))
+            steps.append(_built(model, item, **branches, **extra))
         elif kind == "ask":  # its fields are flow inputs
-            steps.append(_built(model, item, fields=[_input(f) for f in item["fields"]]))
-        elif kind in ("for_each", "parallel", "switch"):
-            steps.append(_built(model, item, **_nested(item)))
+            fields = [_input(f) for f in item["fields"]]
+            steps.append(_built(model, item, fields=fields, **extra))
+        elif kind in ("for_each", "parallel", "switch", "try"):
+            steps.append(_built(model, item, **_nested(item), **extra))
         else:
-            steps.append(_built(model, item))
+            steps.append(_built(model, item, **extra))
     return steps
 
 
 def _nested(item: Mapping[str, Any]) -> dict[str, Any]:
     kind = item["type"]
+    if kind == "try":
+        return {key: _steps(item.get(key) or ()) for key in ("steps", "catch", "finally")}
     if kind == "for_each":
         return {"steps": _steps(item["steps"])}
     if kind == "parallel":

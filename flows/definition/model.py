@@ -55,6 +55,8 @@ class FlowDefinition(Model):
     # Owners get a DM after this many failed runs in a row (and when it succeeds again);
     # 0 turns the alert off.
     alert_after: Annotated[int, Field(ge=0, le=1000)] = 3
+    # At most this many runs running or waiting at once; further runs are queued (SPEC §12).
+    concurrency: Annotated[int, Field(ge=1, le=100)] | None = None
     steps: list[Step] = Field(min_length=1)
     # name → template, evaluated when a run succeeds (shown, returned to a calling flow).
     outputs: dict[Identifier, Any] = Field(default_factory=dict)

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BeforeValidator, Field
 
 from flows.definition.errors import Loc, fail
-from flows.definition.fields import Model, step_id, strip_or_none
+from flows.definition.failure import OnError, RetryPolicy
+from flows.definition.fields import Duration, Model, step_id, strip_or_none
 
 _Problems = list[tuple[Loc | str, str]]
 
@@ -19,6 +20,10 @@ class StepBase(Model):
     name: Annotated[Annotated[str, Field(max_length=80)] | None, BeforeValidator(strip_or_none)] = (
         None
     )
+    # Failure handling (SPEC §12): tries, a time limit, and whether the run goes on.
+    retry: RetryPolicy | None = None
+    timeout: Duration | None = None
+    on_error: OnError = "fail"
 
 
 def check_text_or_blocks(text: str | None, blocks: list[dict[str, Any]] | None) -> None:

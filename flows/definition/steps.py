@@ -91,6 +91,12 @@ def _path(value: str) -> str:
     return value
 
 
+def _seconds(value: Any) -> Any:
+    if isinstance(value, str) and not value.strip().replace(".", "", 1).isdigit():
+        return parse_duration(value).total_seconds()
+    return value
+
+
 class HttpRequestStep(StepBase):
     """Call an API through a connection slot. Outputs ``status`` and ``body``."""
 
@@ -103,7 +109,10 @@ class HttpRequestStep(StepBase):
     headers: Annotated[dict[str, str], BeforeValidator(str_dict)] = Field(default_factory=dict)
     query: Annotated[dict[str, str], BeforeValidator(str_dict)] = Field(default_factory=dict)
     json_: Any = Field(default=None, alias="json")
-    timeout: float = Field(default=10.0, gt=0, le=60)
+    # Bounds each try, in seconds (a duration like 30s is read as seconds too).
+    timeout: Annotated[float, BeforeValidator(_seconds)] = Field(  # type: ignore[assignment]
+        default=10.0, gt=0, le=60
+    )
 
     @model_validator(mode="after")
     def _check(self) -> HttpRequestStep:
@@ -328,6 +337,23 @@ class CallFlowStep(StepBase):
     wait: bool = True
 
 
+class TryStep(StepBase):
+    """Run ``steps``; when one fails run ``catch`` (templates see ``error.step`` and
+    ``error.message``), then ``finally`` whatever happened. Outputs ``ok`` (the body
+    succeeded), ``caught`` and ``error``."""
+
+    type: Literal["try"] = "try"
+    steps: list[Step] = Field(min_length=1)
+    catch: list[Step] = Field(default_factory=list)
+    finally_: list[Step] = Field(default_factory=list, alias="finally")
+
+    @model_validator(mode="after")
+    def _check(self) -> TryStep:
+        if not self.catch and not self.finally_:
+            fail([("catch", "a try needs catch or finally (or both)")])
+        return self
+
+
 Step = Annotated[
     PostMessageStep
     | SendDmStep
@@ -346,7 +372,8 @@ Step = Annotated[
     | ForEachStep
     | ParallelStep
     | SwitchStep
-    | CallFlowStep,
+    | CallFlowStep
+    | TryStep,
     Field(discriminator="type"),
 ]
 STEP_TYPES: tuple[str, ...] = tuple(
@@ -364,6 +391,7 @@ STEP_TYPES: tuple[str, ...] = tuple(
             "send_dm",
             "set_variable",
             "switch",
+            "try",
             *SLACK_STEP_CLASSES,
         )
     )
@@ -372,6 +400,7 @@ ConditionStep.model_rebuild()
 ForEachStep.model_rebuild()
 ParallelStep.model_rebuild()
 SwitchStep.model_rebuild()
+TryStep.model_rebuild()
 
 
 Body = tuple[str, tuple[str | int, ...], list[Any]]
@@ -405,6 +434,8 @@ def nested_bodies(step: Any) -> list[Body]:
         items = list(cases.items()) if isinstance(cases, dict) else []
         bodies = [(f"case{n + 1}_", ("cases", str(k)), lists(b)) for n, (k, b) in enumerate(items)]
         return [*bodies, ("default", ("default",), lists(part("default")))]
+    if kind == "try":
+        return [(name, (name,), lists(part(name))) for name in ("steps", "catch", "finally")]
     return []
 
 
@@ -422,6 +453,7 @@ STEP_CLASSES: dict[str, type[BaseModel]] = {
     "parallel": ParallelStep,
     "switch": SwitchStep,
     "call_flow": CallFlowStep,
+    "try": TryStep,
 }
 
 # Fields holding templates, per step type (YAML names).
@@ -440,4 +472,4 @@ TEMPLATE_FIELDS: dict[str, tuple[str, ...]] = {
     "call_flow": ("flow", "inputs"),
 }
 # YAML names that are Python keywords, and the model fields that hold them.
-PY_NAMES = {"if": "if_", "else": "else_", "json": "json_"}
+PY_NAMES = {"if": "if_", "else": "else_", "json": "json_", "finally": "finally_"}

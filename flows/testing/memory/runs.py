@@ -64,9 +64,12 @@ class _RunRow:
         run = self.run.model_copy(deep=True)
         return Claim(run, resume, self.cancel_requested, self.crashes, after_crash)
 
-    def end_cancelled(self, at: datetime, error: str, error_step: str | None) -> None:
+    def end_cancelled(self, at: datetime, request: CancelRequest, error_step: str | None) -> None:
         run = self.run
         run.status = "cancelled"
+        run.cancelled_by = request.by
+        run.held = False
+        error = request.error
         run.finished_at = at
         run.error = error
         run.error_step = error_step
@@ -199,8 +202,8 @@ class MemoryRunStore:
 
     def _due(self, row: _RunRow, now: datetime) -> bool:
         status = row.run.status
-        if status == "queued":  # queued at a shutdown
-            return True
+        if status == "queued":  # queued at a shutdown (not held for a concurrency slot)
+            return not row.run.held
         if status == "waiting":  # its time has come
             return row.run.wake_at is not None and row.run.wake_at <= now
         if status == "running":  # its driver died
@@ -223,6 +226,67 @@ class MemoryRunStore:
             claims.append(row.claim(after_crash))
         return claims
 
+    # --- run control and concurrency
+
+    async def reopen(
+        self, run_id: str, failed: Sequence[str], retry: Mapping[str, Any], held: bool
+    ) -> RunRecord | None:
+        row = self._rows.get(run_id)
+        if row is None or row.run.status != "failed":
+            return None
+        run = row.run
+        for key in failed:
+            run.steps.pop(key, None)
+        run.status = "queued"
+        run.held = held
+        run.error = run.error_step = None
+        run.finished_at = None
+        run.outputs = {}
+        run.retries.append(plain(dict(retry)))
+        return run.model_copy(deep=True)
+
+    def _held(self, flow_id: str | None = None) -> list[RunRecord]:
+        runs = [
+            row.run
+            for row in self._rows.values()
+            if row.run.held
+            and row.run.status == "queued"
+            and (flow_id is None or row.run.flow_id == flow_id)
+        ]
+        return sorted(runs, key=lambda run: run.created_at)
+
+    async def oldest_held(self, flow_id: str) -> RunRecord | None:
+        held = self._held(flow_id)
+        return held[0].model_copy(deep=True) if held else None
+
+    async def held_flows(self, limit: int) -> list[tuple[str, int]]:
+        found: dict[str, int] = {}
+        for run in self._held():
+            found.setdefault(run.flow_id, run.definition.concurrency or 1)
+        return list(found.items())[:limit]
+
+    async def unhold(self, run_id: str) -> bool:
+        row = self._rows.get(run_id)
+        if row is None or row.run.status != "queued" or not row.run.held:
+            return False
+        row.run.held = False
+        return True
+
+    async def cancel_run(self, run_id: str, request: CancelRequest) -> RunRecord | bool:
+        row = self._rows.get(run_id)
+        if row is None or row.run.status not in _UNFINISHED:
+            return False
+        run = row.run
+        abandoned = run.status == "running" and (
+            row.lease_until is None or row.lease_until < request.at
+        )
+        if run.status == "running" and not abandoned:
+            row.cancel_requested = request
+            return True
+        stopped_at = row.waiting_step() if run.status == "waiting" else None
+        row.end_cancelled(request.at, request, stopped_at)
+        return run.model_copy(deep=True)
+
     # --- cancelling
 
     async def cancel_flow_runs(
@@ -242,7 +306,7 @@ class MemoryRunStore:
                 result.requested.append(run.id)
                 continue
             stopped_at = row.waiting_step() if run.status == "waiting" else None
-            row.end_cancelled(request.at, request.error, stopped_at)
+            row.end_cancelled(request.at, request, stopped_at)
             result.cancelled.append(run.model_copy(deep=True))
         return result
 
@@ -265,7 +329,7 @@ class MemoryRunStore:
             return None
         request = row.cancel_requested
         row.apply(extra, result)
-        row.end_cancelled(finished_at, request.error, error_step)
+        row.end_cancelled(finished_at, request, error_step)
         return request
 
     # --- reads
