@@ -18,7 +18,7 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 from motor.motor_asyncio import AsyncIOMotorCollection, AsyncIOMotorDatabase
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import DuplicateKeyError
 
 from flows.definition import definition_from_storage, to_dict
@@ -262,7 +262,9 @@ class MongoRunStore:
         self, run_id: str, step_id: str, payload: Mapping[str, Any], lease: Lease
     ) -> Claim | None:
         resume = {"step_id": step_id, "payload": bson_safe(payload)}
-        doc = await self.collection.find_one_and_update(
+        # Compare-and-set with `update_one` (served by `_id`), then a read by `_id`:
+        # `find_one_and_update` would make the embedded server scan (see `_after`).
+        outcome = await self.collection.update_one(
             # A queued run (claimed for a timer, then a shutdown) takes the news too.
             {
                 "_id": run_id,
@@ -270,45 +272,63 @@ class MongoRunStore:
                 f"steps.{step_key(step_id)}.status": "waiting",
             },
             {"$set": {**self._lease_fields(lease), "pending_resume": resume}},
-            return_document=ReturnDocument.AFTER,
         )
+        doc = await self._after(outcome.matched_count, run_id, lease)
         if doc is None:
             return None
         return _claim(doc, (step_id, dict(payload)))
 
+    async def _after(self, matched: int, run_id: str, lease: Lease) -> Doc | None:
+        """The run a compare-and-set just leased to us, read by `_id` alone.
+
+        SecantusDB serves `findAndModify` by re-issuing `{_id, $and: [query]}`, which no
+        index serves; `update_one` on `{_id, ...}` rides the `_id`, and so does this read.
+        """
+        if matched != 1:
+            return None
+        doc = await self.collection.find_one({"_id": run_id})
+        if doc is None or doc.get("lease_owner") != lease.owner:
+            return None  # pragma: no cover - taken over between the write and the read
+        return doc
+
     async def claim_due(self, now: datetime, lease: Lease, limit: int) -> list[Claim]:
-        # One read finds the candidates (an idle poll writes nothing); each is then claimed
+        # Reads find the candidates (an idle poll writes nothing); each is then claimed
         # with a compare-and-set on what was read, so two processes never both win.
-        due = self.collection.find(
-            {
-                "$or": [
-                    {"status": "queued"},  # queued at a shutdown
-                    {"status": "waiting", "wake_at": {"$lte": now}},  # its time has come
-                    {"status": "running", "lease_until": {"$lt": now}},  # its driver died
-                ]
-            },
-            projection={"status": 1, "wake_at": 1, "lease_until": 1, "steps": 1},
-            limit=limit,
-        )
+        # Three finds, each served by an index (`waiting` or `leases`), not one `$or`.
         claims: list[Claim] = []
-        async for candidate in due:
-            status = candidate.get("status")
-            fields = self._lease_fields(lease)
-            condition: Doc = {"_id": candidate["_id"], "status": status}
-            if status == "waiting":
-                condition["wake_at"] = candidate.get("wake_at")
-                step_id = _waiting_step(candidate)
-                if step_id is not None:
-                    # The waiting step gets the TIMER payload.
-                    fields["pending_resume"] = {"step_id": step_id, "payload": dict(TIMER)}
-            elif status == "running":
-                condition["lease_until"] = candidate.get("lease_until")
-            doc = await self.collection.find_one_and_update(
-                condition, {"$set": fields}, return_document=ReturnDocument.AFTER
+        for query in (
+            {"status": "queued"},  # queued at a shutdown
+            {"status": "waiting", "wake_at": {"$lte": now}},  # its time has come
+            {"status": "running", "lease_until": {"$lt": now}},  # its driver died
+        ):
+            if len(claims) >= limit:
+                break
+            due = self.collection.find(
+                query,
+                projection={"status": 1, "wake_at": 1, "lease_until": 1, "steps": 1},
+                limit=limit - len(claims),
             )
-            if doc is not None:
-                claims.append(_claim(doc, _pending(doc)))
+            async for candidate in due:
+                claim = await self._claim_candidate(candidate, lease)
+                if claim is not None:
+                    claims.append(claim)
         return claims
+
+    async def _claim_candidate(self, candidate: Doc, lease: Lease) -> Claim | None:
+        status = candidate.get("status")
+        fields = self._lease_fields(lease)
+        condition: Doc = {"_id": candidate["_id"], "status": status}
+        if status == "waiting":
+            condition["wake_at"] = candidate.get("wake_at")
+            step_id = _waiting_step(candidate)
+            if step_id is not None:
+                # The waiting step gets the TIMER payload.
+                fields["pending_resume"] = {"step_id": step_id, "payload": dict(TIMER)}
+        elif status == "running":
+            condition["lease_until"] = candidate.get("lease_until")
+        outcome = await self.collection.update_one(condition, {"$set": fields})
+        doc = await self._after(outcome.matched_count, candidate["_id"], lease)
+        return _claim(doc, _pending(doc)) if doc is not None else None
 
     # --- cancelling
 
@@ -358,13 +378,15 @@ class MongoRunStore:
             if status == "running":
                 condition["lease_until"] = lease_until
             stopped_at = _waiting_step(doc) if status == "waiting" else None
-            ended = await self.collection.find_one_and_update(
+            outcome = await self.collection.update_one(
                 condition,
                 {
                     "$set": _ended_cancelled(request.at, request.error, stopped_at),
                     "$unset": _UNSET_ENDED,
                 },
-                return_document=ReturnDocument.AFTER,
+            )
+            ended = (
+                await self.collection.find_one({"_id": run_id}) if outcome.matched_count else None
             )
             if ended is not None:
                 return from_doc(ended)
@@ -379,16 +401,13 @@ class MongoRunStore:
         result: StepResult | None,
         extra: Mapping[str, Any],
     ) -> CancelRequest | None:
+        # Read by `_id` alone (an index serves it everywhere), then compare here.
         doc = await self.collection.find_one(
-            {
-                "_id": run_id,
-                "status": "running",
-                "lease_owner": lease.owner,
-                CANCEL_FLAG: {"$exists": True},
-            },
-            projection={CANCEL_FLAG: 1},
+            {"_id": run_id}, projection={CANCEL_FLAG: 1, "status": 1, "lease_owner": 1}
         )
-        request = _cancel_request(doc) if doc is not None else None
+        ours = doc is not None and doc.get("status") == "running"
+        ours = ours and doc is not None and doc.get("lease_owner") == lease.owner
+        request = _cancel_request(doc) if ours and doc is not None else None
         if request is None:
             return None
         fields: Doc = {

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from motor.motor_asyncio import AsyncIOMotorDatabase
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
 from flows.scheduling import SKIP_HISTORY, ScheduleState, SkippedSlots
@@ -40,19 +40,27 @@ class MongoScheduleStore:
     async def activate(
         self, team_id: str, flow_id: str, version: int, at: datetime
     ) -> ScheduleState:
-        stale = {"_id": flow_id, "$or": [{"active": {"$ne": True}}, {"version": {"$ne": version}}]}
-        update = {
-            "$set": {"team_id": team_id, "version": version, "active": True, "last_slot": at},
-            "$setOnInsert": {"skipped_total": 0, "skipped": []},
-        }
-        try:
-            doc = await self.collection.find_one_and_update(
-                stale, update, upsert=True, return_document=ReturnDocument.AFTER
-            )
-        except DuplicateKeyError:
-            doc = None  # active for this version already (another process got there first)
+        # Every query by `_id` alone or `{_id, ...}` (an index serves both; `{_id, $or}` is
+        # a collection scan on the embedded server). A restart finds most schedules active
+        # for their version already: one read, no write.
+        doc = await self.collection.find_one({"_id": flow_id})
+        if doc is not None and doc.get("active") is True and doc.get("version") == version:
+            return _state(doc)
+        fields = {"team_id": team_id, "version": version, "active": True, "last_slot": at}
         if doc is None:
-            doc = await self.collection.find_one({"_id": flow_id})
+            try:
+                await self.collection.insert_one(
+                    {"_id": flow_id, **fields, "skipped_total": 0, "skipped": []}
+                )
+            except DuplicateKeyError:
+                pass  # another process got there first: its activation stands
+        else:
+            # Compare-and-set on what was read: if another process moved it, theirs stands.
+            await self.collection.update_one(
+                {"_id": flow_id, "active": doc.get("active"), "version": doc.get("version")},
+                {"$set": fields},
+            )
+        doc = await self.collection.find_one({"_id": flow_id})
         assert doc is not None
         return _state(doc)
 
