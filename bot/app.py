@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Protocol
 
 from slack_bolt.async_app import AsyncApp
@@ -117,13 +118,13 @@ class Stores:
     asks: AskStore
 
 
-def mongo_stores(storage: Storage) -> Stores:
+def mongo_stores(storage: Storage, run_retention: timedelta | None = None) -> Stores:
     """The MongoDB repositories; `storage` creates their indexes at start."""
     db = storage.db
     stores = Stores(
         flows=MongoFlowStore(db),
         users=MongoUserStore(db),
-        runs=MongoRunStore(db),
+        runs=MongoRunStore(db, run_retention),
         audit=AuditRepo(db),
         buttons=ButtonsRepo(db),
         access_requests=AccessRequestRepo(db),
@@ -197,7 +198,7 @@ def _base(settings: Settings, storage: Storage, overrides: Overrides) -> _Base:
         client=client,
         messenger=overrides.messenger or SlackMessenger(client),
         directory=overrides.directory or SlackDirectory(client),
-        stores=overrides.stores or mongo_stores(storage),
+        stores=overrides.stores or mongo_stores(storage, settings.flowbot_run_retention),
     )
 
 

@@ -14,7 +14,7 @@ after the insert is a compare-and-set on the lease owner and status (and the abs
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from motor.motor_asyncio import AsyncIOMotorCollection, AsyncIOMotorDatabase
@@ -31,6 +31,7 @@ _UNFINISHED = ["queued", "waiting", "running"]
 
 _UNSET_LEASE = {"lease_owner": "", "lease_until": "", "pending_resume": ""}
 CANCEL_FLAG = "cancel_requested"
+RETENTION_INDEX = "retention"
 _UNSET_ENDED = {**_UNSET_LEASE, CANCEL_FLAG: ""}
 
 
@@ -125,8 +126,10 @@ def _ended_cancelled(at: datetime, error: str, error_step: str | None) -> Doc:
 
 
 class MongoRunStore:
-    def __init__(self, db: AsyncIOMotorDatabase[Doc]) -> None:
+    def __init__(self, db: AsyncIOMotorDatabase[Doc], retention: timedelta | None = None) -> None:
         self.collection: AsyncIOMotorCollection[Doc] = db["runs"]
+        # Finished runs expire this long after `finished_at` (None: kept forever).
+        self.retention = retention
 
     async def ensure_indexes(self) -> None:
         runs = self.collection
@@ -149,6 +152,29 @@ class MongoRunStore:
         await runs.create_index([("status", ASCENDING), ("lease_until", ASCENDING)], name="leases")
         # One scheduled slot or event, one run (issue 8).
         await runs.create_index("run_key", name="run_key", unique=True, sparse=True)
+        await self._ensure_retention()
+
+    async def _ensure_retention(self) -> None:
+        """A TTL index on `finished_at`: an unfinished run has none, so it never expires.
+
+        A changed retention is applied in place (`collMod`); none drops the index."""
+        existing = await self.collection.index_information()
+        if self.retention is None:
+            if RETENTION_INDEX in existing:
+                await self.collection.drop_index(RETENTION_INDEX)
+            return
+        seconds = max(1, int(self.retention.total_seconds()))
+        current = existing.get(RETENTION_INDEX)
+        if current is None:
+            await self.collection.create_index(
+                "finished_at", name=RETENTION_INDEX, expireAfterSeconds=seconds
+            )
+        elif current.get("expireAfterSeconds") != seconds:
+            await self.collection.database.command(
+                "collMod",
+                self.collection.name,
+                index={"name": RETENTION_INDEX, "expireAfterSeconds": seconds},
+            )
 
     # --- writes
 
