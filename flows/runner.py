@@ -7,8 +7,9 @@ returns `Done(output)` or `Park(wake_at, waiting_for)`. A parked run is stored w
 gets the `TIMER` payload) or by `Runner.resume(run_id, step_id, payload)` (an approval
 decision, for example).
 
-Durability and writes. A run is inserted once, each finished step is one `$set` of
-`steps.<id>`, and the end is one update (a failing step's result rides along with it).
+Durability and writes. A run is inserted once and ended by one update; finished steps are
+written before the next step with an outside effect starts (those without one, such as a
+condition, ride along with the next write: a crash repeats only such steps).
 Every write after the insert is conditional on the run's lease (owner and expiry), so two
 bot processes never drive the same run: a process that lost its lease stops quietly. A
 run left `running` with an expired lease (the bot crashed) is claimed again and continues
@@ -30,7 +31,7 @@ import logging
 import os
 import secrets
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -143,6 +144,8 @@ class _Drive:
     cancel: CancelRequest | None = None
     dirty_vars: bool = False
     dirty_notify: bool = False
+    # Finished steps not written yet: they ride along with the run's next write.
+    unwritten: list[StepResult] = field(default_factory=list)
     last_progress: float = 0.0
 
 
@@ -402,6 +405,10 @@ class Runner:
             if now - drive.last_progress < self.progress_interval:
                 return
             drive.last_progress = now
+            effects = [r for r in drive.unwritten if self.executors.has_outside_effect(r.type)]
+            if effects and drive.run.definition.notify:
+                # The notice is a Slack call too: a finished side effect is written first.
+                await self._write_unwritten(drive)
         try:
             ref = await self.notifier.run_event(drive.run, event)
         except Exception:
@@ -421,6 +428,7 @@ class Runner:
 
     def _clean(self, drive: _Drive) -> None:
         drive.dirty_vars = drive.dirty_notify = False
+        drive.unwritten.clear()
 
     async def _drive_after(
         self, previous: asyncio.Task[None] | None, drive: _Drive, event: RunEvent
@@ -469,15 +477,9 @@ class Runner:
         run.waiting_for = None
         if result is not None:
             run.steps[result.step_id] = result
+        done, extra = drive.unwritten, self._extra(drive)
         ok = await self.store.finish(
-            run.id,
-            drive.lease,
-            status,
-            now,
-            error,
-            run.error_step,
-            result,
-            self._extra(drive),
+            run.id, drive.lease, status, now, error, run.error_step, result, extra, earlier=done
         )
         if not ok:
             if not await self._cancelled_at_boundary(drive, result):
@@ -502,6 +504,8 @@ class Runner:
             if executor is not None and isinstance(executor, BranchingExecutor):
                 await self._run_steps(drive, executor.children(step, recorded.output))
             return
+        if drive.unwritten and (self._stopping or self.executors.has_outside_effect(step.type)):
+            await self._write_unwritten(drive)
         if self._stopping:
             raise _Stopping
         started_at = recorded.started_at if recorded and recorded.started_at else self.clock.now()
@@ -570,8 +574,7 @@ class Runner:
     async def _record_done(
         self, drive: _Drive, step: Any, outcome: Done, started_at: datetime
     ) -> StepResult:
-        """One `$set` of the finished step (refused when cancelled or the lease is lost)."""
-        run = drive.run
+        """The finished step, kept for the run's next write (see the module's docstring)."""
         result = StepResult(
             step_id=step.id,
             type=step.type,
@@ -580,15 +583,25 @@ class Runner:
             started_at=started_at,
             finished_at=self.clock.now(),
         )
-        run.steps[step.id] = result
+        drive.run.steps[step.id] = result
+        drive.unwritten.append(result)
+        return result
+
+    async def _write_unwritten(self, drive: _Drive) -> None:
+        """One `$set` of the steps finished since the last write (refused when cancelled
+        or the lease is lost), before a step with an outside effect starts."""
+        run = drive.run
+        *earlier, result = drive.unwritten
         drive.lease = self.lease()
-        if not await self.store.record_step(run.id, drive.lease, result, self._extra(drive)):
-            if await self._cancelled_at_boundary(drive, result):
+        written = await self.store.record_step(
+            run.id, drive.lease, result, self._extra(drive), earlier=earlier
+        )
+        if not written:
+            if await self._cancelled_at_boundary(drive, None):
                 raise _Cancelled
-            log.warning("run %s: lease lost at step %s; another process drives it", run.id, step.id)
+            log.warning("run %s: lease lost; another process drives it", run.id)
             raise _LeaseLost
         self._clean(drive)
-        return result
 
     async def _park(self, drive: _Drive, result: StepResult, park: Park) -> None:
         run = drive.run
@@ -596,8 +609,9 @@ class Runner:
         run.status = "waiting"
         run.wake_at = park.wake_at
         run.waiting_for = park.waiting_for
+        done, extra = drive.unwritten, self._extra(drive)
         ok = await self.store.park(
-            run.id, drive.lease, result, park.wake_at, park.waiting_for, self._extra(drive)
+            run.id, drive.lease, result, park.wake_at, park.waiting_for, extra, earlier=done
         )
         if not ok:
             if await self._cancelled_at_boundary(drive, result):
@@ -614,8 +628,9 @@ class Runner:
         run = drive.run
         now = self.clock.now()
         stopped_at = result.step_id if result and result.status != "succeeded" else None
+        done, extra = drive.unwritten, self._extra(drive)
         request = await self.store.end_cancelled(
-            run.id, drive.lease, now, stopped_at, result, self._extra(drive)
+            run.id, drive.lease, now, stopped_at, result, extra, earlier=done
         )
         if request is None:
             return False

@@ -78,6 +78,12 @@ def _step(result: StepResult) -> Doc:
     return bson_safe(result.model_dump(mode="python"))
 
 
+def _steps(earlier: Sequence[StepResult], result: StepResult | None = None) -> Doc:
+    """`$set` fields of finished steps: those that rode along, then this write's own."""
+    done = [*earlier, *([result] if result is not None else [])]
+    return {f"steps.{step_key(r.step_id)}": _step(r) for r in done}
+
+
 def _waiting_step(doc: Doc) -> str | None:
     for step_id, result in (doc.get("steps") or {}).items():
         if isinstance(result, Mapping) and result.get("status") == "waiting":
@@ -199,11 +205,17 @@ class MongoRunStore:
         }
 
     async def record_step(
-        self, run_id: str, lease: Lease, result: StepResult, extra: Mapping[str, Any]
+        self,
+        run_id: str,
+        lease: Lease,
+        result: StepResult,
+        extra: Mapping[str, Any],
+        *,
+        earlier: Sequence[StepResult] = (),
     ) -> bool:
         update = {
             "$set": {
-                f"steps.{step_key(result.step_id)}": _step(result),
+                **_steps(earlier, result),
                 "lease_until": lease.until,
                 **bson_safe(extra),
             },
@@ -220,10 +232,12 @@ class MongoRunStore:
         wake_at: datetime | None,
         waiting_for: str | None,
         extra: Mapping[str, Any],
+        *,
+        earlier: Sequence[StepResult] = (),
     ) -> bool:
         update = {
             "$set": {
-                f"steps.{step_key(result.step_id)}": _step(result),
+                **_steps(earlier, result),
                 "status": "waiting",
                 "wake_at": wake_at,
                 "waiting_for": waiting_for,
@@ -244,6 +258,8 @@ class MongoRunStore:
         error_step: str | None,
         result: StepResult | None,
         extra: Mapping[str, Any],
+        *,
+        earlier: Sequence[StepResult] = (),
     ) -> bool:
         fields: Doc = {
             "status": status,
@@ -253,9 +269,8 @@ class MongoRunStore:
             "wake_at": None,
             "waiting_for": None,
             **bson_safe(extra),
+            **_steps(earlier, result),
         }
-        if result is not None:
-            fields[f"steps.{step_key(result.step_id)}"] = _step(result)
         update = {"$set": fields, "$unset": _UNSET_LEASE}
         outcome = await self.collection.update_one(self._ours(run_id, lease), update)
         return outcome.matched_count == 1
@@ -426,6 +441,8 @@ class MongoRunStore:
         error_step: str | None,
         result: StepResult | None,
         extra: Mapping[str, Any],
+        *,
+        earlier: Sequence[StepResult] = (),
     ) -> CancelRequest | None:
         # Read by `_id` alone (an index serves it everywhere), then compare here.
         doc = await self.collection.find_one(
@@ -439,9 +456,8 @@ class MongoRunStore:
         fields: Doc = {
             **_ended_cancelled(finished_at, request.error, error_step),
             **bson_safe(extra),
+            **_steps(earlier, result),
         }
-        if result is not None:
-            fields[f"steps.{step_key(result.step_id)}"] = _step(result)
         outcome = await self.collection.update_one(
             {"_id": run_id, "status": "running", "lease_owner": lease.owner},
             {"$set": fields, "$unset": _UNSET_ENDED},
