@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -33,35 +33,70 @@ def make_client(token: str, base_url: str) -> AsyncWebClient:
 
 
 class ChannelTurns:
-    """One write at a time per channel.
+    """One write at a time per channel, and posts paced at Slack's rate.
 
-    Slack allows about one message per second per channel. Hundreds of runs posting to one
-    channel at once would all be answered 429 and retry together, and some would run out
-    of retries; taking turns, only the writer at the head waits out `Retry-After`, nothing
-    is dropped, and a channel's messages keep the order they were sent in."""
+    Slack allows about one message per second per channel, with short bursts. Hundreds of
+    runs posting to one channel at once would all be answered 429 and retry together, and
+    some would run out of retries; taking turns, a channel's messages keep the order they
+    were sent in, and each post waits its turn at `per_second` (after a burst of `burst`
+    from an idle channel), counted from Slack's answer to the previous post, so Slack
+    seldom has to say 429. A 429 still happens (another app, a tighter limit): only the
+    writer at the head waits out `Retry-After`, and nothing is dropped. `per_second` 0:
+    no pacing (an API-compatible server without the limit)."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        per_second: float = 1.0,
+        burst: int = 2,
+        *,
+        now: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self._locks: dict[str, asyncio.Lock] = {}
         self._waiting: dict[str, int] = {}
+        self.interval = 1.0 / per_second if per_second > 0 else 0.0
+        self.allowance = self.interval * (max(1, burst) - 1)
+        # channel -> when the next post would be on time with no burst left.
+        self._due: dict[str, float] = {}
+        self._now, self._sleep = now, sleep
 
     @asynccontextmanager
-    async def turn(self, channel: str) -> AsyncIterator[None]:
+    async def turn(self, channel: str, *, post: bool = False) -> AsyncIterator[None]:
         lock = self._locks.setdefault(channel, asyncio.Lock())
         self._waiting[channel] = self._waiting.get(channel, 0) + 1
         try:
             async with lock:
-                yield
+                if post and self.interval:
+                    await self._pace(channel)
+                try:
+                    yield
+                finally:
+                    if post and self.interval:
+                        self._posted(channel)
         finally:
             self._waiting[channel] -= 1
             if not self._waiting[channel]:  # forget idle channels
                 del self._waiting[channel]
                 del self._locks[channel]
 
+    async def _pace(self, channel: str) -> None:
+        due = self._due.get(channel)
+        if due is not None:
+            wait = due - self.allowance - self._now()
+            if wait > 0:
+                await self._sleep(wait)
+
+    def _posted(self, channel: str) -> None:
+        now = self._now()
+        self._due[channel] = max(self._due.get(channel, now), now) + self.interval
+        if len(self._due) > 1000:  # forget channels whose allowance is whole again
+            self._due = {c: d for c, d in self._due.items() if d > now}
+
 
 class SlackMessenger:
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(self, client: AsyncWebClient, turns: ChannelTurns | None = None) -> None:
         self.client = client
-        self.turns = ChannelTurns()
+        self.turns = turns or ChannelTurns()
 
     async def post_message(
         self,
@@ -71,7 +106,7 @@ class SlackMessenger:
         *,
         metadata: Mapping[str, Any] | None = None,
     ) -> MessageRef:
-        async with self.turns.turn(channel):
+        async with self.turns.turn(channel, post=True):
             response = await self.client.chat_postMessage(
                 channel=channel,
                 text=text,

@@ -20,7 +20,7 @@ from adapters.channels import SlackChannelNames
 from adapters.run_notifier import SlackRunNotifier, describe_error
 from adapters.schedule_notifier import SlackScheduleNotifier
 from adapters.sharing_notifier import SlackSharingNotifier
-from adapters.slack import SlackDirectory, SlackMessenger, make_client
+from adapters.slack import ChannelTurns, SlackDirectory, SlackMessenger, make_client
 from bot.http_client import AiohttpHttpClient
 from bot.keys import load_secret_box
 from bot.settings import Settings
@@ -196,7 +196,8 @@ def _base(settings: Settings, storage: Storage, overrides: Overrides) -> _Base:
         clock=overrides.clock or SystemClock(),
         ids=overrides.ids or RandomIds(),
         client=client,
-        messenger=overrides.messenger or SlackMessenger(client),
+        messenger=overrides.messenger
+        or SlackMessenger(client, ChannelTurns(settings.flowbot_posts_per_channel)),
         directory=overrides.directory or SlackDirectory(client),
         stores=overrides.stores or mongo_stores(storage, settings.flowbot_run_retention),
     )

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     flowbot_public_url: str | None = None
     # Finished runs are deleted this long after they finish (a TTL index on `finished_at`).
     flowbot_run_retention: timedelta = timedelta(days=30)
+    # Posts per second per channel the bot paces itself to (Slack's limit); 0: no pacing.
+    flowbot_posts_per_channel: float = Field(default=1.0, ge=0, le=100)
 
     @field_validator("flowbot_run_retention", mode="before")
     @classmethod
