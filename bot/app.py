@@ -40,6 +40,7 @@ from flows.connections import (
 )
 from flows.http_policy import AddressPolicy, HttpClient
 from flows.ports import Clock, Directory, IdGenerator, Messenger, RandomIds, SystemClock
+from flows.run_notices import OffPathNotices
 from flows.run_requests import RunRequests
 from flows.runner import Runner, RunStore
 from flows.scheduling import ScheduledFlowSource, ScheduleService, ScheduleStateStore
@@ -234,7 +235,7 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
         executors,
         clock,
         ids,
-        SlackRunNotifier(messenger, directory, clock),
+        OffPathNotices(SlackRunNotifier(messenger, directory, clock)),
         describe_error=describe_error,
         describe_cancel=run_cards.cancel_reason,
     )
