@@ -55,9 +55,9 @@ class ChannelTurns:
         self._locks: dict[str, asyncio.Lock] = {}
         self._waiting: dict[str, int] = {}
         self.interval = 1.0 / per_second if per_second > 0 else 0.0
-        self.allowance = self.interval * (max(1, burst) - 1)
-        # channel -> when the next post would be on time with no burst left.
-        self._due: dict[str, float] = {}
+        self.burst = float(max(1, burst))
+        # channel -> (posts it may send at once, when Slack answered its last post).
+        self._bucket: dict[str, tuple[float, float]] = {}
         self._now, self._sleep = now, sleep
 
     @asynccontextmanager
@@ -68,11 +68,12 @@ class ChannelTurns:
             async with lock:
                 if post and self.interval:
                     await self._pace(channel)
+                started = self._now()
                 try:
                     yield
                 finally:
                     if post and self.interval:
-                        self._posted(channel)
+                        self._posted(channel, started)
         finally:
             self._waiting[channel] -= 1
             if not self._waiting[channel]:  # forget idle channels
@@ -80,17 +81,28 @@ class ChannelTurns:
                 del self._locks[channel]
 
     async def _pace(self, channel: str) -> None:
-        due = self._due.get(channel)
-        if due is not None:
-            wait = due - self.allowance - self._now()
-            if wait > 0:
-                await self._sleep(wait)
+        # A token bucket of `burst` posts, refilled at `per_second` from Slack's answer to
+        # the previous post (never while a post is in flight), whole tokens only: a
+        # channel without burst left waits a full interval after the previous answer.
+        tokens, answered = self._bucket.get(channel, (self.burst, float("-inf")))
+        tokens = min(self.burst, tokens + (self._now() - answered) / self.interval)
+        if tokens < 1:
+            await self._sleep((1 - tokens) * self.interval)
+            tokens = 1.0
+        self._bucket[channel] = (float(int(tokens)) - 1, answered)
 
-    def _posted(self, channel: str) -> None:
+    def _posted(self, channel: str, started: float) -> None:
         now = self._now()
-        self._due[channel] = max(self._due.get(channel, now), now) + self.interval
-        if len(self._due) > 1000:  # forget channels whose allowance is whole again
-            self._due = {c: d for c, d in self._due.items() if d > now}
+        tokens = self._bucket[channel][0]
+        if now - started > self.interval:
+            tokens = 0.0  # Slack held the post back (a 429): no burst left
+        self._bucket[channel] = (tokens, now)
+        if len(self._bucket) > 1000:  # forget channels whose bucket is full again
+            self._bucket = {
+                c: (t, at)
+                for c, (t, at) in self._bucket.items()
+                if t + (now - at) / self.interval < self.burst
+            }
 
 
 class SlackMessenger:

@@ -40,6 +40,17 @@ async def test_a_burst_then_one_post_a_second_per_channel() -> None:
     assert [t for _, t in sent[-2:]] == [13, 13]
 
 
+async def test_after_slack_held_a_post_back_the_burst_waits_for_a_quiet_channel() -> None:
+    clock = FakeTime()
+    turns = ChannelTurns(1.0, burst=2, now=clock, sleep=clock.sleep)
+    sent: list[float] = []
+    for held in (0.0, 1.5, 0.0, 0.0):  # the second post met a 429 and waited it out
+        async with turns.turn("C1", post=True):
+            sent.append(clock.now)
+            clock.now += held
+    assert sent == [0, 0, 2.5, 3.5]
+
+
 async def test_updates_take_turns_but_are_not_paced() -> None:
     clock = FakeTime()
     turns = ChannelTurns(1.0, burst=1, now=clock, sleep=clock.sleep)
