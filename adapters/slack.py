@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -49,35 +49,82 @@ def make_client(
 
 
 class ChannelTurns:
-    """One write at a time per channel.
+    """One write at a time per channel, and posts paced at Slack's rate.
 
-    Slack allows about one message per second per channel. Hundreds of runs posting to one
-    channel at once would all be answered 429 and retry together, and some would run out
-    of retries; taking turns, only the writer at the head waits out `Retry-After`, nothing
-    is dropped, and a channel's messages keep the order they were sent in."""
+    Slack allows about one message per second per channel, with short bursts. Hundreds of
+    runs posting to one channel at once would all be answered 429 and retry together, and
+    some would run out of retries; taking turns, a channel's messages keep the order they
+    were sent in, and each post waits its turn at `per_second` (after a burst of `burst`
+    from an idle channel), counted from Slack's answer to the previous post, so Slack
+    seldom has to say 429. A 429 still happens (another app, a tighter limit): only the
+    writer at the head waits out `Retry-After`, and nothing is dropped. `per_second` 0:
+    no pacing (an API-compatible server without the limit)."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        per_second: float = 1.0,
+        burst: int = 2,
+        *,
+        now: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self._locks: dict[str, asyncio.Lock] = {}
         self._waiting: dict[str, int] = {}
+        self.interval = 1.0 / per_second if per_second > 0 else 0.0
+        self.burst = float(max(1, burst))
+        # channel -> (posts it may send at once, when Slack answered its last post).
+        self._bucket: dict[str, tuple[float, float]] = {}
+        self._now, self._sleep = now, sleep
 
     @asynccontextmanager
-    async def turn(self, channel: str) -> AsyncIterator[None]:
+    async def turn(self, channel: str, *, post: bool = False) -> AsyncIterator[None]:
         lock = self._locks.setdefault(channel, asyncio.Lock())
         self._waiting[channel] = self._waiting.get(channel, 0) + 1
         try:
             async with lock:
-                yield
+                if post and self.interval:
+                    await self._pace(channel)
+                started = self._now()
+                try:
+                    yield
+                finally:
+                    if post and self.interval:
+                        self._posted(channel, started)
         finally:
             self._waiting[channel] -= 1
             if not self._waiting[channel]:  # forget idle channels
                 del self._waiting[channel]
                 del self._locks[channel]
 
+    async def _pace(self, channel: str) -> None:
+        # A token bucket of `burst` posts, refilled at `per_second` from Slack's answer to
+        # the previous post (never while a post is in flight), whole tokens only: a
+        # channel without burst left waits a full interval after the previous answer.
+        tokens, answered = self._bucket.get(channel, (self.burst, float("-inf")))
+        tokens = min(self.burst, tokens + (self._now() - answered) / self.interval)
+        if tokens < 1:
+            await self._sleep((1 - tokens) * self.interval)
+            tokens = 1.0
+        self._bucket[channel] = (float(int(tokens)) - 1, answered)
+
+    def _posted(self, channel: str, started: float) -> None:
+        now = self._now()
+        tokens = self._bucket[channel][0]
+        if now - started > self.interval:
+            tokens = 0.0  # Slack held the post back (a 429): no burst left
+        self._bucket[channel] = (tokens, now)
+        if len(self._bucket) > 1000:  # forget channels whose bucket is full again
+            self._bucket = {
+                c: (t, at)
+                for c, (t, at) in self._bucket.items()
+                if t + (now - at) / self.interval < self.burst
+            }
+
 
 class SlackMessenger:
-    def __init__(self, client: AsyncWebClient) -> None:
+    def __init__(self, client: AsyncWebClient, turns: ChannelTurns | None = None) -> None:
         self.client = client
-        self.turns = ChannelTurns()
+        self.turns = turns or ChannelTurns()
 
     async def post_message(
         self,
@@ -89,7 +136,7 @@ class SlackMessenger:
         thread_ts: str | None = None,
         reply_broadcast: bool = False,
     ) -> MessageRef:
-        async with self.turns.turn(channel):
+        async with self.turns.turn(channel, post=True):
             response = await self.client.chat_postMessage(
                 channel=channel,
                 text=text,

@@ -1,5 +1,6 @@
 """`python -m bench [section …] [--quick]`: run the benchmarks, print the table, write
-bench/results.json. Sections: ack, throughput, schedules, approvals, fanout (all by default).
+bench/results.json. Sections: ack, throughput, schedules, approvals, fanout, endurance (all by
+default).
 
 Each section gets a fresh embedded database server (SecantusDB, in memory) and its own
 Slack emulator.
@@ -19,12 +20,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
 
-from bench import ack, approvals, fanout, schedules, throughput
+from bench import ack, approvals, endurance, fanout, schedules, throughput
 from bench.common import Env, Section, machine, markdown_table
 from storage.embedded import EmbeddedMongo
 
 SECTIONS: dict[str, ModuleType] = {
-    module.NAME: module for module in (ack, throughput, schedules, approvals, fanout)
+    module.NAME: module for module in (ack, throughput, schedules, approvals, fanout, endurance)
 }
 RESULTS = Path(__file__).resolve().parent / "results.json"
 

@@ -233,6 +233,9 @@ def settings_for(emulator: SlackEmulator, env: Env, db_name: str) -> Settings:
             "port": 0,
             "flowbot_secret_key": SECRET_KEY,
             "flowbot_data_dir": str(env.workdir),
+            # The emulator limits no rate here: measure the bot, not Slack's pacing
+            # (the fanout section turns it on with a rate-limited emulator).
+            "flowbot_posts_per_channel": 0,
         }
     )
 
@@ -247,6 +250,7 @@ def bot_environ(emulator: SlackEmulator, env: Env, db_name: str) -> dict[str, st
         "MONGODB_DB": db_name,
         "FLOWBOT_SECRET_KEY": SECRET_KEY,
         "FLOWBOT_DATA_DIR": str(env.workdir),
+        "FLOWBOT_POSTS_PER_CHANNEL": "0",  # as in `settings_for`
         "LOG_LEVEL": "WARNING",
     }
 

@@ -49,7 +49,10 @@ async def run(env: Env) -> Section:
     for channel in CHANNELS:
         emulator.add_channel(channel, channel.lower())
     await emulator.start()
-    flowbot = build(settings_for(emulator, env, env.db_name(NAME)), env.mongo.uri)
+    # Paced as in production: one message a second per channel.
+    settings = settings_for(emulator, env, env.db_name(NAME))
+    settings = settings.model_copy(update={"flowbot_posts_per_channel": 1.0})
+    flowbot = build(settings, env.mongo.uri)
     runner, catalog = flowbot.deps.runner, flowbot.deps.catalog
     assert runner is not None and catalog is not None
     # The bot's own warnings (not printed: hundreds are expected here) tell what it gave up.

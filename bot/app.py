@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Protocol
 
 from slack_bolt.async_app import AsyncApp
@@ -21,7 +22,7 @@ from adapters.run_notifier import SlackRunNotifier, describe_error
 from adapters.schedule_notifier import SlackScheduleNotifier
 from adapters.sealing_client import SealingWebClient
 from adapters.sharing_notifier import SlackSharingNotifier
-from adapters.slack import SlackDirectory, SlackMessenger, make_client
+from adapters.slack import ChannelTurns, SlackDirectory, SlackMessenger, make_client
 from adapters.slack_actions import SlackActionsApi
 from bot.http_client import AiohttpHttpClient
 from bot.keys import load_secret_box
@@ -50,6 +51,7 @@ from flows.http_policy import AddressPolicy, HttpClient
 from flows.metrics import MeteredRunStore, OperationalCounts
 from flows.ports import Clock, Directory, IdGenerator, Messenger, RandomIds, SystemClock
 from flows.run_control import RunControl
+from flows.run_notices import OffPathNotices
 from flows.run_requests import RunRequests
 from flows.runner import Runner, RunStore
 from flows.schedule_insight import ScheduleInsight
@@ -146,13 +148,13 @@ class Stores:
     run_slots: RunSlotStore
 
 
-def mongo_stores(storage: Storage) -> Stores:
+def mongo_stores(storage: Storage, run_retention: timedelta | None = None) -> Stores:
     """The MongoDB repositories; `storage` creates their indexes at start."""
     db = storage.db
     stores = Stores(
         flows=MongoFlowStore(db),
         users=MongoUserStore(db),
-        runs=MongoRunStore(db),
+        runs=MongoRunStore(db, run_retention),
         audit=AuditRepo(db),
         buttons=ButtonsRepo(db),
         access_requests=AccessRequestRepo(db),
@@ -249,10 +251,11 @@ def _base(settings: Settings, storage: Storage, overrides: Overrides) -> _Base:
         clock=clock,
         ids=overrides.ids or RandomIds(),
         client=client,
-        messenger=overrides.messenger or SlackMessenger(client),
+        messenger=overrides.messenger
+        or SlackMessenger(client, ChannelTurns(settings.flowbot_posts_per_channel)),
         directory=overrides.directory
         or SlackDirectory(client, for_team=oauth.clients.for_team if oauth else None),
-        stores=overrides.stores or mongo_stores(storage),
+        stores=overrides.stores or mongo_stores(storage, settings.flowbot_run_retention),
         metrics=metrics,
         secret_box=box,
         oauth=oauth,
@@ -293,7 +296,7 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
         executors,
         clock,
         ids,
-        SlackRunNotifier(messenger, directory, clock),
+        OffPathNotices(SlackRunNotifier(messenger, directory, clock)),
         describe_error=describe_error,
         describe_cancel=run_cards.cancel_reason,
         admit=concurrency.admit,

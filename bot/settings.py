@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from flows.durations import parse_duration
 
 
 class SettingsError(Exception):
@@ -42,6 +45,20 @@ class Settings(BaseSettings):
     flowbot_max_trigger_depth: int = Field(default=3, ge=1, le=20)
     # The bot's public base URL (what Slack reaches), shown in webhook addresses.
     flowbot_public_url: str | None = None
+    # Finished runs are deleted this long after they finish (a TTL index on `finished_at`).
+    flowbot_run_retention: timedelta = timedelta(days=30)
+    # Posts per second per channel the bot paces itself to (Slack's limit); 0: no pacing.
+    flowbot_posts_per_channel: float = Field(default=1.0, ge=0, le=100)
+
+    @field_validator("flowbot_run_retention", mode="before")
+    @classmethod
+    def _retention(cls, value: object) -> object:
+        if isinstance(value, str):
+            retention = parse_duration(value)  # a ValueError names the expected form
+            if retention < timedelta(hours=1):
+                raise ValueError("at least 1h (a run's history must outlive the run)")
+            return retention
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -358,8 +358,10 @@ class ApprovalService:
         return self.clock.now()
 
     async def _conclude(self, record: ApprovalRecord) -> None:
-        await self._after_decision(record)
+        # The run goes on first (its next Slack call waits for nothing); the approval's
+        # messages are updated while it does.
         await self._resume_run(record)
+        await self._after_decision(record)
         await self._quietly(self.notifier.refresh_lists(record), "pending lists")
 
     async def _after_decision(self, record: ApprovalRecord) -> None:

@@ -239,9 +239,10 @@ class AskService:
         return AskResult("answered", answered)
 
     async def _conclude(self, record: AskRecord) -> None:
+        # The run goes on first; the form's messages are updated while it does.
+        await self._resume_run(record)
         await self._quietly(self.notifier.show_outcome(record), "outcome update")
         await self._quietly(self.notifier.notify(record, "closed"), "answered notice")
-        await self._resume_run(record)
         await self._quietly(self.notifier.refresh_lists(record), "pending lists")
 
     async def _resume_run(self, record: AskRecord) -> None:

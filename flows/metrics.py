@@ -12,7 +12,7 @@ one line when a run starts and one when it ends, each carrying the run id."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
@@ -124,11 +124,18 @@ class MeteredRunStore:
             self.metrics.schedule_lateness(late)
 
     async def record_step(
-        self, run_id: str, lease: Lease, result: StepResult, extra: Mapping[str, Any]
+        self,
+        run_id: str,
+        lease: Lease,
+        result: StepResult,
+        extra: Mapping[str, Any],
+        *,
+        earlier: Sequence[StepResult] = (),
     ) -> bool:
-        ok = await self.store.record_step(run_id, lease, result, extra)
+        ok = await self.store.record_step(run_id, lease, result, extra, earlier=earlier)
         if ok:
-            self._step(result)
+            for done in (*earlier, result):
+                self._step(done)
         return ok
 
     async def finish(
@@ -141,12 +148,15 @@ class MeteredRunStore:
         error_step: str | None,
         result: StepResult | None,
         extra: Mapping[str, Any],
+        *,
+        earlier: Sequence[StepResult] = (),
     ) -> bool:
         ok = await self.store.finish(
-            run_id, lease, status, finished_at, error, error_step, result, extra
+            run_id, lease, status, finished_at, error, error_step, result, extra, earlier=earlier
         )
         if ok:
-            self._step(result)
+            for done in (*earlier, result):
+                self._step(done)
             self.metrics.run_ended(status)
             failed_at = f" at step {error_step}" if error_step else ""
             log.info("run %s %s%s", run_id, status, failed_at, extra={"run_id": run_id})
@@ -160,12 +170,15 @@ class MeteredRunStore:
         error_step: str | None,
         result: StepResult | None,
         extra: Mapping[str, Any],
+        *,
+        earlier: Sequence[StepResult] = (),
     ) -> CancelRequest | None:
         request = await self.store.end_cancelled(
-            run_id, lease, finished_at, error_step, result, extra
+            run_id, lease, finished_at, error_step, result, extra, earlier=earlier
         )
         if request is not None:
-            self._step(result)
+            for done in (*earlier, result):
+                self._step(done)
             self.metrics.run_ended("cancelled")
             log.info("run %s cancelled", run_id, extra={"run_id": run_id})
         return request

@@ -245,6 +245,12 @@ class ExecutorRegistry:
     def get(self, step_type: str) -> StepExecutor | None:
         return self._executors.get(step_type)
 
+    def has_outside_effect(self, step_type: str) -> bool:
+        """False for executors that say `no_outside_effect = True` (they only compute or
+        park): their result may ride along with the run's next write. Unknown: True."""
+        executor = self._executors.get(step_type)
+        return executor is None or not getattr(executor, "no_outside_effect", False)
+
     def types(self) -> list[str]:
         return sorted(self._executors)
 
@@ -345,11 +351,19 @@ class RunStore(Protocol):
     async def get(self, run_id: str) -> RunRecord | None: ...
 
     async def record_step(
-        self, run_id: str, lease: Lease, result: StepResult, extra: Mapping[str, Any]
+        self,
+        run_id: str,
+        lease: Lease,
+        result: StepResult,
+        extra: Mapping[str, Any],
+        *,
+        earlier: Sequence[StepResult] = (),
     ) -> bool:
         """`$set steps.<id>` (and `extra` top-level fields: vars, notify_message) and
         extend the lease. False if the lease is not ours any more or a cancel was
-        requested (see `end_cancelled`)."""
+        requested (see `end_cancelled`). Each write also records `earlier`: steps the
+        runner has finished since its last write (ones with no outside effect ride along
+        with the next write)."""
         ...
 
     async def park(
@@ -360,6 +374,8 @@ class RunStore(Protocol):
         wake_at: datetime | None,
         waiting_for: str | None,
         extra: Mapping[str, Any],
+        *,
+        earlier: Sequence[StepResult] = (),
     ) -> bool:
         """Record the waiting step, set status waiting, wake_at, waiting_for; drop the lease.
         False like `record_step`."""
@@ -375,6 +391,8 @@ class RunStore(Protocol):
         error_step: str | None,
         result: StepResult | None,
         extra: Mapping[str, Any],
+        *,
+        earlier: Sequence[StepResult] = (),
     ) -> bool:
         """The final update (with the failing step's result, if any); drops the lease.
         False like `record_step`."""
@@ -442,9 +460,12 @@ class RunStore(Protocol):
         error_step: str | None,
         result: StepResult | None,
         extra: Mapping[str, Any],
+        *,
+        earlier: Sequence[StepResult] = (),
     ) -> CancelRequest | None:
-        """After a refused write: if the run is still ours and flagged, record `result`
-        (the step that just ended, if any) and end it `cancelled`; return the request.
+        """After a refused write: if the run is still ours and flagged, record `earlier`
+        and `result` (the step that just ended, if any) and end it `cancelled`; return the
+        request.
         None: the lease is lost."""
         ...
 

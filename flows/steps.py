@@ -123,6 +123,8 @@ class ConditionExecutor(_Instant):
     """Evaluates `if`; records the branch taken (`then` or `else`) so that a resumed run
     follows the same path."""
 
+    no_outside_effect = True  # its result rides along with the run's next write
+
     async def execute(self, step: ConditionStep, ctx: StepContext) -> Outcome:
         result = await ctx.is_true("if", step.if_)
         return Done({"result": result, "branch": "then" if result else "else"})
@@ -143,6 +145,8 @@ def _parse_until(text: str) -> datetime:
 
 class DelayExecutor:
     """Parks the run until the time comes (durable: the run is stored as waiting)."""
+
+    no_outside_effect = True  # its result rides along with the run's next write
 
     async def execute(self, step: DelayStep, ctx: StepContext) -> Outcome:
         now = ctx.now()
@@ -172,6 +176,8 @@ class DelayExecutor:
 
 class SetVariableExecutor(_Instant):
     """`vars.<name>` = the value (a template keeps its native type)."""
+
+    no_outside_effect = True  # its result rides along with the run's next write
 
     async def execute(self, step: SetVariableStep, ctx: StepContext) -> Outcome:
         value = await ctx.native("value", step.value)

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from motor.motor_asyncio import AsyncIOMotorDatabase
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
 from flows.approval_model import (
@@ -42,8 +42,16 @@ class ApprovalsRepo:
         await self.collection.create_index(
             [("run_id", ASCENDING), ("step_id", ASCENDING)], unique=True
         )
+        # Pending for a person: every field of the query leads this index (equality
+        # only), which is the shape the embedded server serves from an index.
         await self.collection.create_index(
-            [("team_id", ASCENDING), ("status", ASCENDING), ("approvers", ASCENDING)]
+            [
+                ("team_id", ASCENDING),
+                ("status", ASCENDING),
+                ("approvers", ASCENDING),
+                ("requested", ASCENDING),
+            ],
+            name="pending_for",
         )
         await self.collection.create_index([("status", ASCENDING), ("resumed", ASCENDING)])
 
@@ -65,6 +73,17 @@ class ApprovalsRepo:
         document = await self.collection.find_one({"run_id": run_id, "step_id": step_id})
         return _record(document) if document else None
 
+    async def _compare_and_set(
+        self, condition: dict[str, Any], update: dict[str, Any]
+    ) -> ApprovalRecord | None:
+        """`update_one` with the expected state in the filter (the `_id` serves it), then a
+        read by `_id`: `find_one_and_update` makes the embedded server scan the collection.
+        The read may show a later response too: never an earlier state than ours."""
+        result = await self.collection.update_one(condition, update)
+        if result.matched_count != 1:
+            return None
+        return await self.get(str(condition["_id"]))
+
     async def add_response(
         self,
         approval_id: str,
@@ -85,7 +104,7 @@ class ApprovalsRepo:
                 "comment": decision.comment,
                 "decided_at": decision.at,
             }
-        document = await self.collection.find_one_and_update(
+        return await self._compare_and_set(
             {
                 "_id": approval_id,
                 "status": "pending",
@@ -94,12 +113,10 @@ class ApprovalsRepo:
                 "responses.user": {"$ne": response.user},
             },
             update,
-            return_document=ReturnDocument.AFTER,
         )
-        return _record(document) if document else None
 
     async def expire(self, approval_id: str, at: datetime) -> ApprovalRecord | None:
-        document = await self.collection.find_one_and_update(
+        return await self._compare_and_set(
             {"_id": approval_id, "status": "pending"},
             {
                 "$set": {
@@ -112,14 +129,12 @@ class ApprovalsRepo:
                 },
                 "$inc": {"version": 1},
             },
-            return_document=ReturnDocument.AFTER,
         )
-        return _record(document) if document else None
 
     async def cancel(
         self, approval_id: str, at: datetime, reason: str, by: str | None
     ) -> ApprovalRecord | None:
-        document = await self.collection.find_one_and_update(
+        return await self._compare_and_set(
             {"_id": approval_id, "status": "pending"},
             {
                 "$set": {
@@ -131,14 +146,14 @@ class ApprovalsRepo:
                 },
                 "$inc": {"version": 1},
             },
-            return_document=ReturnDocument.AFTER,
         )
-        return _record(document) if document else None
 
     async def pending_of_run(self, run_id: str) -> list[ApprovalRecord]:
         # The (run_id, step_id) index serves this.
-        cursor = self.collection.find({"run_id": run_id, "status": "pending"})
-        return [_record(document) async for document in cursor]
+        # `run_id` alone leads the (run_id, step_id) index; the status is checked here.
+        cursor = self.collection.find({"run_id": run_id})
+        records = [_record(document) async for document in cursor]
+        return [record for record in records if record.status == "pending"]
 
     async def set_messages(self, approval_id: str, messages: Sequence[ApprovalMessage]) -> None:
         await self.collection.update_one(
@@ -163,15 +178,12 @@ class ApprovalsRepo:
 
     async def pending_for(self, team_id: str, user: str) -> list[ApprovalRecord]:
         cursor = self.collection.find(
-            {
-                "team_id": team_id,
-                "status": "pending",
-                "requested": True,
-                "approvers": user,
-                "responses.user": {"$ne": user},
-            }
-        ).sort("created_at", ASCENDING)
-        return [_record(document) async for document in cursor]
+            {"team_id": team_id, "status": "pending", "approvers": user, "requested": True}
+        )
+        records = [_record(document) async for document in cursor]
+        # Those this person answered already are left out here, not in the query.
+        records = [r for r in records if all(x.user != user for x in r.responses)]
+        return sorted(records, key=lambda record: record.created_at)
 
     async def unresumed(self) -> list[ApprovalRecord]:
         cursor = self.collection.find({"status": "decided", "resumed": False})

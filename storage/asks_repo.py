@@ -35,8 +35,16 @@ class AsksRepo:
         await self.collection.create_index(
             [("run_id", ASCENDING), ("step_id", ASCENDING)], unique=True
         )
+        # Pending for a person: every field of the query leads this index (equality
+        # only), which is the shape the embedded server serves from an index.
         await self.collection.create_index(
-            [("team_id", ASCENDING), ("status", ASCENDING), ("people", ASCENDING)]
+            [
+                ("team_id", ASCENDING),
+                ("status", ASCENDING),
+                ("people", ASCENDING),
+                ("requested", ASCENDING),
+            ],
+            name="pending_for",
         )
         await self.collection.create_index([("status", ASCENDING), ("resumed", ASCENDING)])
 
@@ -95,8 +103,10 @@ class AsksRepo:
         return await self._close(ask_id, {}, changes)
 
     async def pending_of_run(self, run_id: str) -> list[AskRecord]:
-        cursor = self.collection.find({"run_id": run_id, "status": "pending"})
-        return [_record(document) async for document in cursor]
+        # `run_id` alone leads the (run_id, step_id) index; the status is checked here.
+        cursor = self.collection.find({"run_id": run_id})
+        records = [_record(document) async for document in cursor]
+        return [record for record in records if record.status == "pending"]
 
     async def set_messages(self, ask_id: str, messages: Sequence[AskMessage]) -> None:
         await self.collection.update_one(
@@ -121,9 +131,10 @@ class AsksRepo:
 
     async def pending_for(self, team_id: str, user: str) -> list[AskRecord]:
         cursor = self.collection.find(
-            {"team_id": team_id, "status": "pending", "requested": True, "people": user}
-        ).sort("created_at", ASCENDING)
-        return [_record(document) async for document in cursor]
+            {"team_id": team_id, "status": "pending", "people": user, "requested": True}
+        )
+        records = [_record(document) async for document in cursor]
+        return sorted(records, key=lambda record: record.created_at)
 
     async def unresumed(self) -> list[AskRecord]:
         cursor = self.collection.find({"status": {"$in": [ANSWERED, EXPIRED]}, "resumed": False})

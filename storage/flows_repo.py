@@ -118,7 +118,35 @@ class MongoFlowStore:
         query: Document = {"enabled": True, "definition.trigger.type": trigger_type}
         if team_id is not None:
             query["team_id"] = team_id
-        return [flow_from_document(doc) async for doc in self.flows.find(query)]
+        return await self._parsed(self.flows.find(query))
+
+    async def _parsed(self, cursor: Any) -> list[FlowRecord]:
+        flows: list[FlowRecord] = []
+        async for doc in cursor:
+            flows.append(flow_from_document(doc))
+            if len(flows) % _PARSE_CHUNK == 0:
+                await asyncio.sleep(0)  # thousands of flows: let the event loop breathe
+        return flows
+
+    async def enabled_versions(self, trigger_type: str) -> dict[str, tuple[str, int]]:
+        """flow id -> (team id, version) of the enabled flows with this trigger type: a
+        projection, nothing parsed (the schedule's resync compares versions with it)."""
+        query: Document = {"enabled": True, "definition.trigger.type": trigger_type}
+        cursor = self.flows.find(query, projection={"team_id": 1, "version": 1})
+        versions: dict[str, tuple[str, int]] = {}
+        async for doc in cursor:
+            versions[str(doc["_id"])] = (str(doc["team_id"]), int(doc.get("version") or 1))
+            if len(versions) % (_PARSE_CHUNK * 20) == 0:
+                await asyncio.sleep(0)
+        return versions
+
+    async def get_many(self, flow_ids: Sequence[str]) -> list[FlowRecord]:
+        """The flows with these ids (any workspace; unknown ids are left out)."""
+        flows: list[FlowRecord] = []
+        for start in range(0, len(flow_ids), 500):
+            chunk = list(flow_ids[start : start + 500])
+            flows.extend(await self._parsed(self.flows.find({"_id": {"$in": chunk}})))
+        return flows
 
     async def get_by_id(self, flow_id: str) -> FlowRecord | None:
         """A flow by its id in any workspace (webhooks arrive with the flow id only)."""

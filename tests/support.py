@@ -234,6 +234,7 @@ async def bot_process(
         }
         if settings.flowbot_allowed_http_hosts:
             values["FLOWBOT_ALLOWED_HTTP_HOSTS"] = settings.flowbot_allowed_http_hosts
+        values["FLOWBOT_POSTS_PER_CHANNEL"] = str(settings.flowbot_posts_per_channel)
     log_path = workdir / "bot.log"
     with log_path.open("a") as log_file:  # a file, not a pipe nobody reads (it would fill up)
         process = await asyncio.create_subprocess_exec(

@@ -222,10 +222,12 @@ async def test_three_colleagues_use_every_subcommand(
     assert "New — shared with you" not in shown
     # He runs it from his App Home: the Run flow form asks for the inputs.
     await bot.driver.event(bot.driver.app_home_opened(BOB))
+    # The view with his button (an earlier refresh, of the pending lists, may land first).
     home = await eventually(
         lambda: (
             (view := emulator.home_views.get(BOB))
             and "Expense approval" in "\n".join(texts(view["blocks"]))
+            and any((b.get("text") or {}).get("text") == "Run" for b in buttons_of(view))
             and view
         )
     )

@@ -4,6 +4,7 @@ versions, compare-and-swap of shares and bindings, queries by trigger and connec
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -123,6 +124,17 @@ async def test_list_enabled_by_trigger_type_and_workspace(flows: FlowStore) -> N
     assert sorted(f.id for f in await flows.list_enabled("schedule")) == ["F1", "F2"]
     assert [f.id for f in await flows.list_enabled("schedule", TEAM)] == ["F1"]
     assert await flows.list_enabled("message", TEAM) == []
+
+
+async def test_enabled_versions_and_get_many_serve_the_schedule_resync(flows: Any) -> None:
+    await flows.insert(flow_record(SCHEDULED, flow_id="F1"))
+    await flows.insert(flow_record(SCHEDULED, flow_id="F2", team_id=OTHER_TEAM))
+    await flows.insert(flow_record(SCHEDULED.replace("Nightly", "Paused"), flow_id="F3"))
+    await flows.set_enabled(TEAM, "F3", False, ALICE, LATER)
+    assert await flows.enabled_versions("schedule") == {"F1": (TEAM, 1), "F2": (OTHER_TEAM, 1)}
+    assert await flows.enabled_versions("message") == {}
+    assert sorted(f.id for f in await flows.get_many(["F2", "F3", "F9"])) == ["F2", "F3"]
+    assert await flows.get_many([]) == []
 
 
 async def test_list_enabled_finds_flows_with_the_default_trigger(

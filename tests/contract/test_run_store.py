@@ -266,3 +266,17 @@ async def test_a_flagged_run_whose_driver_died_is_claimed_with_its_cancel(runs: 
     [claim] = await runs.claim_due(T0 + timedelta(seconds=11), MINE, limit=20)
     assert claim.cancel is not None and claim.cancel.words == "deleted by Alice"
     assert await runs.end_cancelled("R1", MINE, LATER, None, None, {}) is not None
+
+
+async def test_earlier_steps_ride_along_with_each_write(runs: RunStore) -> None:
+    await runs.insert(run_record(run_id="R1"), MINE)
+    assert await runs.record_step("R1", MINE, done("b"), {}, earlier=[done("a", x=1)])
+    assert await runs.park("R1", MINE, waiting("pause"), LATER, "delay", {}, earlier=[done("c")])
+    stored = await runs.get("R1")
+    assert stored is not None and list(stored.steps) == ["a", "b", "c", "pause"]
+    assert stored.steps["a"].output == {"x": 1}
+    await runs.insert(run_record(run_id="R2"), MINE)
+    assert await runs.finish("R2", MINE, "succeeded", LATER, None, None, done("z"), {},
+                             earlier=[done("route.y")])  # fmt: skip
+    ended = await runs.get("R2")
+    assert ended is not None and list(ended.steps) == ["route.y", "z"]

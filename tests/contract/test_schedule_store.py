@@ -4,6 +4,7 @@ moves forward, and skips recorded by exactly one caller."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from flows.scheduling import SKIP_HISTORY, ScheduleStateStore, SkippedSlots
 from tests.builders import T0, TEAM
@@ -85,3 +86,13 @@ async def test_delete_forgets_the_schedule(schedules: ScheduleStateStore) -> Non
     await schedules.delete("F1")
     assert await schedules.get("F1") is None
     await schedules.delete("F1")
+
+
+async def test_states_are_read_in_bulk(schedules: Any) -> None:
+    for n in range(1, 4):
+        await schedules.activate(TEAM, f"F{n}", n, T0)
+    few = await schedules.get_many(["F1", "F3", "F9"])
+    assert {k: v.version for k, v in few.items()} == {"F1": 1, "F3": 3}
+    # Many at once (a start): the same answer.
+    many = await schedules.get_many(["F2", *(f"X{n}" for n in range(300))])
+    assert list(many) == ["F2"] and many["F2"].version == 2

@@ -82,6 +82,12 @@ class MemoryFlowStore:
             and (team_id is None or f.team_id == team_id)
         ]
 
+    async def enabled_versions(self, trigger_type: str) -> dict[str, tuple[str, int]]:
+        return {f.id: (f.team_id, f.version) for f in await self.list_enabled(trigger_type)}
+
+    async def get_many(self, flow_ids: Sequence[str]) -> list[FlowRecord]:
+        return [self._flows[i].model_copy(deep=True) for i in flow_ids if i in self._flows]
+
     async def get_by_id(self, flow_id: str) -> FlowRecord | None:
         return self._copy(self._flows.get(flow_id))
 

@@ -46,13 +46,18 @@ class _RunRow:
         self.lease_owner = lease.owner
         self.lease_until = lease.until
 
-    def apply(self, extra: Mapping[str, Any], result: StepResult | None = None) -> None:
-        """`$set` of top-level fields (vars, notify_message) and of one step's result."""
+    def apply(
+        self,
+        extra: Mapping[str, Any],
+        result: StepResult | None = None,
+        earlier: Sequence[StepResult] = (),
+    ) -> None:
+        """`$set` of top-level fields (vars, notify_message) and of steps' results."""
         for name, value in plain(extra).items():
             # Validated as an assignment would be: a dumped MessageRef becomes one again.
             RunRecord.__pydantic_validator__.validate_assignment(self.run, name, value)
-        if result is not None:
-            self.run.steps[result.step_id] = _stored_step(result)
+        for done in [*earlier, *([result] if result is not None else [])]:
+            self.run.steps[done.step_id] = _stored_step(done)
 
     def waiting_step(self) -> str | None:
         return next((k for k, v in self.run.steps.items() if v.status == "waiting"), None)
@@ -112,12 +117,18 @@ class MemoryRunStore:
         return row
 
     async def record_step(
-        self, run_id: str, lease: Lease, result: StepResult, extra: Mapping[str, Any]
+        self,
+        run_id: str,
+        lease: Lease,
+        result: StepResult,
+        extra: Mapping[str, Any],
+        *,
+        earlier: Sequence[StepResult] = (),
     ) -> bool:
         row = self._ours(run_id, lease)
         if row is None:
             return False
-        row.apply(extra, result)
+        row.apply(extra, result, earlier)
         row.lease_until = lease.until
         row.pending_resume = None
         return True
@@ -130,11 +141,13 @@ class MemoryRunStore:
         wake_at: datetime | None,
         waiting_for: str | None,
         extra: Mapping[str, Any],
+        *,
+        earlier: Sequence[StepResult] = (),
     ) -> bool:
         row = self._ours(run_id, lease)
         if row is None:
             return False
-        row.apply(extra, result)
+        row.apply(extra, result, earlier)
         row.run.status = "waiting"
         row.run.wake_at = wake_at
         row.run.waiting_for = waiting_for
@@ -151,6 +164,8 @@ class MemoryRunStore:
         error_step: str | None,
         result: StepResult | None,
         extra: Mapping[str, Any],
+        *,
+        earlier: Sequence[StepResult] = (),
     ) -> bool:
         row = self._ours(run_id, lease)
         if row is None:
@@ -162,7 +177,7 @@ class MemoryRunStore:
         run.error_step = error_step
         run.wake_at = None
         run.waiting_for = None
-        row.apply(extra, result)
+        row.apply(extra, result, earlier)
         row.drop_lease()
         return True
 
@@ -318,6 +333,8 @@ class MemoryRunStore:
         error_step: str | None,
         result: StepResult | None,
         extra: Mapping[str, Any],
+        *,
+        earlier: Sequence[StepResult] = (),
     ) -> CancelRequest | None:
         row = self._rows.get(run_id)
         if (
@@ -328,7 +345,7 @@ class MemoryRunStore:
         ):
             return None
         request = row.cancel_requested
-        row.apply(extra, result)
+        row.apply(extra, result, earlier)
         row.end_cancelled(finished_at, request, error_step)
         return request
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from flows.scheduling import SKIP_HISTORY, ScheduleState, SkippedSlots
@@ -16,6 +17,9 @@ class MemoryScheduleStore:
     async def get(self, flow_id: str) -> ScheduleState | None:
         state = self._states.get(flow_id)
         return state.model_copy(deep=True) if state is not None else None
+
+    async def get_many(self, flow_ids: Sequence[str]) -> dict[str, ScheduleState]:
+        return {i: s.model_copy(deep=True) for i in flow_ids if (s := self._states.get(i))}
 
     async def activate(
         self, team_id: str, flow_id: str, version: int, at: datetime
