@@ -124,7 +124,7 @@ async def test_metadata_naming_another_modals_context_or_none_sends_nothing(
         bot.emulator.views[view["id"]] = {**copy.deepcopy(view), "private_metadata": metadata}
         response = await bot.driver.fill_and_submit(ALICE, view["id"], inputs)
         assert response.ok, (metadata, response)
-        answer = response.json
+        answer = response.json or {}
         assert answer["response_action"] == "update", answer
         assert "no longer valid" in json.dumps(answer["view"]), answer
     await settle(0.3)
@@ -157,7 +157,7 @@ async def test_a_connect_form_naming_another_modals_context_saves_nothing(
         bot.emulator.views[form["id"]]["private_metadata"] = metadata
         response = await bot.driver.fill_and_submit(ALICE, form["id"], fields)
         assert response.ok, response
-        answer = response.json
+        answer = response.json or {}
         assert answer["response_action"] == "errors", answer
     await settle(0.2)
     assert await bot.db["connections"].count_documents({}) == 0
