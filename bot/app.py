@@ -49,6 +49,7 @@ from flows.connections import (
 from flows.deliveries import DeliveryLog
 from flows.http_policy import AddressPolicy, HttpClient
 from flows.metrics import MeteredRunStore, OperationalCounts
+from flows.modal_context import ModalContexts, ModalContextStore
 from flows.ports import Clock, Directory, IdGenerator, Messenger, RandomIds, SystemClock
 from flows.run_control import RunControl
 from flows.run_notices import OffPathNotices
@@ -97,6 +98,7 @@ from storage.connections_repo import ConnectionsRepo
 from storage.counts_repo import MongoOperationalCounts
 from storage.deliveries_repo import MongoDeliveryLog
 from storage.flows_repo import MongoFlowStore
+from storage.modal_contexts_repo import MongoModalContexts
 from storage.mongo import Storage
 from storage.run_slots_repo import MongoRunSlots
 from storage.runs_repo import MongoRunStore
@@ -146,6 +148,7 @@ class Stores:
     failure_streaks: FailureStreakStore
     deliveries: DeliveryLog
     run_slots: RunSlotStore
+    modal_contexts: ModalContextStore
 
 
 def mongo_stores(storage: Storage, run_retention: timedelta | None = None) -> Stores:
@@ -167,6 +170,7 @@ def mongo_stores(storage: Storage, run_retention: timedelta | None = None) -> St
         failure_streaks=MongoFailureStreaks(db),
         deliveries=MongoDeliveryLog(db),
         run_slots=MongoRunSlots(db),
+        modal_contexts=MongoModalContexts(db),
     )
     for repository in vars(stores).values():
         storage.add(repository)
@@ -430,6 +434,7 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
         insight=ScheduleInsight(catalog, schedules, trigger_log),
         deliveries=stores.deliveries,
         run_control=RunControl(catalog, runner, directory, concurrency),
+        modal_contexts=ModalContexts(stores.modal_contexts, clock),
     )
     bolt = slack_app(settings, client, deps, base.oauth) if settings.slack_configured else None
     socket = _socket_mode(settings, bolt, client, overrides)

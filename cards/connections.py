@@ -72,6 +72,9 @@ UPDATE_ACTION = "conn_update"
 DELETE_ACTION = "conn_delete"
 DELETE_CONFIRM_ACTION = "conn_delete_confirm"
 LIST_ACTION = "conn_list"
+# A submitted connect form the bot has no record of (issue 19: not opened by this person
+# in this workspace, or over a day old).
+FORM_NOT_FOUND = "This form is no longer valid: close it and start again."
 SLOT_ATTACH_ACTION = "conn_slot_attach"
 SLOT_DETACH_ACTION = "conn_slot_detach"
 SLOT_MODE_ACTION = "conn_slot_mode"

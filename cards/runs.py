@@ -447,6 +447,11 @@ def run_modal(
     return view.to_dict()
 
 
+# A submitted "Run flow" form the bot has no record of (issue 19: not opened by this
+# person in this workspace, or over a day old).
+FORM_NOT_FOUND = "This form is no longer valid. Start the flow again."
+
+
 def notice_view(title: str, text: str) -> dict[str, Any]:
     """A small modal that only says something (a refusal after a Home tab click)."""
     return View(type="modal", title=clip(title, 24), close="OK", blocks=[section(text)]).to_dict()

@@ -188,16 +188,21 @@ class AskService:
     async def pending_for(self, team_id: str, user: str) -> list[AskRecord]:
         return await self.store.pending_for(team_id, user)
 
-    async def check(self, ask_id: str, user: str) -> AskResult:
-        """May this person fill in the form now? (Before opening the modal.)"""
-        record = await self._current(ask_id, user)
+    async def check(self, ask_id: str, user: str, team_id: str | None = None) -> AskResult:
+        """May this person fill in the form now? (Before opening the modal.) `team_id`: the
+        person's workspace (from Slack's payload); another workspace's ask is not found."""
+        record = await self._current(ask_id, user, team_id)
         return self._refusal(record, user) or AskResult("open", record)
 
-    async def _current(self, ask_id: str, user: str) -> AskRecord | None:
+    async def _current(
+        self, ask_id: str, user: str, team_id: str | None = None
+    ) -> AskRecord | None:
         """The ask; still pending only if its run still waits for it. A run cancelled
         while this process was down before its forms were closed (the cancel listener
         never ran) has its form closed now, when someone asked tries to fill it in."""
         record = await self.store.get(ask_id)
+        if record is not None and team_id is not None and record.team_id != team_id:
+            return None  # issue 19: looked up in the person's workspace only
         if record is None or not record.pending or user not in record.people:
             return record
         run = await self.resumer.get(record.run_id) if self.resumer is not None else None
@@ -220,9 +225,16 @@ class AskService:
         kind = "already_answered" if record.status == "answered" else record.status
         return AskResult(kind, record)  # type: ignore[arg-type]
 
-    async def submit(self, ask_id: str, user: str, raw: Mapping[str, str | None]) -> AskResult:
-        """A filled-in form: field errors, or the one answer (compare-and-set)."""
-        record = await self._current(ask_id, user)
+    async def submit(
+        self,
+        ask_id: str,
+        user: str,
+        raw: Mapping[str, str | None],
+        team_id: str | None = None,
+    ) -> AskResult:
+        """A filled-in form: field errors, or the one answer (compare-and-set). `team_id`:
+        as for `check`."""
+        record = await self._current(ask_id, user, team_id)
         refusal = self._refusal(record, user)
         if refusal is not None:
             return refusal

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
@@ -22,6 +21,8 @@ from handlers.deps import HandlerDeps
 ACTION_PATTERN = re.compile("^" + re.escape(cards.ACTION_PREFIX))
 # The name of `pending_approvals_section` among the App Home's sections (bot.app lists it).
 HOME_SECTION = "pending_approvals"
+# The comment modal's `flows.modal_context.ModalContext` kind.
+COMMENT_MODAL = "approval_comment"
 
 
 def _from_ephemeral(body: dict[str, Any]) -> bool:
@@ -68,12 +69,16 @@ async def handle_comment_button(
     approval_id = str(action.get("value") or "")
     check = await deps.approvals.check(approval_id, user, team_id=context.team_id or "")
     if check.counted and check.record is not None:
-        metadata = {
-            "a": approval_id,
-            "u": body.get("response_url") or "",
-            "e": _from_ephemeral(body),
-        }
-        view = cards.comment_modal(check.record, metadata)
+        # Kept on the server; the modal carries the context's id only (issue 19).
+        context_id = await deps.modal_contexts.open(
+            context.team_id or "",
+            user,
+            COMMENT_MODAL,
+            str(body.get("response_url") or ""),
+            approval=approval_id,
+            ephemeral="1" if _from_ephemeral(body) else None,
+        )
+        view = cards.comment_modal(check.record, {"c": context_id})
         await deps.client.views_open(trigger_id=str(body.get("trigger_id") or ""), view=view)
     elif body.get("response_url"):
         await _reply(respond, check, user, from_ephemeral=False)
@@ -81,55 +86,41 @@ async def handle_comment_button(
         await home.publish_home(deps, context.team_id or "", user)
 
 
-@dataclass(frozen=True)
-class CommentSubmission:
-    """The comment modal as submitted, with what `handle_comment_button` put in it."""
+def _chosen(view: dict[str, Any]) -> tuple[str, str | None]:
+    """(the option, the comment) as submitted in the comment modal."""
+    values = (view.get("state") or {}).get("values") or {}
+    chosen = (values.get(cards.OPTION_BLOCK) or {}).get(cards.OPTION_ACTION) or {}
+    typed = (values.get(cards.COMMENT_BLOCK) or {}).get(cards.COMMENT_ACTION) or {}
+    return str((chosen.get("selected_option") or {}).get("value") or ""), (
+        typed.get("value") or None
+    )
 
-    approval_id: str
-    option: str
-    comment: str | None
-    # Where to answer: the clicked message's response_url ("" from the App Home).
-    response_url: str
-    from_ephemeral: bool
 
-    @classmethod
-    def read(cls, view: dict[str, Any]) -> CommentSubmission | None:
-        try:
-            metadata = json.loads(view.get("private_metadata") or "{}")
-        except ValueError:
-            return None
-        if not isinstance(metadata, dict):
-            return None
-        values = (view.get("state") or {}).get("values") or {}
-        chosen = (values.get(cards.OPTION_BLOCK) or {}).get(cards.OPTION_ACTION) or {}
-        typed = (values.get(cards.COMMENT_BLOCK) or {}).get(cards.COMMENT_ACTION) or {}
-        return cls(
-            approval_id=str(metadata.get("a")),
-            option=str((chosen.get("selected_option") or {}).get("value") or ""),
-            comment=typed.get("value") or None,
-            response_url=str(metadata.get("u") or ""),
-            from_ephemeral=bool(metadata.get("e")),
-        )
+def _context_id(view: dict[str, Any]) -> str:
+    try:
+        metadata = json.loads(view.get("private_metadata") or "{}")
+    except ValueError:
+        return ""
+    return str(metadata.get("c") or "") if isinstance(metadata, dict) else ""
 
 
 async def handle_comment(
     context: AsyncBoltContext, view: dict[str, Any], deps: HandlerDeps
 ) -> None:
-    """The comment modal was submitted: record the chosen option with the comment."""
-    submitted = CommentSubmission.read(view)
-    if submitted is None:
+    """The comment modal was submitted: record the chosen option with the comment, and
+    answer where the button was clicked (the response URL kept when the modal opened),
+    else in a DM."""
+    team, user = context.team_id or "", context.user_id or ""
+    opened = await deps.modal_contexts.find(_context_id(view), team, user, COMMENT_MODAL)
+    if opened is None:  # not a modal this bot opened for this person here: nothing counts
         return
-    user = context.user_id or ""
+    option, comment = _chosen(view)
     result = await deps.approvals.respond(
-        submitted.approval_id,
-        user,
-        submitted.option,
-        submitted.comment,
-        team_id=context.team_id or "",
+        opened.data.get("approval", ""), user, option, comment, team_id=team
     )
-    if submitted.response_url:
-        respond = AsyncRespond(response_url=submitted.response_url)
-        await _reply(respond, result, user, submitted.from_ephemeral)
+    if opened.response_url:
+        respond = AsyncRespond(response_url=opened.response_url)
+        await _reply(respond, result, user, opened.data.get("ephemeral") == "1")
     elif (card := cards.answer(result, user)) is not None and result.record is not None:
         await deps.messenger.send_dm(user, card["text"], card["blocks"])
 

@@ -30,7 +30,7 @@ async def handle_fill(
     """Fill in: open the form if this person was asked and it is still open."""
     user = context.user_id or ""
     ask_id = str(action.get("value") or "")
-    check = await deps.asks.check(ask_id, user)
+    check = await deps.asks.check(ask_id, user, team_id=context.team_id or "")
     if check.kind == "open" and check.record is not None:
         view = cards.form_modal(check.record, {"a": ask_id})
         await deps.client.views_open(trigger_id=str(body.get("trigger_id") or ""), view=view)
@@ -60,7 +60,9 @@ async def handle_submit(
         ask_id = str(json.loads(view.get("private_metadata") or "{}").get("a") or "")
     except ValueError:
         ask_id = ""
-    result = await deps.asks.submit(ask_id, context.user_id or "", _raw_values(view))
+    result = await deps.asks.submit(
+        ask_id, context.user_id or "", _raw_values(view), team_id=context.team_id or ""
+    )
     if result.kind == "invalid":
         await ack(response_action="errors", errors=cards.field_errors(result.errors))
     elif result.kind == "answered":

@@ -29,6 +29,7 @@ from flows.connections import (
     ConnectionProblem,
     SlotChange,
 )
+from flows.modal_context import ModalContext
 from flows.records import FlowRecord
 from handlers.commands import CommandContext, Subcommand, UsageError
 from handlers.deps import HandlerDeps
@@ -52,7 +53,9 @@ _FIELD_BLOCKS = {
 async def _connect(ctx: CommandContext) -> None:
     deps, args = ctx.deps, ctx.args
     if not args:
-        metadata = {"mode": "create", "response_url": ctx.response_url}
+        metadata = await _form_context(
+            deps, ctx.team_id, ctx.user_id, ctx.response_url, mode="create"
+        )
         view = cards.connect_form(DEFAULT_KIND, metadata)
         await deps.client.views_open(trigger_id=ctx.trigger_id, view=view)
         return
@@ -67,12 +70,15 @@ async def _connect(ctx: CommandContext) -> None:
         await ctx.reply(**cards.attached_message(attached))
         return
     target = await deps.connections.target_for_new(ctx.team_id, ctx.user_id, args[0], args[1])
-    metadata = {
-        "mode": "create",
-        "flow": target.flow.id,
-        "slot": target.slot,
-        "response_url": ctx.response_url,
-    }
+    metadata = await _form_context(
+        deps,
+        ctx.team_id,
+        ctx.user_id,
+        ctx.response_url,
+        mode="create",
+        flow=target.flow.id,
+        slot=target.slot,
+    )
     view = cards.connect_form(target.kind, metadata, intro=cards.new_for_slot_intro(target))
     await deps.client.views_open(trigger_id=ctx.trigger_id, view=view)
 
@@ -161,12 +167,35 @@ def _text(values: Mapping[str, Any], block_id: str) -> str:
     return str(entry.get("value") or "")
 
 
+# The connect form's `flows.modal_context.ModalContext` kind: what the form needs on
+# submission (mode, connection id, flow, slot, parent view, where to answer) stays on the
+# server; the form's private_metadata is {"c": context id} (issue 19).
+FORM_MODAL = "connection"
+
+
+async def _form_context(
+    deps: HandlerDeps, team: str, user: str, response_url: str, **data: str | None
+) -> dict[str, str]:
+    context_id = await deps.modal_contexts.open(team, user, FORM_MODAL, response_url, **data)
+    return {"c": context_id}
+
+
 def _metadata(view: Mapping[str, Any]) -> dict[str, Any]:
     try:
         data = json.loads(view.get("private_metadata") or "{}")
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
+
+
+async def _opened_form(
+    deps: HandlerDeps, context: AsyncBoltContext, view: Mapping[str, Any]
+) -> ModalContext | None:
+    """The context of a submitted connect form, if this bot opened it for this person."""
+    team, user = _who(context)
+    return await deps.modal_contexts.find(
+        str(_metadata(view).get("c") or ""), team, user, FORM_MODAL
+    )
 
 
 def _action_value(body: Mapping[str, Any]) -> str:
@@ -197,10 +226,9 @@ def _slot_change(body: Mapping[str, Any], what: str) -> SlotChange:
     return SlotChange("mode", slot, runner_provides=rest == cards.MODE_RUNNER)
 
 
-def _form(view: Mapping[str, Any]) -> ConnectionForm:
+def _form(view: Mapping[str, Any], metadata: Mapping[str, str]) -> ConnectionForm:
     """The connect modal's submission (secret fields go to the service only)."""
     values = _values(view)
-    metadata = _metadata(view)
     secrets = {
         field: _text(values, cards.SECRET_BLOCK_PREFIX + field)
         for fields in SECRET_FIELDS.values()
@@ -259,24 +287,29 @@ async def _refused(respond: AsyncRespond, exc: ConnectionProblem, replace: bool)
 async def _new_connection(
     body: dict[str, Any], context: AsyncBoltContext, deps: HandlerDeps
 ) -> None:
+    team, user = _who(context)
     if (body.get("container") or {}).get("type") != "view":
-        metadata = {"mode": "create", "response_url": body.get("response_url") or ""}
+        response_url = str(body.get("response_url") or "")
+        metadata = await _form_context(deps, team, user, response_url, mode="create")
         view = cards.connect_form(DEFAULT_KIND, metadata)
         await deps.client.views_open(trigger_id=body["trigger_id"], view=view)
         return
     # From a flow's connections modal: create one for this slot, then attach it.
     parent = body.get("view") or {}
-    team, _user = _who(context)
     flow_id = str(parent.get("private_metadata") or "")
     target = await deps.connections.target_in_panel(team, flow_id, _action_value(body))
     if target is None:
         return
-    metadata = {
-        "mode": "create",
-        "flow": target.flow.id,
-        "slot": target.slot,
-        "parent": parent["id"],
-    }
+    metadata = await _form_context(
+        deps,
+        team,
+        user,
+        "",
+        mode="create",
+        flow=target.flow.id,
+        slot=target.slot,
+        parent=parent["id"],
+    )
     view = cards.connect_form(target.kind, metadata, intro=cards.new_for_slot_intro(target))
     await deps.client.views_push(trigger_id=body["trigger_id"], view=view)
 
@@ -308,7 +341,8 @@ async def _update_connection(
     except ConnectionProblem as exc:
         await _refused(respond, exc, replace=False)
         return
-    metadata = {"mode": "update", "id": record.id, "response_url": body.get("response_url") or ""}
+    response_url = str(body.get("response_url") or "")
+    metadata = await _form_context(deps, team, user, response_url, mode="update", id=record.id)
     await deps.client.views_open(
         trigger_id=body["trigger_id"], view=cards.update_form(record, metadata)
     )
@@ -354,13 +388,17 @@ async def _save(
     ack: AsyncAck, context: AsyncBoltContext, view: dict[str, Any], deps: HandlerDeps
 ) -> None:
     team, user = _who(context)
-    metadata = _metadata(view)
+    opened = await _opened_form(deps, context, view)
+    if opened is None:  # not a form this bot opened for this person here
+        await ack(response_action="errors", errors={cards.NAME_BLOCK: cards.FORM_NOT_FOUND})
+        return
+    metadata = opened.data
     parent = str(metadata.get("parent") or "")
     try:
         saved = await deps.connections.save(
             team,
             user,
-            _form(view),
+            _form(view, metadata),
             flow_id=str(metadata.get("flow") or "") or None,
             slot=str(metadata.get("slot") or "") or None,
             in_panel=bool(parent),
@@ -376,7 +414,7 @@ async def _save(
         )
         return
     card = cards.my_connections(saved.listing, notice)
-    await _reply(deps, str(metadata.get("response_url") or ""), user, card, saved.updated)
+    await _reply(deps, opened.response_url, user, card, saved.updated)
 
 
 def register(app: AsyncApp, deps: HandlerDeps) -> None:

@@ -13,6 +13,7 @@ from flows.asks import AskService
 from flows.catalog import FlowCatalog, UserStore
 from flows.connections import ConnectionService
 from flows.deliveries import DeliveryLog
+from flows.modal_context import ModalContexts
 from flows.ports import Clock, Directory, IdGenerator, Messenger
 from flows.run_control import RunControl
 from flows.run_requests import RunRequests
@@ -41,6 +42,9 @@ class HandlerDeps:
     connections: ConnectionService
     runs: RunRequests
     asks: AskService
+    # What each open modal needs on submission, kept on the server (issue 19): a modal's
+    # private_metadata carries only the id of its context.
+    modal_contexts: ModalContexts
     # The App Home's sections after My flows, by name, in order ("my_buttons" fills My
     # buttons): given by bot.app.
     home_sections: Sequence[tuple[str, HomeSection]] = ()

@@ -7,9 +7,7 @@ and refuses with data; `cards.runs` words it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -70,31 +68,38 @@ def parse_assignments(flow: FlowRecord, tokens: Sequence[str]) -> dict[str, Any]
 # ---------------------------------------------------------------------------- the modal
 
 
-@dataclass
-class ModalState:
-    flow_id: str
-    response_url: str | None = None
-    channel_id: str | None = None
-
-    def dump(self) -> str:
-        return json.dumps(
-            {"flow": self.flow_id, "url": self.response_url, "channel": self.channel_id}
-        )
-
-    @classmethod
-    def load(cls, text: str) -> ModalState:
-        data = json.loads(text or "{}")
-        return cls(str(data.get("flow", "")), data.get("url"), data.get("channel"))
+# What the "Run flow" modal needs when it is submitted is kept on the server (a
+# `flows.modal_context.ModalContext` of this kind); its private_metadata is the context id.
+RUN_MODAL = "run"
 
 
-def run_modal_view(flow: FlowRecord, values: Mapping[str, Any], state: ModalState) -> Body:
+def run_modal_view(flow: FlowRecord, values: Mapping[str, Any], context_id: str) -> Body:
     return run_cards.run_modal(
         flow.name,
         flow.definition.inputs,
         with_defaults(flow, values),
-        state.dump(),
+        context_id,
         flow.definition.description,
     )
+
+
+async def _open_run_modal(
+    deps: HandlerDeps,
+    team_id: str,
+    user_id: str,
+    flow: FlowRecord,
+    values: Mapping[str, Any],
+    pickers: list[dict[str, Any]],
+    trigger_id: str,
+    response_url: str = "",
+    channel_id: str | None = None,
+) -> None:
+    context_id = await deps.modal_contexts.open(
+        team_id, user_id, RUN_MODAL, response_url, flow=flow.id, channel=channel_id
+    )
+    view = run_modal_view(flow, values, context_id)
+    view["blocks"] += pickers
+    await deps.client.views_open(trigger_id=trigger_id, view=view)
 
 
 def _selected(element_state: Mapping[str, Any]) -> str | None:
@@ -159,10 +164,17 @@ async def run_command(ctx: CommandContext) -> None:
     # --- connections (issue 7): slots "provided by the run-only user" are picked in the modal.
     pickers = await connection_pickers(deps, flow, ctx.user_id)
     if pickers or missing_required(flow, with_defaults(flow, values)):
-        state = ModalState(flow.id, ctx.response_url, ctx.channel_id)
-        view = run_modal_view(flow, values, state)
-        view["blocks"] += pickers
-        await deps.client.views_open(trigger_id=ctx.trigger_id, view=view)
+        await _open_run_modal(
+            deps,
+            ctx.team_id,
+            ctx.user_id,
+            flow,
+            values,
+            pickers,
+            ctx.trigger_id,
+            ctx.response_url,
+            ctx.channel_id,
+        )
         return
     await ctx.reply(**run_cards.run_started(flow.name, has_wait(flow)))
     await deps.runs.start(
@@ -182,9 +194,7 @@ async def _home_run(deps: HandlerDeps, body: Body) -> None:
     pickers = await connection_pickers(deps, flow, user_id)
     if flow.definition.inputs or pickers:
         # Show every input (optional ones too), as Power Automate's run panel does.
-        view = run_modal_view(flow, {}, ModalState(flow.id))
-        view["blocks"] += pickers
-        await deps.client.views_open(trigger_id=trigger_id, view=view)
+        await _open_run_modal(deps, team_id, user_id, flow, {}, pickers, trigger_id)
         return
     try:
         await deps.runs.start(permit, {}, source="home")
@@ -210,9 +220,15 @@ async def _modal_submitted(ack: AsyncAck, body: Body, deps: HandlerDeps) -> None
     view = body.get("view") or {}
     user_id = _user(body)
     team_id = _team(body) or str(view.get("team_id") or "")
-    state = ModalState.load(str(view.get("private_metadata") or ""))
+    state = await deps.modal_contexts.find(
+        view.get("private_metadata"), team_id, user_id, RUN_MODAL
+    )
+    if state is None:  # not a form this bot opened for this person (or a day old)
+        notice = run_cards.notice_view("Can't run", run_cards.FORM_NOT_FOUND)
+        await ack(response_action="update", view=notice)
+        return
     try:
-        flow = await deps.runs.flow_by_id(team_id, state.flow_id)
+        flow = await deps.runs.flow_by_id(team_id, state.data.get("flow", ""))
     except FlowbotError as refusal:  # deleted while the form was open
         notice = run_cards.notice_view("Can't run", describe(refusal))
         await ack(response_action="update", view=notice)
@@ -237,8 +253,8 @@ async def _modal_submitted(ack: AsyncAck, body: Body, deps: HandlerDeps) -> None
             permit,
             values,
             source="modal",
-            response_url=state.response_url,
-            channel_id=state.channel_id,
+            response_url=state.response_url or None,
+            channel_id=state.data.get("channel"),
             connections=connections,
         )
     except FlowbotError as refusal:
