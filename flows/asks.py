@@ -14,9 +14,8 @@ wake-ups carry the timers, and a cancelled run cancels its pending asks.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from flows.approval_model import ApprovalError, NoApprovers
@@ -31,11 +30,10 @@ from flows.ask_model import (
     AskStore,
 )
 from flows.definition import AskStep, FlowInput
+from flows.people_requests import PeopleRequestExecutor, PeopleRequestService
 from flows.ports import Clock, Directory, IdGenerator
-from flows.records import RunRecord
-from flows.runner import CancelRequest, Done, Outcome, Park, StepContext, StepFailed, is_timer
+from flows.runner import Outcome, StepContext, StepFailed
 from flows.slack_ids import principal_kind, split_principals
-from flows.workspace_context import acting_for
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +68,16 @@ def _is_channel(principal: str) -> bool:
     return bool(principal) and principal_kind(principal) == "channel"
 
 
-class AskService:
-    """The ask step's use cases; also a `Service` (start: resume runs a crash left)."""
+class AskService(PeopleRequestService[AskRecord, AskRequest]):
+    """The ask step's use cases; also a `Service` (start: resume runs a crash left). The
+    waiting itself (posting once, resuming, cancelling, timers) is `flows.people_requests`;
+    the fields and the one answer are here."""
+
+    noun = "ask"
+    closed = "answered"
+    store: AskStore
+    notifier: AskNotifier
+    resumer: AskRunResumer | None
 
     def __init__(
         self,
@@ -82,64 +88,9 @@ class AskService:
         ids: IdGenerator,
         resumer: AskRunResumer | None = None,
     ) -> None:
-        self.store = store
-        self.notifier = notifier
-        self.directory = directory
-        self.clock = clock
-        self.ids = ids
-        self.resumer = resumer
-        self.stop_grace = 10.0
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    # --- Service
-
-    async def start(self) -> None:
-        self._spawn(self._resume_unresumed())
-
-    async def stop(self) -> None:
-        tasks = list(self._tasks)
-        if not tasks:
-            return
-        _done, pending = await asyncio.wait(tasks, timeout=self.stop_grace)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def wait_idle(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-    async def _resume_unresumed(self) -> None:
-        try:
-            for record in await self.store.unresumed():
-                with acting_for(record.team_id):
-                    await self._quietly(self.notifier.show_outcome(record), "outcome update")
-                    await self._resume_run(record)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("resuming answered asks failed")
+        super().__init__(store, notifier, directory, clock, ids, resumer)
 
     # --- requests
-
-    async def request(self, req: AskRequest) -> AskRecord:
-        """Create the ask for (run, step) once and post its Fill in buttons once."""
-        record = await self.store.get_for_step(req.run_id, req.step_id)
-        if record is None:
-            record = await self.store.create(await self._new_record(req))
-        if record.requested or not record.pending:
-            return record
-        messages = await self.notifier.send_request(record)
-        await self.store.set_messages(record.id, messages)
-        await self._quietly(self.notifier.notify(record, "requested"), "requested notice")
-        await self._quietly(self.notifier.refresh_lists(record), "pending lists")
-        fresh = await self.store.get(record.id)
-        return fresh or record.model_copy(update={"messages": messages, "requested": True})
 
     async def _new_record(self, req: AskRequest) -> AskRecord:
         """The ask `req` makes; an `ApprovalError` (the approvers' refusals: unknown or
@@ -184,9 +135,6 @@ class AskService:
         )
 
     # --- filling in
-
-    async def pending_for(self, team_id: str, user: str) -> list[AskRecord]:
-        return await self.store.pending_for(team_id, user)
 
     async def check(self, ask_id: str, user: str) -> AskResult:
         """May this person fill in the form now? (Before opening the modal.)"""
@@ -245,64 +193,27 @@ class AskService:
         await self._quietly(self.notifier.notify(record, "closed"), "answered notice")
         await self._quietly(self.notifier.refresh_lists(record), "pending lists")
 
-    async def _resume_run(self, record: AskRecord) -> None:
-        if self.resumer is None:
-            log.warning("ask %s answered but no runner is attached", record.id)
-            return
-        try:
-            await self.resumer.resume(record.run_id, record.step_id, record.output())
-        except Exception:
-            log.exception("resuming run %s after ask %s failed", record.run_id, record.id)
-            return
-        await self.store.mark_resumed(record.id)
+    # --- timers
 
-    async def _quietly(self, coro: Any, what: str) -> None:
-        try:
-            await coro
-        except Exception:
-            log.exception("ask %s failed", what)
+    async def _after_expiry(self, record: AskRecord) -> None:
+        await self._conclude_closed(record)
+        await self._quietly(self.notifier.notify(record, "closed"), "expired notice")
+        if record.requester:
+            await self._quietly(self.notifier.tell_requester(record), "requester notice")
 
-    # --- cancelling and timers
-
-    async def on_run_cancelled(self, run: RunRecord, request: CancelRequest) -> None:
-        """A `flows.runner.CancelListener`: the run's pending asks are cancelled."""
-        for record in await self.store.pending_of_run(run.id):
-            now = self.clock.now()
-            cancelled = await self.store.cancel(record.id, now, request.reason, request.by)
-            if cancelled is not None:
-                self._spawn(self._conclude_closed(cancelled))
-
-    async def _conclude_closed(self, record: AskRecord) -> None:
-        await self._quietly(self.notifier.show_outcome(record), "closed update")
-        await self._quietly(self.notifier.refresh_lists(record), "pending lists")
-
-    async def on_timer(self, run_id: str, step_id: str) -> AskRecord | None:
-        """A timer wake-up of the parked step: expire if due, remind if due."""
-        record = await self.store.get_for_step(run_id, step_id)
-        if record is None or not record.pending:
-            return record
-        now = self.clock.now()
-        if record.timeout_at is not None and now >= record.timeout_at:
-            expired = await self.store.expire(record.id, now)
-            if expired is None:  # answered meanwhile
-                return await self.store.get(record.id)
-            await self._conclude_closed(expired)
-            await self._quietly(self.notifier.notify(expired, "closed"), "expired notice")
-            if expired.requester:
-                await self._quietly(self.notifier.tell_requester(expired), "requester notice")
-            return expired
-        if record.reminder_at is not None and not record.reminded and now >= record.reminder_at:
-            if await self.store.mark_reminded(record.id):
-                await self._quietly(self.notifier.remind(record), "reminder")
-            return await self.store.get(record.id)
-        return record
+    async def _remind(self, record: AskRecord) -> None:
+        await self.notifier.remind(record)
 
 
-class AskStepExecutor:
+class AskStepExecutor(PeopleRequestExecutor[AskRecord]):
     """The runner's executor for `ask` steps (registered as "ask")."""
 
+    what = "form"
+    waiting_prefix = WAITING_PREFIX
+    service: AskService
+
     def __init__(self, service: AskService) -> None:
-        self.service = service
+        super().__init__(service)
 
     async def execute(self, step: AskStep, ctx: StepContext) -> Outcome:
         run = ctx.run
@@ -329,26 +240,11 @@ class AskStepExecutor:
             raise StepFailed(str(exc).replace("approver", "`to` entry"), "to") from None
         return await self._settle(record)
 
-    async def resume(self, step: AskStep, ctx: StepContext, payload: Mapping[str, Any]) -> Outcome:
-        if is_timer(payload):
-            record = await self.service.on_timer(ctx.run.id, step.id)
-        else:
-            record = await self.service.store.get_for_step(ctx.run.id, step.id)
-        if record is None:
-            raise StepFailed("the form request of this step is missing")
-        return await self._settle(record)
+    def _step_key(self, step: AskStep, ctx: StepContext) -> str:
+        return step.id
 
-    async def _settle(self, record: AskRecord) -> Outcome:
-        if record.status == "cancelled":
-            raise StepFailed(f"the form was cancelled: {record.cancel_reason or 'cancelled'}")
-        if not record.pending:
-            await self.service.store.mark_resumed(record.id)
-            return Done(record.output())
-        return Park(
-            wake_at=record.next_wake(),
-            waiting_for=WAITING_PREFIX + record.id,
-            output={"ask_id": record.id, "asked": list(record.people)},
-        )
+    def _parked(self, record: AskRecord) -> dict[str, Any]:
+        return {"ask_id": record.id, "asked": list(record.people)}
 
 
 async def _notify_channel(ctx: StepContext) -> str | None:
