@@ -24,8 +24,6 @@ that can no longer happen (for `everyone`, at the first other answer).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
 from typing import Any
 
 from flows.approval_model import (
@@ -44,21 +42,17 @@ from flows.approval_model import (
     RunResumer,
     TooFewOptions,
     UnknownApproveOption,
-    UnknownApprover,
-    UnknownChannelName,
     evaluate,
 )
 from flows.definition import ApprovalStep
-from flows.people_requests import PeopleRequestExecutor, PeopleRequestService
+from flows.people_requests import (
+    PeopleRequestExecutor,
+    PeopleRequestService,
+    expand_approvers,
+    resolve_principals,
+)
 from flows.ports import Clock, Directory, IdGenerator
 from flows.runner import Outcome, StepContext, StepFailed
-from flows.slack_ids import (
-    CHANNEL_ID,
-    CHANNEL_NAME,
-    parse_principal,
-    principal_kind,
-    split_principals,
-)
 
 # This module's API; the record and request types are re-exported for its callers.
 __all__ = [
@@ -77,48 +71,6 @@ log = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------ approvers and options
-
-
-async def resolve_principal(team_id: str, raw: str, directory: Directory) -> str:
-    """A person, group or channel as written (a mention, an id, or a channel's `#name`,
-    looked up in the directory) → its id; `UnknownApprover` if it is none of those."""
-    principal = parse_principal(raw)
-    if principal is not None:
-        return principal
-    if CHANNEL_NAME.fullmatch(raw.strip()):
-        found = await directory.channel_id(team_id, raw.strip()[1:])
-        if found and CHANNEL_ID.fullmatch(found):
-            return found
-        raise UnknownChannelName(raw.strip())
-    raise UnknownApprover(raw)
-
-
-async def resolve_principals(
-    team_id: str, principals: Sequence[str], directory: Directory
-) -> list[str]:
-    """`resolve_principal` for each entry (in order)."""
-    return [await resolve_principal(team_id, raw, directory) for raw in principals]
-
-
-async def expand_approvers(
-    team_id: str, principals: Sequence[str], directory: Directory, exclude: Iterable[str] = ()
-) -> list[str]:
-    """Users, user groups and channels → approver user ids (in order, without repeats)."""
-    skip = set(exclude)
-    users: list[str] = []
-    for raw in principals:
-        principal = await resolve_principal(team_id, raw, directory)
-        kind = principal_kind(principal)
-        if kind == "group":
-            members: Iterable[str] = sorted(await directory.usergroup_members(team_id, principal))
-        elif kind == "channel":
-            members = sorted(await directory.channel_members(team_id, principal))
-        else:
-            members = [principal]
-        for user in members:
-            if user not in skip and user not in users:
-                users.append(user)
-    return users
 
 
 def _quorum(req: ApprovalRequest, approvers: int) -> int:
@@ -140,17 +92,6 @@ def _options(req: ApprovalRequest) -> tuple[list[str], str]:
     if approve_option not in options:
         raise UnknownApproveOption(approve_option, options)
     return options, approve_option
-
-
-def deadlines(
-    now: datetime, timeout: timedelta | None, reminder: timedelta | None
-) -> tuple[datetime | None, datetime | None]:
-    """(timeout_at, reminder_at); a reminder that would fall before now is dropped."""
-    timeout_at = now + timeout if timeout else None
-    if reminder is None:
-        return timeout_at, None
-    reminder_at = timeout_at - reminder if timeout_at else now + reminder
-    return timeout_at, reminder_at if reminder_at > now else None
 
 
 # ------------------------------------------------------------------ the service
@@ -184,31 +125,15 @@ class ApprovalService(PeopleRequestService[ApprovalRecord, ApprovalRequest]):
 
     async def _new_record(self, req: ApprovalRequest) -> ApprovalRecord:
         """The approval `req` asks for; an `ApprovalError` if it cannot be made as written."""
-        bot_user = await self.notifier.bot_user()
-        principals = await resolve_principals(
-            req.team_id, split_principals(req.approvers), self.directory
-        )
-        approvers = await expand_approvers(
-            req.team_id, principals, self.directory, exclude=[bot_user] if bot_user else []
-        )
+        principals, approvers, _bot = await self._people(req.team_id, req.approvers)
         if not approvers:
             raise NoApprovers()
         minimum = _quorum(req, len(approvers))
         options, approve_option = _options(req)
-        now = self.clock.now()
-        timeout_at, reminder_at = deadlines(now, req.timeout, req.reminder)
         channel = await self._resolve_channel(req.team_id, req.channel)
         notify_channel = await self._resolve_channel(req.team_id, req.notify_channel)
         return ApprovalRecord(
-            id=self.ids.new_id("A"),
-            team_id=req.team_id,
-            run_id=req.run_id,
-            step_id=req.step_id,
-            flow_id=req.flow_id,
-            flow_name=req.flow_name,
-            requester=req.requester,
-            title=req.title,
-            details=req.details,
+            **self._common_fields(req, "A"),
             mode=req.mode,
             min=minimum,
             principals=principals,
@@ -218,9 +143,6 @@ class ApprovalService(PeopleRequestService[ApprovalRecord, ApprovalRequest]):
             allow_comment=req.allow_comment,
             channel=channel,
             notify_channel=notify_channel,
-            created_at=now,
-            timeout_at=timeout_at,
-            reminder_at=reminder_at,
         )
 
     async def _resolve_channel(self, team_id: str, channel: str | None) -> str | None:

@@ -19,7 +19,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from flows.approval_model import ApprovalError, NoApprovers
-from flows.approvals import deadlines, expand_approvers, resolve_principals
 from flows.ask_model import (
     WAITING_PREFIX,
     AskNotifier,
@@ -30,10 +29,10 @@ from flows.ask_model import (
     AskStore,
 )
 from flows.definition import AskStep, FlowInput
-from flows.people_requests import PeopleRequestExecutor, PeopleRequestService
+from flows.people_requests import PeopleRequestExecutor, PeopleRequestService, expand_approvers
 from flows.ports import Clock, Directory, IdGenerator
 from flows.runner import Outcome, StepContext, StepFailed
-from flows.slack_ids import principal_kind, split_principals
+from flows.slack_ids import principal_kind
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +94,7 @@ class AskService(PeopleRequestService[AskRecord, AskRequest]):
     async def _new_record(self, req: AskRequest) -> AskRecord:
         """The ask `req` makes; an `ApprovalError` (the approvers' refusals: unknown or
         empty `to`) if it cannot be made as written."""
-        bot_user = await self.notifier.bot_user()
-        principals = await resolve_principals(req.team_id, split_principals(req.to), self.directory)
-        people = await expand_approvers(
-            req.team_id, principals, self.directory, exclude=[bot_user] if bot_user else []
-        )
+        principals, people, exclude = await self._people(req.team_id, req.to)
         channels = [p for p in principals if _is_channel(p)]
         others = [p for p in principals if not _is_channel(p)]
         notify_channel = (
@@ -107,31 +102,17 @@ class AskService(PeopleRequestService[AskRecord, AskRequest]):
             if req.notify_channel
             else None
         )
-        exclude = [bot_user] if bot_user else []
         direct = await expand_approvers(req.team_id, others, self.directory, exclude=exclude)
         if not people:
             raise NoApprovers()
-        now = self.clock.now()
-        timeout_at, reminder_at = deadlines(now, req.timeout, req.reminder)
         return AskRecord(
-            id=self.ids.new_id("Q"),
-            team_id=req.team_id,
-            run_id=req.run_id,
-            step_id=req.step_id,
-            flow_id=req.flow_id,
-            flow_name=req.flow_name,
-            requester=req.requester,
+            **self._common_fields(req, "Q"),
             notify_channel=notify_channel,
-            title=req.title,
-            details=req.details,
             fields=list(req.fields),
             principals=principals,
             people=people,
             channels=channels,
             direct=direct,
-            created_at=now,
-            timeout_at=timeout_at,
-            reminder_at=reminder_at,
         )
 
     # --- filling in

@@ -11,7 +11,7 @@ or answered once by a compare-and-set, expired and reminded on the run's durable
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol, Self, TypeVar
 
 
@@ -56,9 +56,25 @@ class WaitingRequest(Protocol):
     """An approval or an ask request (templates rendered), as the shared use cases read it."""
 
     @property
+    def team_id(self) -> str: ...
+    @property
     def run_id(self) -> str: ...
     @property
     def step_id(self) -> str: ...
+    @property
+    def flow_id(self) -> str: ...
+    @property
+    def flow_name(self) -> str: ...
+    @property
+    def requester(self) -> str | None: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def details(self) -> str: ...
+    @property
+    def timeout(self) -> timedelta | None: ...
+    @property
+    def reminder(self) -> timedelta | None: ...
 
 
 R = TypeVar("R", bound=WaitingRecord)

@@ -12,21 +12,87 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Mapping
-from datetime import datetime
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
-from flows.approval_model import RunResumer
+from flows.approval_model import RunResumer, UnknownApprover, UnknownChannelName
 from flows.people_request_model import R, RequestNotifier, RequestStore, WaitingRequest
 from flows.ports import Clock, Directory, IdGenerator
 from flows.records import RunRecord
 from flows.runner import CancelRequest, Done, Outcome, Park, StepContext, StepFailed, is_timer
+from flows.slack_ids import (
+    CHANNEL_ID,
+    CHANNEL_NAME,
+    parse_principal,
+    principal_kind,
+    split_principals,
+)
 from flows.workspace_context import acting_for
 
 log = logging.getLogger(__name__)
 
 # The area's request (templates rendered), as its executor builds it.
 Q = TypeVar("Q", bound=WaitingRequest)
+
+
+# ------------------------------------------------------------------ the people asked
+
+
+async def resolve_principal(team_id: str, raw: str, directory: Directory) -> str:
+    """A person, group or channel as written (a mention, an id, or a channel's `#name`,
+    looked up in the directory) → its id; `UnknownApprover` if it is none of those."""
+    principal = parse_principal(raw)
+    if principal is not None:
+        return principal
+    if CHANNEL_NAME.fullmatch(raw.strip()):
+        found = await directory.channel_id(team_id, raw.strip()[1:])
+        if found and CHANNEL_ID.fullmatch(found):
+            return found
+        raise UnknownChannelName(raw.strip())
+    raise UnknownApprover(raw)
+
+
+async def resolve_principals(
+    team_id: str, principals: Sequence[str], directory: Directory
+) -> list[str]:
+    """`resolve_principal` for each entry (in order)."""
+    return [await resolve_principal(team_id, raw, directory) for raw in principals]
+
+
+async def expand_approvers(
+    team_id: str, principals: Sequence[str], directory: Directory, exclude: Iterable[str] = ()
+) -> list[str]:
+    """Users, user groups and channels → approver user ids (in order, without repeats)."""
+    skip = set(exclude)
+    users: list[str] = []
+    for raw in principals:
+        principal = await resolve_principal(team_id, raw, directory)
+        kind = principal_kind(principal)
+        if kind == "group":
+            members: Iterable[str] = sorted(await directory.usergroup_members(team_id, principal))
+        elif kind == "channel":
+            members = sorted(await directory.channel_members(team_id, principal))
+        else:
+            members = [principal]
+        for user in members:
+            if user not in skip and user not in users:
+                users.append(user)
+    return users
+
+
+def deadlines(
+    now: datetime, timeout: timedelta | None, reminder: timedelta | None
+) -> tuple[datetime | None, datetime | None]:
+    """(timeout_at, reminder_at); a reminder that would fall before now is dropped."""
+    timeout_at = now + timeout if timeout else None
+    if reminder is None:
+        return timeout_at, None
+    reminder_at = timeout_at - reminder if timeout_at else now + reminder
+    return timeout_at, reminder_at if reminder_at > now else None
+
+
+# ------------------------------------------------------------------ the service
 
 
 class PeopleRequestService(Generic[R, Q]):
@@ -116,6 +182,36 @@ class PeopleRequestService(Generic[R, Q]):
         await self._quietly(self.notifier.refresh_lists(record), "pending lists")
         fresh = await self.store.get(record.id)
         return fresh or record.model_copy(update={"messages": messages, "requested": True})
+
+    async def _people(
+        self, team_id: str, entries: Sequence[str]
+    ) -> tuple[list[str], list[str], list[str]]:
+        """(the entries as ids, the people they expand to, who is left out: the bot)."""
+        bot_user = await self.notifier.bot_user()
+        principals = await resolve_principals(team_id, split_principals(entries), self.directory)
+        exclude = [bot_user] if bot_user else []
+        people = await expand_approvers(team_id, principals, self.directory, exclude=exclude)
+        return principals, people, exclude
+
+    def _common_fields(self, req: Q, id_prefix: str) -> dict[str, Any]:
+        """The record's fields every kind takes from its request: ids, the flow, the
+        requester, the text, and the deadlines (from now)."""
+        now = self.clock.now()
+        timeout_at, reminder_at = deadlines(now, req.timeout, req.reminder)
+        return {
+            "id": self.ids.new_id(id_prefix),
+            "team_id": req.team_id,
+            "run_id": req.run_id,
+            "step_id": req.step_id,
+            "flow_id": req.flow_id,
+            "flow_name": req.flow_name,
+            "requester": req.requester,
+            "title": req.title,
+            "details": req.details,
+            "created_at": now,
+            "timeout_at": timeout_at,
+            "reminder_at": reminder_at,
+        }
 
     async def pending_for(self, team_id: str, user: str) -> list[R]:
         return await self.store.pending_for(team_id, user)
