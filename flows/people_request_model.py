@@ -15,11 +15,9 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol, Self, TypeVar
 
 
-class WaitingRecord(Protocol):
-    """An approval or an ask record, as the shared use cases read it."""
+class _OfAStep(Protocol):
+    """Where a request comes from: the run's step, its workspace, who started the run."""
 
-    @property
-    def id(self) -> str: ...
     @property
     def team_id(self) -> str: ...
     @property
@@ -28,6 +26,13 @@ class WaitingRecord(Protocol):
     def step_id(self) -> str: ...
     @property
     def requester(self) -> str | None: ...
+
+
+class WaitingRecord(_OfAStep, Protocol):
+    """An approval or an ask record, as the shared use cases read it."""
+
+    @property
+    def id(self) -> str: ...
     @property
     def status(self) -> str: ...
     @property
@@ -52,21 +57,13 @@ class WaitingRecord(Protocol):
     ) -> Self: ...
 
 
-class WaitingRequest(Protocol):
+class WaitingRequest(_OfAStep, Protocol):
     """An approval or an ask request (templates rendered), as the shared use cases read it."""
 
-    @property
-    def team_id(self) -> str: ...
-    @property
-    def run_id(self) -> str: ...
-    @property
-    def step_id(self) -> str: ...
     @property
     def flow_id(self) -> str: ...
     @property
     def flow_name(self) -> str: ...
-    @property
-    def requester(self) -> str | None: ...
     @property
     def title(self) -> str: ...
     @property
