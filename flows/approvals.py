@@ -49,6 +49,7 @@ from flows.people_requests import (
     PeopleRequestExecutor,
     PeopleRequestService,
     expand_approvers,
+    rendered_notify_channel,
     resolve_principals,
 )
 from flows.ports import Clock, Directory, IdGenerator
@@ -257,7 +258,6 @@ class ApprovalStepExecutor(PeopleRequestExecutor[ApprovalRecord]):
     async def execute(self, step: ApprovalStep, ctx: StepContext) -> Outcome:
         run = ctx.run
         approvers = [await ctx.text("approvers", a) for a in step.approvers]
-        notify = run.definition.notify
         request = ApprovalRequest(
             team_id=run.team_id,
             run_id=run.id,
@@ -276,7 +276,7 @@ class ApprovalStepExecutor(PeopleRequestExecutor[ApprovalRecord]):
             channel=(await ctx.text("channel", step.channel)).strip() or None
             if step.channel
             else None,
-            notify_channel=(await ctx.text("notify", notify)).strip() or None if notify else None,
+            notify_channel=await rendered_notify_channel(ctx),
             timeout=step.timeout_delta,
             reminder=step.reminder_delta,
         )

@@ -1,9 +1,9 @@
 """The `ask` step's use cases (SPEC §13): a run parks until one of the people asked fills
 in the form (or it expires). What an ask is (record, ports) is in `flows.ask_model`.
 
-Built like approvals (`flows.approvals`) and sharing their pieces: the people asked are
-expanded as approvers are, deadlines and reminders are the same, the runner's durable
-wake-ups carry the timers, and a cancelled run cancels its pending asks.
+The waiting is the one core approvals (`flows.approvals`) use too, `flows.people_requests`:
+the people asked are expanded as approvers are, deadlines and reminders are the same, the
+runner's durable wake-ups carry the timers, and a cancelled run cancels its pending asks.
 
 - `AskService`: make the request (once per run and step), check a Fill in click, record
   the first valid submission exactly once (a compare-and-set in the store), expire and
@@ -29,7 +29,12 @@ from flows.ask_model import (
     AskStore,
 )
 from flows.definition import AskStep, FlowInput
-from flows.people_requests import PeopleRequestExecutor, PeopleRequestService, expand_approvers
+from flows.people_requests import (
+    PeopleRequestExecutor,
+    PeopleRequestService,
+    expand_approvers,
+    rendered_notify_channel,
+)
 from flows.ports import Clock, Directory, IdGenerator
 from flows.runner import Outcome, StepContext, StepFailed
 from flows.slack_ids import principal_kind
@@ -205,7 +210,7 @@ class AskStepExecutor(PeopleRequestExecutor[AskRecord]):
             flow_id=run.flow_id,
             flow_name=run.flow_name,
             requester=run.started_by,
-            notify_channel=await _notify_channel(ctx),
+            notify_channel=await rendered_notify_channel(ctx),
             title=(await ctx.text("title", step.title)).strip() or "Form",
             details=(await ctx.text("details", step.details)).strip() if step.details else "",
             to=[await ctx.text("to", entry) for entry in step.to],
@@ -226,8 +231,3 @@ class AskStepExecutor(PeopleRequestExecutor[AskRecord]):
 
     def _parked(self, record: AskRecord) -> dict[str, Any]:
         return {"ask_id": record.id, "asked": list(record.people)}
-
-
-async def _notify_channel(ctx: StepContext) -> str | None:
-    notify = ctx.run.definition.notify
-    return (await ctx.text("notify", notify)).strip() or None if notify else None

@@ -326,3 +326,9 @@ class PeopleRequestExecutor(Generic[R]):
             waiting_for=self.waiting_prefix + record.id,
             output=self._parked(record),
         )
+
+
+async def rendered_notify_channel(ctx: StepContext) -> str | None:
+    """The flow's notify channel (SPEC §8) as rendered for this run; None when none."""
+    notify = ctx.run.definition.notify
+    return (await ctx.text("notify", notify)).strip() or None if notify else None

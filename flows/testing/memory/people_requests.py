@@ -7,20 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Generic, Protocol, Self, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
+
+from flows.people_request_model import WaitingRecord
 
 
-class _Stored(Protocol):
-    @property
-    def id(self) -> str: ...
-    @property
-    def team_id(self) -> str: ...
-    @property
-    def run_id(self) -> str: ...
-    @property
-    def step_id(self) -> str: ...
-    @property
-    def status(self) -> str: ...
+class _Stored(WaitingRecord, Protocol):
+    """A record as kept here: what the shared use cases read, and the flags set in place."""
+
     @property
     def created_at(self) -> datetime: ...
 
@@ -28,8 +22,6 @@ class _Stored(Protocol):
     requested: bool
     reminded: bool
     resumed: bool
-
-    def model_copy(self, *, update: Any = None, deep: bool = False) -> Self: ...
 
 
 R = TypeVar("R", bound=_Stored)
