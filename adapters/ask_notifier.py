@@ -1,26 +1,22 @@
 """Asks reach Slack: the Fill in button (DMs, or a post in each channel named), the
-updates once answered, reminders and the pending lists, rendered with `cards.asks`."""
+updates once answered, reminders and the pending lists, rendered with `cards.asks`
+(the Slack calls shared with approvals: `adapters.people_messages`)."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 
-from slack_sdk.errors import SlackApiError
-
-from adapters.approval_notifier import HomeRefresher
+from adapters.people_messages import HomeRefresher, PeopleMessages
 from cards import asks as cards
 from flows.ask_model import AskEvent, AskMessage, AskRecord
 from flows.ports import Messenger
-from flows.records import MessageRef
-
-log = logging.getLogger(__name__)
 
 
-class SlackAskNotifier:
+class SlackAskNotifier(PeopleMessages):
     """Implements `flows.ask_model.AskNotifier`. One person's Slack failing (a DM
     refused) does not keep the others from being asked."""
+
+    noun = "ask"
 
     def __init__(
         self,
@@ -28,9 +24,8 @@ class SlackAskNotifier:
         bot_user: Callable[[], Awaitable[str | None]],
         refresh_home: HomeRefresher | None = None,
     ) -> None:
-        self.messenger = messenger
+        super().__init__(messenger, refresh_home)
         self._bot_user = bot_user
-        self.refresh_home = refresh_home
 
     async def send_request(self, record: AskRecord) -> list[AskMessage]:
         card = cards.request_message(record)
@@ -38,59 +33,29 @@ class SlackAskNotifier:
         for channel in record.channels:
             ref = await self.messenger.post_message(channel, card["text"], card["blocks"])
             posts.append(AskMessage(channel=ref.channel, ts=ref.ts))
-
-        async def dm(user: str) -> AskMessage | None:
-            try:
-                ref = await self.messenger.send_dm(user, card["text"], card["blocks"])
-            except SlackApiError as exc:
-                log.warning("ask %s: DM to %s failed: %s", record.id, user, exc)
-                return None
-            return AskMessage(channel=ref.channel, ts=ref.ts, person=user)
-
-        sent = await asyncio.gather(*(dm(user) for user in record.direct))
-        return posts + [m for m in sent if m is not None]
+        sent = await self._dm_each(
+            record.id,
+            record.direct,
+            card,
+            lambda ref, user: AskMessage(channel=ref.channel, ts=ref.ts, person=user),
+        )
+        return posts + sent
 
     async def show_outcome(self, record: AskRecord) -> None:
-        card = cards.closed_message(record)
-
-        async def update(item: AskMessage) -> None:
-            try:
-                ref = MessageRef(channel=item.channel, ts=item.ts)
-                await self.messenger.update_message(ref, card["text"], card["blocks"])
-            except SlackApiError as exc:
-                log.warning("ask %s: updating %s failed: %s", record.id, item.ts, exc)
-
-        await asyncio.gather(*(update(item) for item in record.messages))
+        await self._update_all(record.id, record.messages, cards.closed_message(record))
 
     async def remind(self, record: AskRecord) -> None:
-        card = cards.reminder_message(record)
-        for user in record.people:
-            try:
-                await self.messenger.send_dm(user, card["text"], card["blocks"])
-            except SlackApiError as exc:
-                log.warning("ask %s: reminder to %s failed: %s", record.id, user, exc)
+        await self._remind_each(record.id, record.people, cards.reminder_message(record))
 
     async def notify(self, record: AskRecord, event: AskEvent) -> None:
-        if not record.notify_channel:
-            return
-        card = (
-            cards.requested_notice(record) if event == "requested" else cards.closed_notice(record)
-        )
-        await self.messenger.post_message(record.notify_channel, card["text"], card["blocks"])
+        card = cards.requested_notice if event == "requested" else cards.closed_notice
+        await self._notice(record.notify_channel, lambda: card(record))
 
     async def tell_requester(self, record: AskRecord) -> None:
-        if record.requester:
-            card = cards.requester_notice(record)
-            await self.messenger.send_dm(record.requester, card["text"], card["blocks"])
+        await self._dm_requester(record.requester, lambda: cards.requester_notice(record))
 
     async def bot_user(self) -> str | None:
         return await self._bot_user()
 
     async def refresh_lists(self, record: AskRecord) -> None:
-        if self.refresh_home is None:
-            return
-        for user in record.people:
-            try:
-                await self.refresh_home(record.team_id, user)
-            except SlackApiError as exc:
-                log.warning("ask %s: refreshing the home of %s failed: %s", record.id, user, exc)
+        await self._refresh_homes(record.id, record.team_id, record.people)

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
     ButtonElement,
     ContextBlock,
-    DividerBlock,
     HeaderBlock,
     InputBlock,
     MarkdownTextObject,
@@ -32,6 +30,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from cards.common import Message, clip, context, escape, message, section
+from cards.people_requests import pending_section, reminder, slack_date
 from flows.approval_model import (
     APPROVED,
     CANCELLED,
@@ -66,11 +65,6 @@ def action_id(option: str) -> str:
 
 def option_of(action: str) -> str:
     return action[len(ACTION_PREFIX) :] if action.startswith(ACTION_PREFIX) else action
-
-
-def _date(at: datetime) -> str:
-    fallback = at.strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"
 
 
 def _mentions(users: Sequence[str]) -> str:
@@ -178,7 +172,7 @@ def request_message(record: ApprovalRecord) -> Message:
     if record.channel:
         facts.append(f"Approvers: {_mentions(record.approvers)}")
     if record.timeout_at:
-        facts.append(f"Expires {_date(record.timeout_at)}")
+        facts.append(f"Expires {slack_date(record.timeout_at)}")
     if facts:
         blocks.append(context("\n".join(facts)))
     if record.responses:
@@ -402,11 +396,8 @@ def requester_notice(record: ApprovalRecord) -> Message:
 
 
 def reminder_message(record: ApprovalRecord) -> Message:
-    text = f":bell: Reminder: *{_title(record)}* is waiting for your answer"
-    if record.timeout_at:
-        text += f"; it expires {_date(record.timeout_at)}"
-    text += ".\nAnswer with the buttons of the request, or with `/flow approvals`."
-    return message(f"Reminder: {record.title} is waiting for your answer", section(text))
+    how = "Answer with the buttons of the request, or with `/flow approvals`."
+    return reminder(_title(record), record.title, record.timeout_at, how)
 
 
 # ------------------------------------------------------------------ lists
@@ -419,24 +410,13 @@ def pending_item(record: ApprovalRecord) -> list[dict[str, Any]]:
         lines += f"\n{clip(record.details, 500)}"
     about = _about(record)
     if record.timeout_at:
-        about += f" · expires {_date(record.timeout_at)}"
+        about += f" · expires {slack_date(record.timeout_at)}"
     return [section(lines), context(about), buttons(record)]
 
 
 def pending_approvals_blocks(records: Sequence[ApprovalRecord]) -> list[dict[str, Any]]:
     """The App Home's "Pending approvals" section (header, items); empty list when none."""
-    if not records:
-        return []
-    blocks: list[dict[str, Any]] = [
-        HeaderBlock(text=PlainTextObject(text="Pending approvals")).to_dict()
-    ]
-    for index, record in enumerate(records[:LIST_LIMIT]):
-        if index:
-            blocks.append(DividerBlock().to_dict())
-        blocks.extend(pending_item(record))
-    if len(records) > LIST_LIMIT:
-        blocks.append(context(f"…and {len(records) - LIST_LIMIT} more: `/flow approvals`"))
-    return blocks
+    return pending_section("Pending approvals", records, pending_item, LIST_LIMIT)
 
 
 def pending_list(records: Sequence[ApprovalRecord]) -> Message:

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
     ButtonElement,
-    DividerBlock,
     HeaderBlock,
     InputBlock,
     PlainTextObject,
@@ -24,6 +22,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from cards.common import Message, clip, context, escape, message, section
+from cards.people_requests import pending_section, reminder, slack_date
 from cards.runs import input_element
 from flows.ask_model import AskRecord, AskResult
 
@@ -37,11 +36,6 @@ def field_block_id(field_id: str) -> str:
     return FIELD_PREFIX + field_id
 
 
-def _date(at: datetime) -> str:
-    fallback = at.strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"
-
-
 def _about(record: AskRecord) -> str:
     parts = []
     if record.flow_name:
@@ -49,7 +43,7 @@ def _about(record: AskRecord) -> str:
     if record.requester:
         parts.append(f"asked by <@{record.requester}>")
     if record.timeout_at:
-        parts.append(f"expires {_date(record.timeout_at)}")
+        parts.append(f"expires {slack_date(record.timeout_at)}")
     return " · ".join(parts) or "A form to fill in"
 
 
@@ -159,11 +153,8 @@ def requester_notice(record: AskRecord) -> Message:
 
 
 def reminder_message(record: AskRecord) -> Message:
-    text = f":bell: Reminder: *{record.title}* is waiting for your answer"
-    if record.timeout_at:
-        text += f"; it expires {_date(record.timeout_at)}"
-    text += ".\nUse the form's *Fill in* button, or `/flow approvals`."
-    return message(f"Reminder: {record.title} is waiting for your answer", section(text))
+    how = "Use the form's *Fill in* button, or `/flow approvals`."
+    return reminder(record.title, record.title, record.timeout_at, how)
 
 
 def form_modal(record: AskRecord, metadata: dict[str, Any]) -> dict[str, Any]:
@@ -242,18 +233,7 @@ def pending_item(record: AskRecord) -> list[dict[str, Any]]:
 
 def pending_asks_blocks(records: Sequence[AskRecord]) -> list[dict[str, Any]]:
     """The App Home's "Forms to fill in" section (header, items); empty when none."""
-    if not records:
-        return []
-    blocks: list[dict[str, Any]] = [
-        HeaderBlock(text=PlainTextObject(text="Forms to fill in")).to_dict()
-    ]
-    for index, record in enumerate(records[:LIST_LIMIT]):
-        if index:
-            blocks.append(DividerBlock().to_dict())
-        blocks.extend(pending_item(record))
-    if len(records) > LIST_LIMIT:
-        blocks.append(context(f"…and {len(records) - LIST_LIMIT} more: `/flow approvals`"))
-    return blocks
+    return pending_section("Forms to fill in", records, pending_item, LIST_LIMIT)
 
 
 def with_pending_asks(approvals: Message, records: Sequence[AskRecord]) -> Message:

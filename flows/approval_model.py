@@ -21,6 +21,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, Field
 
 from flows.errors import FlowbotError
+from flows.people_request_model import RequestNotifier, RequestStore, next_wake
 
 ApprovalMode = Literal["first_response", "everyone", "quorum"]
 ApprovalStatus = Literal["pending", "decided", "cancelled"]
@@ -187,10 +188,7 @@ class ApprovalRecord(BaseModel):
         return [u for u in self.approvers if u not in answered]
 
     def next_wake(self) -> datetime | None:
-        if self.reminder_at is not None and not self.reminded:
-            if self.timeout_at is None or self.reminder_at < self.timeout_at:
-                return self.reminder_at
-        return self.timeout_at
+        return next_wake(self.reminder_at, self.reminded, self.timeout_at)
 
     def output(self) -> dict[str, Any]:
         """What the run sees as `steps.<id>`."""
@@ -249,14 +247,10 @@ def evaluate(record: ApprovalRecord, responses: Sequence[ApprovalResponse]) -> D
 # ------------------------------------------------------------------ ports
 
 
-class ApprovalStore(Protocol):
-    async def create(self, record: ApprovalRecord) -> ApprovalRecord:
-        """Insert, or return the approval already made for (run_id, step_id)."""
-        ...
-
-    async def get(self, approval_id: str) -> ApprovalRecord | None: ...
-
-    async def get_for_step(self, run_id: str, step_id: str) -> ApprovalRecord | None: ...
+class ApprovalStore(RequestStore[ApprovalRecord], Protocol):
+    """The approvals' storage port: the shared part (`flows.people_request_model`), and
+    the responses. `expire` sets status "decided" with outcome "expired"; `pending_for`
+    leaves out the approvals the person answered already."""
 
     async def add_response(
         self,
@@ -269,71 +263,18 @@ class ApprovalStore(Protocol):
         approver and has not answered. Returns the updated record, or None."""
         ...
 
-    async def expire(self, approval_id: str, at: datetime) -> ApprovalRecord | None:
-        """Compare-and-set pending → decided with outcome "expired"; None if not pending."""
-        ...
 
-    async def cancel(
-        self, approval_id: str, at: datetime, reason: str, by: str | None
-    ) -> ApprovalRecord | None:
-        """Compare-and-set pending → cancelled; None if not pending."""
-        ...
-
-    async def pending_of_run(self, run_id: str) -> list[ApprovalRecord]:
-        """The run's approvals still pending."""
-        ...
-
-    async def set_messages(self, approval_id: str, messages: Sequence[ApprovalMessage]) -> None:
-        """Record the posted messages and mark the approval requested."""
-        ...
-
-    async def mark_reminded(self, approval_id: str) -> bool:
-        """True for the one caller that flips `reminded` (while still pending)."""
-        ...
-
-    async def mark_resumed(self, approval_id: str) -> None: ...
-
-    async def pending_for(self, team_id: str, user: str) -> list[ApprovalRecord]:
-        """Pending approvals where `user` is an approver who has not answered."""
-        ...
-
-    async def unresumed(self) -> list[ApprovalRecord]:
-        """Decided approvals whose run has not been given the outcome yet."""
-        ...
-
-
-class ApprovalNotifier(Protocol):
+class ApprovalNotifier(RequestNotifier[ApprovalRecord], Protocol):
     """How approvals reach people (`adapters.approval_notifier`: Block Kit cards)."""
-
-    async def send_request(self, record: ApprovalRecord) -> list[ApprovalMessage]:
-        """Post the buttons: a DM to each approver, or one post in `record.channel`."""
-        ...
 
     async def show_progress(self, record: ApprovalRecord) -> None:
         """A response was recorded without deciding: refresh the messages."""
         ...
 
-    async def show_outcome(self, record: ApprovalRecord) -> None:
-        """Decided: every message shows the outcome, who decided, the comment; no buttons.
-        Cancelled: every message says so and why; no buttons."""
-        ...
-
     async def remind(self, record: ApprovalRecord, users: Sequence[str]) -> None: ...
-
-    async def tell_requester(self, record: ApprovalRecord) -> None:
-        """The requester hears of a negative outcome (rejected, expired, custom)."""
-        ...
 
     async def notify(self, record: ApprovalRecord, event: Literal["requested", "decided"]) -> None:
         """A notice in the flow's notify channel."""
-        ...
-
-    async def bot_user(self) -> str | None:
-        """The bot's own user id: never an approver (it is a member of channels)."""
-        ...
-
-    async def refresh_lists(self, record: ApprovalRecord) -> None:
-        """The approvers' pending lists changed (the App Home's Pending approvals)."""
         ...
 
 

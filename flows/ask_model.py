@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from flows.approval_model import RunResumer
 from flows.definition import FlowInput
+from flows.people_request_model import RequestNotifier, RequestStore, next_wake
 from flows.records import RunRecord
 
 AskStatus = Literal["pending", "answered", "expired", "cancelled"]
@@ -77,10 +78,7 @@ class AskRecord(BaseModel):
         return self.status == "pending"
 
     def next_wake(self) -> datetime | None:
-        if self.reminder_at is not None and not self.reminded:
-            if self.timeout_at is None or self.reminder_at < self.timeout_at:
-                return self.reminder_at
-        return self.timeout_at
+        return next_wake(self.reminder_at, self.reminded, self.timeout_at)
 
     def output(self) -> dict[str, Any]:
         """What the run sees as `steps.<id>`: every field id is in `answers` (None when
@@ -98,14 +96,9 @@ class AskRecord(BaseModel):
 # ------------------------------------------------------------------ ports
 
 
-class AskStore(Protocol):
-    async def create(self, record: AskRecord) -> AskRecord:
-        """Insert, or return the ask already made for (run_id, step_id)."""
-        ...
-
-    async def get(self, ask_id: str) -> AskRecord | None: ...
-
-    async def get_for_step(self, run_id: str, step_id: str) -> AskRecord | None: ...
+class AskStore(RequestStore[AskRecord], Protocol):
+    """The asks' storage port: the shared part (`flows.people_request_model`), and the
+    one answer."""
 
     async def answer(
         self, ask_id: str, user: str, answers: Mapping[str, Any], at: datetime
@@ -114,60 +107,14 @@ class AskStore(Protocol):
         record, or None (someone else answered first, it expired or was cancelled)."""
         ...
 
-    async def expire(self, ask_id: str, at: datetime) -> AskRecord | None:
-        """Compare-and-set pending → expired; None if not pending."""
-        ...
 
-    async def cancel(
-        self, ask_id: str, at: datetime, reason: str, by: str | None
-    ) -> AskRecord | None:
-        """Compare-and-set pending → cancelled; None if not pending."""
-        ...
-
-    async def pending_of_run(self, run_id: str) -> list[AskRecord]: ...
-
-    async def set_messages(self, ask_id: str, messages: Sequence[AskMessage]) -> None:
-        """Record the posted messages and mark the ask requested."""
-        ...
-
-    async def mark_reminded(self, ask_id: str) -> bool:
-        """True for the one caller that flips `reminded` (while still pending)."""
-        ...
-
-    async def mark_resumed(self, ask_id: str) -> None: ...
-
-    async def pending_for(self, team_id: str, user: str) -> list[AskRecord]:
-        """Pending asks (already posted) where `user` is asked."""
-        ...
-
-    async def unresumed(self) -> list[AskRecord]:
-        """Answered or expired asks whose run has not been given the outcome yet."""
-        ...
-
-
-class AskNotifier(Protocol):
-    async def send_request(self, record: AskRecord) -> list[AskMessage]:
-        """Post the Fill in button: a DM to each person, a post in each channel."""
-        ...
-
-    async def show_outcome(self, record: AskRecord) -> None:
-        """Every message shows who answered (or that it expired / was cancelled)."""
-        ...
+class AskNotifier(RequestNotifier[AskRecord], Protocol):
+    """How asks reach Slack (`adapters.ask_notifier`)."""
 
     async def remind(self, record: AskRecord) -> None: ...
 
     async def notify(self, record: AskRecord, event: AskEvent) -> None:
         """A notice in the flow's notify channel (none when the flow has none)."""
-        ...
-
-    async def tell_requester(self, record: AskRecord) -> None:
-        """The person who started the run hears that the form expired."""
-        ...
-
-    async def bot_user(self) -> str | None: ...
-
-    async def refresh_lists(self, record: AskRecord) -> None:
-        """The pending lists of the people asked changed (App Home)."""
         ...
 
 

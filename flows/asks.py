@@ -1,9 +1,9 @@
 """The `ask` step's use cases (SPEC §13): a run parks until one of the people asked fills
 in the form (or it expires). What an ask is (record, ports) is in `flows.ask_model`.
 
-Built like approvals (`flows.approvals`) and sharing their pieces: the people asked are
-expanded as approvers are, deadlines and reminders are the same, the runner's durable
-wake-ups carry the timers, and a cancelled run cancels its pending asks.
+The waiting is the one core approvals (`flows.approvals`) use too, `flows.people_requests`:
+the people asked are expanded as approvers are, deadlines and reminders are the same, the
+runner's durable wake-ups carry the timers, and a cancelled run cancels its pending asks.
 
 - `AskService`: make the request (once per run and step), check a Fill in click, record
   the first valid submission exactly once (a compare-and-set in the store), expire and
@@ -14,13 +14,11 @@ wake-ups carry the timers, and a cancelled run cancels its pending asks.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from flows.approval_model import ApprovalError, NoApprovers
-from flows.approvals import deadlines, expand_approvers, resolve_principals
 from flows.ask_model import (
     WAITING_PREFIX,
     AskNotifier,
@@ -31,11 +29,15 @@ from flows.ask_model import (
     AskStore,
 )
 from flows.definition import AskStep, FlowInput
+from flows.people_requests import (
+    PeopleRequestExecutor,
+    PeopleRequestService,
+    expand_approvers,
+    rendered_notify_channel,
+)
 from flows.ports import Clock, Directory, IdGenerator
-from flows.records import RunRecord
-from flows.runner import CancelRequest, Done, Outcome, Park, StepContext, StepFailed, is_timer
-from flows.slack_ids import principal_kind, split_principals
-from flows.workspace_context import acting_for
+from flows.runner import Outcome, StepContext, StepFailed
+from flows.slack_ids import principal_kind
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +72,16 @@ def _is_channel(principal: str) -> bool:
     return bool(principal) and principal_kind(principal) == "channel"
 
 
-class AskService:
-    """The ask step's use cases; also a `Service` (start: resume runs a crash left)."""
+class AskService(PeopleRequestService[AskRecord, AskRequest]):
+    """The ask step's use cases; also a `Service` (start: resume runs a crash left). The
+    waiting itself (posting once, resuming, cancelling, timers) is `flows.people_requests`;
+    the fields and the one answer are here."""
+
+    noun = "ask"
+    closed = "answered"
+    store: AskStore
+    notifier: AskNotifier
+    resumer: AskRunResumer | None
 
     def __init__(
         self,
@@ -82,73 +92,14 @@ class AskService:
         ids: IdGenerator,
         resumer: AskRunResumer | None = None,
     ) -> None:
-        self.store = store
-        self.notifier = notifier
-        self.directory = directory
-        self.clock = clock
-        self.ids = ids
-        self.resumer = resumer
-        self.stop_grace = 10.0
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    # --- Service
-
-    async def start(self) -> None:
-        self._spawn(self._resume_unresumed())
-
-    async def stop(self) -> None:
-        tasks = list(self._tasks)
-        if not tasks:
-            return
-        _done, pending = await asyncio.wait(tasks, timeout=self.stop_grace)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def wait_idle(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-    async def _resume_unresumed(self) -> None:
-        try:
-            for record in await self.store.unresumed():
-                with acting_for(record.team_id):
-                    await self._quietly(self.notifier.show_outcome(record), "outcome update")
-                    await self._resume_run(record)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("resuming answered asks failed")
+        super().__init__(store, notifier, directory, clock, ids, resumer)
 
     # --- requests
-
-    async def request(self, req: AskRequest) -> AskRecord:
-        """Create the ask for (run, step) once and post its Fill in buttons once."""
-        record = await self.store.get_for_step(req.run_id, req.step_id)
-        if record is None:
-            record = await self.store.create(await self._new_record(req))
-        if record.requested or not record.pending:
-            return record
-        messages = await self.notifier.send_request(record)
-        await self.store.set_messages(record.id, messages)
-        await self._quietly(self.notifier.notify(record, "requested"), "requested notice")
-        await self._quietly(self.notifier.refresh_lists(record), "pending lists")
-        fresh = await self.store.get(record.id)
-        return fresh or record.model_copy(update={"messages": messages, "requested": True})
 
     async def _new_record(self, req: AskRequest) -> AskRecord:
         """The ask `req` makes; an `ApprovalError` (the approvers' refusals: unknown or
         empty `to`) if it cannot be made as written."""
-        bot_user = await self.notifier.bot_user()
-        principals = await resolve_principals(req.team_id, split_principals(req.to), self.directory)
-        people = await expand_approvers(
-            req.team_id, principals, self.directory, exclude=[bot_user] if bot_user else []
-        )
+        principals, people, exclude = await self._people(req.team_id, req.to)
         channels = [p for p in principals if _is_channel(p)]
         others = [p for p in principals if not _is_channel(p)]
         notify_channel = (
@@ -156,37 +107,20 @@ class AskService:
             if req.notify_channel
             else None
         )
-        exclude = [bot_user] if bot_user else []
         direct = await expand_approvers(req.team_id, others, self.directory, exclude=exclude)
         if not people:
             raise NoApprovers()
-        now = self.clock.now()
-        timeout_at, reminder_at = deadlines(now, req.timeout, req.reminder)
         return AskRecord(
-            id=self.ids.new_id("Q"),
-            team_id=req.team_id,
-            run_id=req.run_id,
-            step_id=req.step_id,
-            flow_id=req.flow_id,
-            flow_name=req.flow_name,
-            requester=req.requester,
+            **self._common_fields(req, "Q"),
             notify_channel=notify_channel,
-            title=req.title,
-            details=req.details,
             fields=list(req.fields),
             principals=principals,
             people=people,
             channels=channels,
             direct=direct,
-            created_at=now,
-            timeout_at=timeout_at,
-            reminder_at=reminder_at,
         )
 
     # --- filling in
-
-    async def pending_for(self, team_id: str, user: str) -> list[AskRecord]:
-        return await self.store.pending_for(team_id, user)
 
     async def check(self, ask_id: str, user: str, team_id: str | None = None) -> AskResult:
         """May this person fill in the form now? (Before opening the modal.) `team_id`: the
@@ -257,75 +191,38 @@ class AskService:
         await self._quietly(self.notifier.notify(record, "closed"), "answered notice")
         await self._quietly(self.notifier.refresh_lists(record), "pending lists")
 
-    async def _resume_run(self, record: AskRecord) -> None:
-        if self.resumer is None:
-            log.warning("ask %s answered but no runner is attached", record.id)
-            return
-        try:
-            await self.resumer.resume(record.run_id, record.step_id, record.output())
-        except Exception:
-            log.exception("resuming run %s after ask %s failed", record.run_id, record.id)
-            return
-        await self.store.mark_resumed(record.id)
+    # --- timers
 
-    async def _quietly(self, coro: Any, what: str) -> None:
-        try:
-            await coro
-        except Exception:
-            log.exception("ask %s failed", what)
+    async def _after_expiry(self, record: AskRecord) -> None:
+        await self._conclude_closed(record)
+        await self._quietly(self.notifier.notify(record, "closed"), "expired notice")
+        if record.requester:
+            await self._quietly(self.notifier.tell_requester(record), "requester notice")
 
-    # --- cancelling and timers
-
-    async def on_run_cancelled(self, run: RunRecord, request: CancelRequest) -> None:
-        """A `flows.runner.CancelListener`: the run's pending asks are cancelled."""
-        for record in await self.store.pending_of_run(run.id):
-            now = self.clock.now()
-            cancelled = await self.store.cancel(record.id, now, request.reason, request.by)
-            if cancelled is not None:
-                self._spawn(self._conclude_closed(cancelled))
-
-    async def _conclude_closed(self, record: AskRecord) -> None:
-        await self._quietly(self.notifier.show_outcome(record), "closed update")
-        await self._quietly(self.notifier.refresh_lists(record), "pending lists")
-
-    async def on_timer(self, run_id: str, step_id: str) -> AskRecord | None:
-        """A timer wake-up of the parked step: expire if due, remind if due."""
-        record = await self.store.get_for_step(run_id, step_id)
-        if record is None or not record.pending:
-            return record
-        now = self.clock.now()
-        if record.timeout_at is not None and now >= record.timeout_at:
-            expired = await self.store.expire(record.id, now)
-            if expired is None:  # answered meanwhile
-                return await self.store.get(record.id)
-            await self._conclude_closed(expired)
-            await self._quietly(self.notifier.notify(expired, "closed"), "expired notice")
-            if expired.requester:
-                await self._quietly(self.notifier.tell_requester(expired), "requester notice")
-            return expired
-        if record.reminder_at is not None and not record.reminded and now >= record.reminder_at:
-            if await self.store.mark_reminded(record.id):
-                await self._quietly(self.notifier.remind(record), "reminder")
-            return await self.store.get(record.id)
-        return record
+    async def _remind(self, record: AskRecord) -> None:
+        await self.notifier.remind(record)
 
 
-class AskStepExecutor:
+class AskStepExecutor(PeopleRequestExecutor[AskRecord]):
     """The runner's executor for `ask` steps (registered as "ask")."""
 
+    what = "form"
+    waiting_prefix = WAITING_PREFIX
+    service: AskService
+
     def __init__(self, service: AskService) -> None:
-        self.service = service
+        super().__init__(service)
 
     async def execute(self, step: AskStep, ctx: StepContext) -> Outcome:
         run = ctx.run
         request = AskRequest(
             team_id=run.team_id,
             run_id=run.id,
-            step_id=step.id,
+            step_id=ctx.step_id,  # in a loop, this iteration's step (`each[1]/q`)
             flow_id=run.flow_id,
             flow_name=run.flow_name,
             requester=run.started_by,
-            notify_channel=await _notify_channel(ctx),
+            notify_channel=await rendered_notify_channel(ctx),
             title=(await ctx.text("title", step.title)).strip() or "Form",
             details=(await ctx.text("details", step.details)).strip() if step.details else "",
             to=[await ctx.text("to", entry) for entry in step.to],
@@ -341,28 +238,5 @@ class AskStepExecutor:
             raise StepFailed(str(exc).replace("approver", "`to` entry"), "to") from None
         return await self._settle(record)
 
-    async def resume(self, step: AskStep, ctx: StepContext, payload: Mapping[str, Any]) -> Outcome:
-        if is_timer(payload):
-            record = await self.service.on_timer(ctx.run.id, step.id)
-        else:
-            record = await self.service.store.get_for_step(ctx.run.id, step.id)
-        if record is None:
-            raise StepFailed("the form request of this step is missing")
-        return await self._settle(record)
-
-    async def _settle(self, record: AskRecord) -> Outcome:
-        if record.status == "cancelled":
-            raise StepFailed(f"the form was cancelled: {record.cancel_reason or 'cancelled'}")
-        if not record.pending:
-            await self.service.store.mark_resumed(record.id)
-            return Done(record.output())
-        return Park(
-            wake_at=record.next_wake(),
-            waiting_for=WAITING_PREFIX + record.id,
-            output={"ask_id": record.id, "asked": list(record.people)},
-        )
-
-
-async def _notify_channel(ctx: StepContext) -> str | None:
-    notify = ctx.run.definition.notify
-    return (await ctx.text("notify", notify)).strip() or None if notify else None
+    def _parked(self, record: AskRecord) -> dict[str, Any]:
+        return {"ask_id": record.id, "asked": list(record.people)}

@@ -250,3 +250,44 @@ async def test_a_waiting_form_is_in_the_app_home_and_is_cancelled_with_its_run(
 
 async def _status(bot: BotHarness, run_id: str, status: str) -> bool:
     return (await ask_of(bot, run_id)).status == status
+
+
+LOOP_FORM = """
+name: Form per item
+steps:
+  - id: each
+    type: for_each
+    items: ["north", "south"]
+    steps:
+      - id: q
+        type: ask
+        to: ["<@U0BOB>"]
+        title: "Incident details {{ item }}"
+        fields:
+          - {id: note, label: Note, required: true}
+  - id: after
+    type: post_message
+    channel: "#general"
+    text: >-
+      {{ steps.each.results | map(attribute='q') | map(attribute='answers')
+      | map(attribute='note') | join(',') }}
+"""
+
+
+async def test_an_ask_in_a_loop_asks_once_per_iteration(bot: BotHarness) -> None:
+    flow = await create_flow(bot, LOOP_FORM)
+    await bot.driver.slash(ALICE, "run Form per item")
+    for place, note in (("north", "n1"), ("south", "s1")):
+        found: list[JSON] = await eventually(
+            lambda place=place: [
+                m
+                for m in bot.emulator.messages_in(BOB)
+                if f"Incident details {place}" in m.get("text", "") and has_buttons(m)
+            ]
+        )
+        view = await open_form(bot, BOB, copy.deepcopy(found[-1]))
+        values = by_label(view, {"Note": note})
+        assert (await bot.driver.fill_and_submit(BOB, view["id"], values)).ok
+    [run] = await finished_run(bot, flow.id)
+    assert run.status == "succeeded", run.error
+    assert texts_in(bot, "#general")[-1] == "n1,s1"

@@ -2,50 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from flows.ask_model import ANSWERED, EXPIRED, AskMessage, AskRecord
+from flows.ask_model import ANSWERED, EXPIRED, AskRecord
+from flows.testing.memory.people_requests import MemoryPeopleRequests
 from flows.testing.memory.plain import plain
 
 
-class MemoryAskStore:
+class MemoryAskStore(MemoryPeopleRequests[AskRecord]):
     """`flows.ask_model.AskStore` in memory (MongoDB: `storage.asks_repo`)."""
 
-    def __init__(self) -> None:
-        self._records: dict[str, AskRecord] = {}
-
-    @staticmethod
-    def _copy(record: AskRecord | None) -> AskRecord | None:
-        return record.model_copy(deep=True) if record is not None else None
-
-    def _pending(self, ask_id: str) -> AskRecord | None:
-        record = self._records.get(ask_id)
-        return record if record is not None and record.pending else None
-
-    async def create(self, record: AskRecord) -> AskRecord:
-        # One ask per (run, step): a re-executed step finds the first one.
-        existing = await self.get_for_step(record.run_id, record.step_id)
-        if existing is not None:
-            return existing
+    def _stored(self, record: AskRecord) -> AskRecord:
         if record.id in self._records:
             # MongoDB refuses a second document with the same _id (DuplicateKeyError).
             raise ValueError(f"an ask with id {record.id!r} already exists")
         stored = record.model_copy(deep=True)
         stored.answers = plain(stored.answers)
-        self._records[record.id] = stored
-        return record
+        return stored
 
-    async def get(self, ask_id: str) -> AskRecord | None:
-        return self._copy(self._records.get(ask_id))
-
-    async def get_for_step(self, run_id: str, step_id: str) -> AskRecord | None:
-        found = next(
-            (r for r in self._records.values() if r.run_id == run_id and r.step_id == step_id),
-            None,
-        )
-        return self._copy(found)
+    def _waits_for(self, record: AskRecord, user: str) -> bool:
+        return user in record.people
 
     async def answer(
         self, ask_id: str, user: str, answers: Mapping[str, Any], at: datetime
@@ -80,40 +58,6 @@ class MemoryAskStore:
         # A cancelled run is not resumed: nothing is left to do at start.
         record.resumed = True
         return self._copy(record)
-
-    async def pending_of_run(self, run_id: str) -> list[AskRecord]:
-        return [
-            r.model_copy(deep=True)
-            for r in self._records.values()
-            if r.run_id == run_id and r.pending
-        ]
-
-    async def set_messages(self, ask_id: str, messages: Sequence[AskMessage]) -> None:
-        record = self._records.get(ask_id)
-        if record is not None:
-            record.messages = [m.model_copy() for m in messages]
-            record.requested = True
-
-    async def mark_reminded(self, ask_id: str) -> bool:
-        record = self._pending(ask_id)
-        if record is None or record.reminded:
-            return False
-        record.reminded = True
-        return True
-
-    async def mark_resumed(self, ask_id: str) -> None:
-        record = self._records.get(ask_id)
-        if record is not None:
-            record.resumed = True
-
-    async def pending_for(self, team_id: str, user: str) -> list[AskRecord]:
-        found = [
-            r
-            for r in self._records.values()
-            if r.team_id == team_id and r.pending and r.requested and user in r.people
-        ]
-        found.sort(key=lambda r: r.created_at)
-        return [r.model_copy(deep=True) for r in found]
 
     async def unresumed(self) -> list[AskRecord]:
         return [
