@@ -16,10 +16,14 @@ from tests.support import (
     command,
     create_flow,
     eventually,
+    field_errors,
     finished_run,
+    flow_doc,
     has_buttons,
+    import_through_modal,
     runs_of,
     texts_in,
+    wait_view,
     waiting_run,
 )
 
@@ -86,3 +90,53 @@ async def test_deleting_the_calling_flow_cancels_its_child_runs(bot: BotHarness)
     assert child_done.status == "cancelled"
     assert (await approval_of(bot, child_run.id, "ask")).status == "cancelled"
     assert texts_in(bot, "#general") == []
+
+
+HOURLY = """
+name: Hourly
+kind: scheduled
+trigger: {type: schedule, cron: "0 * * * *"}
+steps:
+  - {type: post_message, channel: "#general", text: "tick"}
+"""
+
+BAD_CALLS = """
+name: Bad caller
+steps:
+  - {id: unknown, type: call_flow, flow: Ask Bob, inputs: {what: x, colour: red}}
+  - id: fan
+    type: parallel
+    branches:
+      - - {id: missing, type: call_flow, flow: ask bob, inputs: {}}
+      - - {id: sched, type: call_flow, flow: Hourly}
+  - {id: later, type: call_flow, flow: Not yet made}
+  - {id: templated, type: call_flow, flow: "{{ 'Ask Bob' }}", inputs: {nope: 1}}
+  - {id: dynamic, type: call_flow, flow: Ask Bob, inputs: {what: "{{ run.id }}"}}
+"""
+
+
+async def test_call_flow_steps_are_checked_against_their_child_when_saved(
+    bot: BotHarness,
+) -> None:
+    await create_flow(bot, CHILD)
+    await create_flow(bot, HOURLY)
+    errors = field_errors(await import_through_modal(bot, ALICE, BAD_CALLS))["definition"]
+    assert "steps[0].inputs.colour: Ask Bob has no input 'colour' (its inputs: what)" in errors
+    assert "steps[1].branches[0][0].inputs: Ask Bob needs the input(s) what" in errors
+    assert "steps[1].branches[1][0].flow: Hourly is a scheduled flow" in errors
+    # Not made yet, a templated name, templated values: checked when the step runs.
+    assert "steps[2]" not in errors and "steps[3]" not in errors and "steps[4]" not in errors
+    assert await flow_doc(bot, "Bad caller") is None  # nothing saved
+
+
+async def test_a_flow_calling_itself_by_id_is_refused_when_saved(bot: BotHarness) -> None:
+    flow = await create_flow(bot, PARENT)
+    await bot.driver.slash(ALICE, "edit Caller")
+    editor = await wait_view(bot, ALICE, "flow_editor")
+    source = PARENT.replace("flow: Ask Bob", f"flow: {flow.id}")
+    errors = field_errors(
+        await bot.driver.fill_and_submit(ALICE, editor["id"], {"definition": source})
+    )["definition"]
+    assert "steps[0].flow: a flow cannot call itself" in errors
+    doc = await flow_doc(bot, "Caller")
+    assert doc is not None and doc["version"] == 1
