@@ -398,6 +398,15 @@ class ApprovalService:
             if cancelled is not None:  # else a decision got there first: it stands
                 self._spawn(self._conclude_cancelled(cancelled))
 
+    async def cancel_step(self, run_id: str, step_id: str, reason: str) -> None:
+        """The step's pending approval is cancelled (its container timed out)."""
+        record = await self.store.get_for_step(run_id, step_id)
+        if record is None or not record.pending:
+            return
+        cancelled = await self.store.cancel(record.id, self.now(), reason, None)
+        if cancelled is not None:
+            self._spawn(self._conclude_cancelled(cancelled))
+
     async def _conclude_cancelled(self, record: ApprovalRecord) -> None:
         await self._quietly(self.notifier.show_outcome(record), "cancelled update")
         await self._quietly(self.notifier.refresh_lists(record), "pending lists")
@@ -440,6 +449,10 @@ class ApprovalStepExecutor:
 
     def __init__(self, service: ApprovalService) -> None:
         self.service = service
+
+    async def abandon(self, step: Any, ctx: StepContext, reason: str) -> None:
+        """The waiting step will not go on (its container timed out): close it."""
+        await self.service.cancel_step(ctx.run.id, ctx.step_id, reason)
 
     async def execute(self, step: ApprovalStep, ctx: StepContext) -> Outcome:
         run = ctx.run

@@ -272,6 +272,15 @@ class AskService:
             if cancelled is not None:
                 self._spawn(self._conclude_closed(cancelled))
 
+    async def cancel_step(self, run_id: str, step_id: str, reason: str) -> None:
+        """The step's pending ask is cancelled (its container timed out)."""
+        record = await self.store.get_for_step(run_id, step_id)
+        if record is None or not record.pending:
+            return
+        cancelled = await self.store.cancel(record.id, self.clock.now(), reason, None)
+        if cancelled is not None:
+            self._spawn(self._conclude_closed(cancelled))
+
     async def _conclude_closed(self, record: AskRecord) -> None:
         await self._quietly(self.notifier.show_outcome(record), "closed update")
         await self._quietly(self.notifier.refresh_lists(record), "pending lists")
@@ -303,6 +312,10 @@ class AskStepExecutor:
 
     def __init__(self, service: AskService) -> None:
         self.service = service
+
+    async def abandon(self, step: Any, ctx: StepContext, reason: str) -> None:
+        """The waiting step will not go on (its container timed out): close it."""
+        await self.service.cancel_step(ctx.run.id, ctx.step_id, reason)
 
     async def execute(self, step: AskStep, ctx: StepContext) -> Outcome:
         run = ctx.run

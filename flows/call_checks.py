@@ -27,6 +27,19 @@ def _is_template(value: Any) -> bool:
     return isinstance(value, str) and ("{{" in value or "{%" in value)
 
 
+def _value_error(spec: Any, value: Any) -> str | None:
+    """Why a literal value does not fit the input (None: it fits, or is a template)."""
+    if value is None or _is_template(value) or isinstance(value, (bool, int, float)):
+        return None
+    if value == "" and spec.type != "text":
+        return None
+    try:
+        spec.coerce(str(value))
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def _input_errors(loc: tuple[Any, ...], child: FlowRecord, given: Mapping[str, Any]) -> list[Err]:
     errors: list[Err] = []
     known = ", ".join(i.id for i in child.definition.inputs) or "none"
@@ -36,14 +49,9 @@ def _input_errors(loc: tuple[Any, ...], child: FlowRecord, given: Mapping[str, A
             message = f"{child.name} has no input {name!r} (its inputs: {known})"
             errors.append(((*loc, "inputs", name), message))
             continue
-        if value is None or _is_template(value) or isinstance(value, (bool, int, float)):
-            continue
-        if value == "" and spec.type != "text":
-            continue
-        try:
-            spec.coerce(str(value))
-        except ValueError as exc:
-            errors.append(((*loc, "inputs", name), f"{exc}"))
+        problem = _value_error(spec, value)
+        if problem:
+            errors.append(((*loc, "inputs", name), problem))
     missing = [
         spec.id
         for spec in child.definition.inputs
