@@ -148,3 +148,38 @@ async def test_a_loop_past_its_timeout_is_caught_and_a_quick_one_succeeds(
     texts = texts_in(bot, "#general")
     assert texts[:2] == ["item 1", "item 2"] and texts[-2:] == ["q1", "q2"]
     assert "caught" in texts[2] and "timed out after 5m" in texts[2]
+
+
+GUARDED = """
+name: Guarded
+steps:
+  - id: guard
+    type: try
+    timeout: 1h
+    on_error: continue
+    steps:
+      - {id: ask, type: ask, to: "<@U0BOB>", title: "Your order?",
+         fields: [{id: dish, type: text}]}
+    finally:
+      - {id: tidy, type: post_message, channel: "#general", text: "tidy"}
+  - {id: after, type: post_message, channel: "#general", text: "went on: {{ steps.guard.ok }}"}
+"""
+
+
+async def test_a_try_past_its_timeout_closes_its_form_and_the_run_goes_on(
+    timed: tuple[BotHarness, FakeClock],
+) -> None:
+    bot, clock = timed
+    flow = await create_flow(bot, GUARDED)
+    await bot.driver.slash(ALICE, "run Guarded")
+    run = await parked(bot, flow.id)
+    clock.advance(timedelta(hours=1, seconds=1))
+    [done] = await finished_run(bot, flow.id)
+    assert done.status == "succeeded", done.error
+    assert done.steps["guard"].status == "failed"
+    assert "timed out after 1h" in (done.steps["guard"].error or "")
+    asks = bot.db["asks"]
+    record = await asks.find_one({"run_id": run.id})
+    assert record is not None and record["status"] == "cancelled"
+    # The body stopped: its finally did not run either; the run went on.
+    assert texts_in(bot, "#general") == ["went on: False"]
