@@ -37,6 +37,7 @@ from flows.approvals import ApprovalService, ApprovalStepExecutor, ApprovalStore
 from flows.ask_model import AskStore
 from flows.asks import AskService, AskStepExecutor
 from flows.catalog import FlowCatalog, FlowStore, UserStore
+from flows.child_cancel import ChildRuns
 from flows.child_flows import CallFlowExecutor
 from flows.concurrency import Concurrency, RunSlotStore
 from flows.connections import (
@@ -376,6 +377,8 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
     # --- a deleted flow's runs in progress are cancelled, and their pending approvals
     runner.on_cancelled.append(approvals.on_run_cancelled)
     runner.on_cancelled.append(asks.on_run_cancelled)
+    # … and the runs it started with call_flow (theirs close in turn).
+    runner.on_cancelled.append(ChildRuns(runner).on_run_cancelled)
 
     async def cancel_runs_of_deleted_flow(team_id: str, flow_id: str, deleted_by: str) -> None:
         await runner.cancel_flow_runs(team_id, flow_id, deleted_by, "the flow was deleted")

@@ -128,6 +128,11 @@ async def import_flow(settings: Settings, path: Path, team: str, user: str) -> i
         except FlowbotError as exc:
             print(f"flowbot: {_plain(describe(exc))}", file=sys.stderr)
             return 1
+        except DefinitionError as exc:  # a call_flow step that does not fit its child
+            print(f"flowbot: {path} is not a valid flow definition:", file=sys.stderr)
+            for error in exc.errors:
+                print(f"  {error}", file=sys.stderr)
+            return 1
     _report(result)
     return 0
 

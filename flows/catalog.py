@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from flows.call_checks import check_calls
 from flows.definition import FlowDefinition, ScheduleTrigger, WebhookTrigger
 from flows.errors import FlowbotError, NotAllowed
 from flows.errors import FlowNotFound as FlowNotFound  # re-exported: importers catch it here
@@ -294,6 +295,7 @@ class FlowCatalog:
             refusal = await self.creation_policy.creation_refusal(team_id, user_id)
             if refusal is not None:
                 raise refusal
+        await check_calls(self.find, team_id, definition, None)
         now = self.clock.now()
         token = secrets.token_urlsafe(32) if needs_webhook_token(definition) else None
         flow = FlowRecord(
@@ -338,6 +340,7 @@ class FlowCatalog:
         flow, _ = await self.authorize(team_id, user_id, ref, Action.EDIT)
         if expected_version is not None and expected_version != flow.version:
             raise VersionConflict(flow.name, expected_version, flow.version, flow.updated_by)
+        await check_calls(self.find, team_id, definition, flow.id)
         saved = await self.store.replace_definition(flow, definition, user_id, self.clock.now())
         token = None
         # A flow that became a webhook flow gets its token now; an existing one is kept.

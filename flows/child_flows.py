@@ -18,10 +18,20 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+from flows.child_cancel import cancel_one
 from flows.definition.steps import CallFlowStep
 from flows.errors import FlowNotFound
 from flows.records import FlowRecord, RunRecord, RunTrigger
-from flows.run_model import ChildCall, Done, DuplicateRun, Outcome, Park, StepContext, StepFailed
+from flows.run_model import (
+    CancelRequest,
+    ChildCall,
+    Done,
+    DuplicateRun,
+    Outcome,
+    Park,
+    StepContext,
+    StepFailed,
+)
 from flows.run_requests import RunNotAllowed, RunRequests, missing_required, with_defaults
 from flows.runner import Runner
 
@@ -114,6 +124,16 @@ class CallFlowExecutor:
             waiting_for=WAITING_PREFIX + child_id,
             output={"run_id": child_id},
         )
+
+    async def abandon(self, step: CallFlowStep, ctx: StepContext, reason: str) -> None:
+        """The waiting step will not go on (its container timed out): its child run
+        is cancelled."""
+        recorded = ctx.run.steps.get(ctx.step_id)
+        child_id = str(recorded.output.get("run_id") or "") if recorded else ""
+        child = await self.runner.get(child_id) if child_id else None
+        if child is not None and not child.finished:
+            request = CancelRequest(reason=reason, by=None, at=ctx.now())
+            await cancel_one(self.runner, child_id, request)
 
     async def resume(
         self, step: CallFlowStep, ctx: StepContext, payload: Mapping[str, Any]

@@ -92,20 +92,27 @@ class ForEachExecutor(_NoResume):
     async def execute(self, step: Any, ctx: StepContext) -> Outcome:
         raise StepFailed("a for_each step runs through the runner")
 
-    async def run_body(self, step: ForEachStep, ctx: StepContext, body: Body) -> Done:
+    @staticmethod
+    async def _started(step: ForEachStep, ctx: StepContext, body: Body) -> list[Any]:
+        """The loop's items: recorded when it started, or evaluated and recorded now."""
         recorded = ctx.run.steps.get(ctx.step_id)
-        if recorded is not None and recorded.status == "running":
-            items = list(recorded.output.get("items") or [])  # a resumed loop
-        else:
-            items = await _items(step, ctx)
-            started = StepResult(
-                step_id=ctx.step_id,
-                type=step.type,
-                status="running",
-                output={"items": items, "count": len(items)},
-                started_at=ctx.now(),
-            )
-            await body.record(started)
+        if recorded is not None and recorded.status == "running" and "items" in recorded.output:
+            return list(recorded.output.get("items") or [])  # a resumed loop
+        items = await _items(step, ctx)
+        # Started already (a `timeout` recorded its deadline): keep that, and its start.
+        before = recorded if recorded is not None and recorded.status == "running" else None
+        started = StepResult(
+            step_id=ctx.step_id,
+            type=step.type,
+            status="running",
+            output={**(before.output if before else {}), "items": items, "count": len(items)},
+            started_at=before.started_at if before and before.started_at else ctx.now(),
+        )
+        await body.record(started)
+        return items
+
+    async def run_body(self, step: ForEachStep, ctx: StepContext, body: Body) -> Done:
+        items = await self._started(step, ctx, body)
         scopes = [ctx.scope.iteration(ctx.step_id, i, item) for i, item in enumerate(items)]
 
         def job(index: int) -> Any:

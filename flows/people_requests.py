@@ -246,6 +246,15 @@ class PeopleRequestService(Generic[R, Q]):
             if cancelled is not None:  # else a decision got there first: it stands
                 self._spawn(self._conclude_closed(cancelled))
 
+    async def cancel_step(self, run_id: str, step_id: str, reason: str) -> None:
+        """The step's pending request is cancelled (its container timed out)."""
+        record = await self.store.get_for_step(run_id, step_id)
+        if record is None or not record.pending:
+            return
+        cancelled = await self.store.cancel(record.id, self.now(), reason, None)
+        if cancelled is not None:
+            self._spawn(self._conclude_closed(cancelled))
+
     async def _conclude_closed(self, record: R) -> None:
         await self._quietly(self.notifier.show_outcome(record), "closed update")
         await self._quietly(self.notifier.refresh_lists(record), "pending lists")
@@ -298,6 +307,10 @@ class PeopleRequestExecutor(Generic[R]):
     def _step_key(self, step: Any, ctx: StepContext) -> str:
         """The step id the record is stored under."""
         return ctx.step_id
+
+    async def abandon(self, step: Any, ctx: StepContext, reason: str) -> None:
+        """The waiting step will not go on (its container timed out): close it."""
+        await self.service.cancel_step(ctx.run.id, ctx.step_id, reason)
 
     def _parked(self, record: R) -> dict[str, Any]:
         """The step's output while it waits."""

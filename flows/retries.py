@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from flows.container_timeout import bounded_container
 from flows.definition.failure import RetryPolicy
 from flows.durations import parse_duration
 from flows.records import StepResult
@@ -183,6 +184,10 @@ async def _execute(
 ) -> Outcome:
     """One try, bounded by the step's `timeout` when it executes (not containers)."""
     limit = _timeout(step)
+    if limit is not None and isinstance(executor, ContainerExecutor):
+        return await bounded_container(
+            runner, drive, step, executor, recorded, started_at, ctx, limit
+        )
     waiting = recorded is not None and recorded.status == "waiting"
     deadline = _deadline(recorded)
     if waiting and deadline is not None and deadline <= runner.clock.now():

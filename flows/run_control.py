@@ -16,10 +16,11 @@ Every decision is `flows.permissions`'; refusals are `RunControlRefused` with da
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 
 from flows.catalog import FlowCatalog
+from flows.child_cancel import cancel_one
 from flows.concurrency import Concurrency
 from flows.connections import RUN_CHOICES_KEY
 from flows.errors import FlowbotError, FlowNotFound
@@ -108,17 +109,12 @@ class RunControl:
             raise RunControlRefused("cancel", run.id, user_id, "not_allowed")
         if run.finished:
             raise RunControlRefused("cancel", run.id, user_id, "finished")
-        runner = self.runner
-        request = CancelRequest(reason=CANCEL_REASON, by=user_id, at=runner.clock.now())
-        request = replace(request, words=runner.describe_cancel(request))
-        outcome = await runner.store.cancel_run(run.id, request)
+        request = CancelRequest(reason=CANCEL_REASON, by=user_id, at=self.runner.clock.now())
+        outcome = await cancel_one(self.runner, run.id, request)
         if outcome is False:
             raise RunControlRefused("cancel", run.id, user_id, "finished")
         if isinstance(outcome, RunRecord):
             # Ended now: approvals and asks close, the slot frees, Slack is told.
-            await runner._tell_cancel_listeners(outcome, request)
-            previous = runner._tasks.get(outcome.id)
-            runner._track(outcome.id, runner._after_cancel(previous, outcome, request))
             return Controlled("cancel", outcome)
         return Controlled("cancel", run, stopping=True)
 
