@@ -281,3 +281,61 @@ async def test_history_is_newest_first_and_per_starter(engine: Engine) -> None:
     assert [r.started_by for r in history] == [BOB, ALICE]
     mine = await engine.runner.history(flow.team_id, flow.id, started_by=ALICE)
     assert [r.started_by for r in mine] == [ALICE]
+
+
+class QuietGate(Gate):
+    """A gate without an outside effect: its result rides along with the next write."""
+
+    no_outside_effect = True
+
+
+POST_GATE_POST = """
+name: Batched
+steps:
+  - {id: hello, type: post_message, channel: "#general", text: "hello"}
+  - {id: gate, type: set_variable, name: x, value: 1}
+  - {id: after, type: post_message, channel: "#general", text: "after"}
+"""
+
+
+async def test_a_post_waiting_to_be_written_is_kept_when_a_stop_interrupts_the_run(
+    engine: Engine,
+) -> None:
+    gate = QuietGate()
+    engine.runner.executors.register("set_variable", gate)
+    engine.runner.stop_grace = 0.01
+    flow = flow_record(POST_GATE_POST)
+    run = await engine.runner.start_run(flow, RunTrigger(type="manual", user=ALICE))
+    await gate.entered.wait()
+    # `hello` posted and rides along with the next write, which has not come yet.
+    stored = await engine.runs.get(run.id)
+    assert stored is not None and "hello" not in stored.steps
+    await engine.runner.stop()  # the gate outlasts the grace: the drive is interrupted
+    queued = await engine.runs.get(run.id)
+    assert queued is not None and queued.status == "queued"
+    assert queued.steps["hello"].status == "succeeded" and "gate" not in queued.steps
+    gate.open.set()
+    await engine.runner.start()
+    assert await engine.runner.wake_due() == 1
+    await engine.settle()
+    done = await engine.runs.get(run.id)
+    assert done is not None and done.status == "succeeded", done.error
+    assert engine.messenger.texts_in("C0GENERAL") == ["hello", "after"]  # none twice
+
+
+async def test_a_cancel_keeps_the_steps_that_rode_along(engine: Engine) -> None:
+    gate = QuietGate()
+    engine.runner.executors.register("set_variable", gate)
+    flow = flow_record(POST_GATE_POST)
+    run = await engine.runner.start_run(flow, RunTrigger(type="manual", user=ALICE))
+    await gate.entered.wait()
+    assert await engine.runner.cancel_flow_runs(flow.team_id, flow.id, ALICE, "deleted") == 1
+    gate.open.set()
+    await engine.settle()
+    stopped = await engine.runs.get(run.id)
+    assert stopped is not None and stopped.status == "cancelled"
+    # The refused write before `after` ended the run, keeping both finished steps.
+    assert stopped.steps["hello"].status == "succeeded"
+    assert stopped.steps["gate"].status == "succeeded"
+    assert "after" not in stopped.steps
+    assert engine.messenger.texts_in("C0GENERAL") == ["hello"]
