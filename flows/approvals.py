@@ -431,6 +431,17 @@ class ApprovalService:
 # ------------------------------------------------------------------ the step executor
 
 
+def _decision_of(ctx: StepContext, payload: Mapping[str, Any]) -> bool:
+    """Is `payload` the decided output of this step's approval (`ApprovalRecord.output`)?"""
+    waiting = ctx.run.steps.get(ctx.step_id)
+    approval_id = waiting.output.get("approval_id") if waiting is not None else None
+    return (
+        bool(payload.get("outcome"))
+        and approval_id is not None
+        and payload.get("approval_id") == approval_id
+    )
+
+
 class ApprovalStepExecutor:
     """The runner's executor for `approval` steps (registered as "approval").
 
@@ -478,18 +489,25 @@ class ApprovalStepExecutor:
     ) -> Outcome:
         if is_timer(payload):
             record = await self.service.on_timer(ctx.run.id, ctx.step_id)
+        elif _decision_of(ctx, payload):
+            # The service resumes the run with the decided record's output (final once
+            # decided): no read on the way to the run's next step.
+            return Done(dict(payload))
         else:
             record = await self.service.store.get_for_step(ctx.run.id, ctx.step_id)
         if record is None:
             raise StepFailed("the approval request of this step is missing")
-        return await self._settle(record)
+        # A decision's resume is marked by the service that resumed the run (after its
+        # resume returns): not one more write on the way to the run's next step.
+        return await self._settle(record, mark=is_timer(payload))
 
-    async def _settle(self, record: ApprovalRecord) -> Outcome:
+    async def _settle(self, record: ApprovalRecord, *, mark: bool = True) -> Outcome:
         if record.cancelled:
             # Only a cancelled run's approval is cancelled: this run is being stopped.
             raise StepFailed(f"the approval was cancelled: {record.cancel_reason or 'cancelled'}")
         if not record.pending:
-            await self.service.store.mark_resumed(record.id)
+            if mark:
+                await self.service.store.mark_resumed(record.id)
             return Done(record.output())
         return Park(
             wake_at=record.next_wake(),

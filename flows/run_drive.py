@@ -173,6 +173,10 @@ class _Drive:
     # Finished steps not written yet: they ride along with the run's next write
     # (flows.run_writes).
     unwritten: list[StepResult] = field(default_factory=list)
+    # The step resumed with the news the run was woken for (a decision, an answer, a
+    # child's end), until the run's next write: the store keeps that news
+    # (`pending_resume`) until then, so after a crash it is resumed the same again.
+    replayed: str | None = None
 
     def extra(self) -> dict[str, Any]:
         """Top-level fields changed since the last write (vars, the notify message)."""

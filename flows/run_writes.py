@@ -63,6 +63,7 @@ async def write_step(runner: Runner, drive: _Drive, result: StepResult | None) -
         )
         raise _LeaseLost
     drop_written(drive, [*earlier, result])
+    drive.replayed = None  # the store dropped the news with this write
     drive.clean()
     drive.in_doubt = False  # steps started from now on began after the crash
 
@@ -82,11 +83,22 @@ async def flush_quietly(runner: Runner, drive: _Drive) -> None:
         log.warning("run %s: finished steps not recorded before the stop", drive.run.id)
 
 
+def _to_keep(drive: _Drive) -> list[StepResult]:
+    """Unwritten steps a crash could not redo the same: all but the step resumed with
+    the news its run was woken for (the store keeps that news until the run's next
+    write, so a crash resumes it the same again: a decision's approval, an answered
+    form, a called flow's end; none of them acts outside when resumed so)."""
+    return [r for r in drive.unwritten if r.step_id != drive.replayed]
+
+
 def must_flush(runner: Runner, drive: _Drive, step_type: str) -> bool:
-    """Before a step of `step_type` starts: must the unwritten steps be stored first?"""
+    """Before a step of `step_type` starts: must the unwritten steps be stored first?
+    (A resumed run's next post goes out without one more write: click → post.)"""
     if not drive.unwritten:
         return False
-    return runner._stopping or runner.executors.has_outside_effect(step_type)
+    if runner._stopping:
+        return True
+    return runner.executors.has_outside_effect(step_type) and bool(_to_keep(drive))
 
 
 def before_notice(runner: Runner, drive: _Drive) -> bool:
@@ -94,7 +106,7 @@ def before_notice(runner: Runner, drive: _Drive) -> bool:
     a Slack call too, and shows it as done)?"""
     if not drive.run.definition.notify:
         return False
-    return any(runner.executors.has_outside_effect(r.type) for r in drive.unwritten)
+    return any(runner.executors.has_outside_effect(r.type) for r in _to_keep(drive))
 
 
 async def park_all(runner: Runner, drive: _Drive) -> None:

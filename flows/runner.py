@@ -578,6 +578,8 @@ class Runner:
         if drive.wake is not None and drive.wake[0] == key:
             payload = drive.wake[1]
             drive.wake = None
+            if not is_timer(payload):
+                drive.replayed = key  # see flows.run_writes.must_flush
             if not is_timer(payload) or due or (own_wake is None and alone(run, key)):
                 return await executor.resume(step, ctx, payload)
         elif due:
