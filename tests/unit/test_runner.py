@@ -330,7 +330,8 @@ async def test_a_post_waiting_to_be_written_is_kept_when_a_stop_interrupts_the_r
     assert await engine.runner.wake_due() == 1
     await engine.settle()
     done = await engine.runs.get(run.id)
-    assert done is not None and done.status == "succeeded", done.error
+    assert done is not None
+    assert done.status == "succeeded", done.error
     assert engine.messenger.texts_in("C0GENERAL") == ["hello", "after"]  # none twice
 
 
@@ -398,7 +399,8 @@ async def test_a_resumed_run_posts_next_without_writing_the_decision_first(
     gate.open.set()
     await engine.settle()
     done = await engine.runs.get(run_id)
-    assert done is not None and done.status == "succeeded", done.error
+    assert done is not None
+    assert done.status == "succeeded", done.error
     assert done.steps["ask"].output["outcome"] == "approved"
     assert done.steps["after"].status == "succeeded"
 
@@ -418,7 +420,8 @@ async def test_a_crash_after_the_decision_resumes_it_the_same_from_the_stored_ne
     assert await other.wake_due() == 1
     await other.idle()
     done = await engine.runs.get(run_id)
-    assert done is not None and done.status == "succeeded", done.error
+    assert done is not None
+    assert done.status == "succeeded", done.error
     assert done.steps["ask"].output["outcome"] == "approved"
     assert done.steps["ask"].output["responder"] == BOB
     assert engine.messenger.texts_in("C0GENERAL") == ["after"]
