@@ -250,6 +250,7 @@ class ApprovalStepExecutor(PeopleRequestExecutor[ApprovalRecord]):
 
     what = "approval"
     waiting_prefix = WAITING_PREFIX
+    id_key = "approval_id"
     service: ApprovalService
 
     def __init__(self, service: ApprovalService) -> None:

@@ -208,6 +208,7 @@ class AskStepExecutor(PeopleRequestExecutor[AskRecord]):
 
     what = "form"
     waiting_prefix = WAITING_PREFIX
+    id_key = "ask_id"
     service: AskService
 
     def __init__(self, service: AskService) -> None:

@@ -7,8 +7,9 @@ runner runs that case's steps (and follows the same case after a restart).
 steps are recorded under `<loop>[<index>]/<step id>` (see `flows.run_model.Scope`), a
 branch's under their own ids (unique in the flow), so a resumed run skips what finished
 and resumes what waited. A loop records its items once when it starts (its template is
-not evaluated again after a restart); each body step is one write, and the loop's end one
-more: a loop of N posts costs about N writes.
+not evaluated again after a restart); a body step with an outside effect is written
+before the next one starts (flows.run_writes), the loop's end rides along with the next
+write: a loop of N posts costs about N writes.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ def _as_text(value: Any) -> str:
 class SwitchExecutor(_NoResume):
     """Compares `value` (as text) with each case; records the case taken (`case`: the
     key, `default`, or None when nothing matched and there is no default)."""
+
+    no_outside_effect = True  # its result rides along with the run's next write
 
     async def execute(self, step: SwitchStep, ctx: StepContext) -> Outcome:
         value = _as_text(await ctx.native("value", step.value))
@@ -88,6 +91,9 @@ async def _items(step: ForEachStep, ctx: StepContext) -> list[Any]:
 class ForEachExecutor(_NoResume):
     """Runs the body once per item, `concurrency` at a time (1: one after another, in
     order). Output: `count`, and `results` (per item, body step id → output)."""
+
+    # Its own start and end touch nothing outside (each body step is judged by itself).
+    no_outside_effect = True
 
     async def execute(self, step: Any, ctx: StepContext) -> Outcome:
         raise StepFailed("a for_each step runs through the runner")
@@ -147,6 +153,9 @@ def _branch_ids(steps: Sequence[Any]) -> list[str]:
 class ParallelExecutor(_NoResume):
     """Starts every branch at once; ends when all ended, failing (then) if one failed.
     Output: `branches` (per branch, step id → output)."""
+
+    # Its own start and end touch nothing outside (each body step is judged by itself).
+    no_outside_effect = True
 
     async def execute(self, step: Any, ctx: StepContext) -> Outcome:
         raise StepFailed("a parallel step runs through the runner")

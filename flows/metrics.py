@@ -138,6 +138,25 @@ class MeteredRunStore:
                 self._step(done)
         return ok
 
+    async def park(
+        self,
+        run_id: str,
+        lease: Lease,
+        result: StepResult,
+        wake_at: datetime | None,
+        waiting_for: str | None,
+        extra: Mapping[str, Any],
+        *,
+        earlier: Sequence[StepResult] = (),
+    ) -> bool:
+        ok = await self.store.park(
+            run_id, lease, result, wake_at, waiting_for, extra, earlier=earlier
+        )
+        if ok:
+            for done in earlier:  # steps that rode along (the waiting one is not done)
+                self._step(done)
+        return ok
+
     async def finish(
         self,
         run_id: str,

@@ -300,6 +300,7 @@ class PeopleRequestExecutor(Generic[R]):
 
     what = "request"
     waiting_prefix = ""
+    id_key = ""  # the record's id in the step's output ("approval_id", "ask_id")
 
     def __init__(self, service: PeopleRequestService[R, Any]) -> None:
         self.service = service
@@ -316,23 +317,38 @@ class PeopleRequestExecutor(Generic[R]):
         """The step's output while it waits."""
         raise NotImplementedError
 
+    def _decision_of(self, ctx: StepContext, payload: Mapping[str, Any]) -> bool:
+        """Is `payload` the closed output of this step's request (`record.output()`)?"""
+        waiting = ctx.run.steps.get(ctx.step_id)
+        request_id = waiting.output.get(self.id_key) if waiting is not None else None
+        return (
+            bool(payload.get("outcome"))
+            and request_id is not None
+            and payload.get(self.id_key) == request_id
+        )
+
     async def resume(self, step: Any, ctx: StepContext, payload: Mapping[str, Any]) -> Outcome:
         key = self._step_key(step, ctx)
         if is_timer(payload):
             record = await self.service.on_timer(ctx.run.id, key)
+        elif self._decision_of(ctx, payload):
+            # The service resumed the run with the closed record's output (final once
+            # closed): no read on the way to the run's next step; it marks the resume.
+            return Done(dict(payload))
         else:
             record = await self.service.store.get_for_step(ctx.run.id, key)
         if record is None:
             raise StepFailed(f"the {self.what} request of this step is missing")
-        return await self._settle(record)
+        return await self._settle(record, mark=is_timer(payload))
 
-    async def _settle(self, record: R) -> Outcome:
+    async def _settle(self, record: R, *, mark: bool = True) -> Outcome:
         if record.status == "cancelled":
             # Only a cancelled run's request is cancelled: this run is being stopped.
             reason = record.cancel_reason or "cancelled"
             raise StepFailed(f"the {self.what} was cancelled: {reason}")
         if not record.pending:
-            await self.service.store.mark_resumed(record.id)
+            if mark:
+                await self.service.store.mark_resumed(record.id)
             return Done(record.output())
         return Park(
             wake_at=record.next_wake(),

@@ -4,7 +4,7 @@ the `Body` a container step (for_each, parallel) runs its steps through.
 Several steps may wait at once (approvals in parallel branches, in the iterations of a
 concurrent loop): a step that parks is only noted in the drive (`_Drive.parked`); its
 branch stops, the others go on until they end or park too, and the run then parks once,
-recording every waiting step (`Runner._park_all`).
+recording every waiting step (`flows.run_writes.park_all`).
 """
 
 from __future__ import annotations
@@ -126,16 +126,20 @@ async def finish_written(
     """The store's `finish` of the run (its status, error and error step as set); if what
     the run produced cannot be stored, it ends failed with why, without it."""
     run, lease = drive.run, drive.lease
+    earlier = [r for r in drive.unwritten if r is not result]
     try:
-        return await runner.store.finish(
-            run.id, lease, status, now, run.error, run.error_step, result, extra
+        ok = await runner.store.finish(
+            run.id, lease, status, now, run.error, run.error_step, result, extra, earlier=earlier
         )
     except Exception as exc:
         log.warning("run %s: its end could not be recorded", run.id, exc_info=True)
         run.status, run.error = "failed", not_recorded(runner.describe_error(exc))
-        return await runner.store.finish(
+        ok = await runner.store.finish(
             run.id, lease, "failed", now, run.error, run.error_step, None, {}
         )
+    if ok:
+        drive.unwritten = []
+    return ok
 
 
 def alone(run: RunRecord, key: str) -> bool:
@@ -166,6 +170,13 @@ class _Drive:
     last_progress: float = 0.0
     # Steps that parked during this drive, waiting to be recorded with the run's park.
     parked: list[tuple[StepResult, Park]] = field(default_factory=list)
+    # Finished steps not written yet: they ride along with the run's next write
+    # (flows.run_writes).
+    unwritten: list[StepResult] = field(default_factory=list)
+    # The step resumed with the news the run was woken for (a decision, an answer, a
+    # child's end), until the run's next write: the store keeps that news
+    # (`pending_resume`) until then, so after a crash it is resumed the same again.
+    replayed: str | None = None
 
     def extra(self) -> dict[str, Any]:
         """Top-level fields changed since the last write (vars, the notify message)."""
@@ -192,6 +203,11 @@ class _Body:
 
     async def record(self, result: StepResult) -> None:
         self.drive.run.steps[result.step_id] = result
+        self.drive.unwritten.append(result)
+
+    async def _write(self, result: StepResult) -> None:
+        """A body step's failure, written at once (a resumed run knows it failed)."""
+        self.drive.run.steps[result.step_id] = result
         await self.runner._write_step(self.drive, result)
 
     async def attempt(self, steps: Sequence[Any], scope: Scope) -> StepError | None:
@@ -202,7 +218,7 @@ class _Body:
             if result is None:  # a failure to record is not the body's: the run fails
                 raise
             if self.drive.run.steps.get(result.step_id) is not result:
-                await self.record(result)
+                await self._write(result)
             return StepError(result.step_id, result.error or failure.error)
         return None
 
@@ -248,7 +264,7 @@ class _Body:
         for failure in failures.values():
             # The failed step is recorded, so that a resumed run knows this job failed.
             if failure.result is not None:
-                await self.record(failure.result)
+                await self._write(failure.result)
         if signals:
             raise signals[0]  # parked
         return [failures[index].error for index in sorted(failures)]

@@ -209,7 +209,8 @@ class Body(Protocol):
         ...
 
     async def record(self, result: StepResult) -> None:
-        """Record the container's own progress (a loop's items) in one write."""
+        """Record the container's own progress (a loop's items): it rides along with the
+        run's next write, which comes before any body step with an outside effect."""
         ...
 
     async def attempt(self, steps: Sequence[Any], scope: Scope) -> StepError | None:

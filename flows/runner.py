@@ -40,7 +40,6 @@ from flows.run_drive import (
     step_failure,
     tell_each,
     tell_parent,
-    written,
 )
 from flows.run_limits import MAX_CRASHES, crashed_repeatedly
 
@@ -74,6 +73,15 @@ from flows.run_model import (
     is_timer,
     plain_cancel_reason,
     template_data,
+)
+from flows.run_writes import (
+    before_notice,
+    flush,
+    flush_quietly,
+    must_flush,
+    others,
+    park_all,
+    write_step,
 )
 from flows.storable import storable
 from flows.workspace_context import for_team
@@ -384,6 +392,8 @@ class Runner:
             if now - drive.last_progress < self.progress_interval:
                 return
             drive.last_progress = now
+            if before_notice(self, drive):
+                await flush(self, drive)
         try:
             ref = await self.notifier.run_event(drive.run, event)
         except Exception:
@@ -418,12 +428,18 @@ class Runner:
             run.outputs = self._outputs(drive)
         except _Parked:
             try:
-                await self._park_all(drive)
+                await park_all(self, drive)
             except (_LeaseLost, _Cancelled):
                 return
             await self._notify(drive, "waiting")
             return
-        except (_LeaseLost, _Stopping, _Cancelled):
+        except _Stopping:
+            await flush_quietly(self, drive)  # steps another branch finished meanwhile
+            return
+        except asyncio.CancelledError:
+            await flush_quietly(self, drive)  # interrupted by a stop: keep what finished
+            raise
+        except (_LeaseLost, _Cancelled):
             return
         except _Failure as failure:
             await self._finish(drive, "failed", failure)
@@ -487,6 +503,8 @@ class Runner:
             # It failed in a branch or an iteration before the run waited elsewhere (and
             # the run went on if the step says `on_error: continue`).
             return replay_failure(step, key, recorded)
+        if must_flush(self, drive, step.type):
+            await flush(self, drive)  # a finished side effect is recorded before this starts
         if self._stopping:
             raise _Stopping
         started_at = recorded.started_at if recorded and recorded.started_at else self.clock.now()
@@ -560,6 +578,8 @@ class Runner:
         if drive.wake is not None and drive.wake[0] == key:
             payload = drive.wake[1]
             drive.wake = None
+            if not is_timer(payload):
+                drive.replayed = key  # see flows.run_writes.must_flush
             if not is_timer(payload) or due or (own_wake is None and alone(run, key)):
                 return await executor.resume(step, ctx, payload)
         elif due:
@@ -573,7 +593,7 @@ class Runner:
     async def _record_done(
         self, drive: _Drive, step: Any, key: str, outcome: Done, started_at: datetime
     ) -> StepResult:
-        """One `$set` of the finished step (refused when cancelled or the lease is lost)."""
+        """The finished step, kept for the run's next write (flows.run_writes)."""
         result = StepResult(
             step_id=key,
             type=step.type,
@@ -583,49 +603,12 @@ class Runner:
             finished_at=self.clock.now(),
         )
         drive.run.steps[key] = result
-        await self._write_step(drive, result)
+        drive.unwritten.append(result)
         return result
 
     async def _write_step(self, drive: _Drive, result: StepResult) -> None:
-        run = drive.run
-        drive.lease = self.lease()
-        write = self.store.record_step(run.id, drive.lease, result, drive.extra())
-        if not await written(self, run.id, result, write):
-            if await self._cancelled_at_boundary(drive, result):
-                raise _Cancelled
-            log.warning(
-                "run %s: lease lost at step %s; another process drives it", run.id, result.step_id
-            )
-            raise _LeaseLost
-        drive.clean()
-        drive.in_doubt = False  # steps started from now on began after the crash
-
-    async def _park_all(self, drive: _Drive) -> None:
-        """Record every step that parked during this drive, and park the run until the
-        first of their wake-up times."""
-        parked, drive.parked = drive.parked, []
-        for result, _park in parked[:-1]:
-            if result.status == "waiting" and drive.run.steps.get(result.step_id) is result:
-                await self._write_step(drive, result)
-        result, last = parked[-1]
-        times = [p.wake_at for _r, p in parked if p.wake_at is not None]
-        await self._park(drive, result, Park(min(times) if times else None, last.waiting_for))
-
-    async def _park(self, drive: _Drive, result: StepResult, park: Park) -> None:
-        run = drive.run
-        run.steps[result.step_id] = result
-        run.status = "waiting"
-        run.wake_at = park.wake_at
-        run.waiting_for = park.waiting_for
-        wake_at, extra = park.wake_at, drive.extra()
-        write = self.store.park(run.id, drive.lease, result, wake_at, park.waiting_for, extra)
-        if not await written(self, run.id, result, write):
-            if await self._cancelled_at_boundary(drive, result):
-                raise _Cancelled
-            raise _LeaseLost
-        drive.clean()
-        if park.wake_at is not None:
-            self._schedule_kick(park.wake_at)
+        """Write `result` now, with the steps finished since the last write."""
+        await write_step(self, drive, result)
 
     async def _cancelled_at_boundary(self, drive: _Drive, result: StepResult | None) -> bool:
         """A write at a step boundary was refused: if the run was asked to stop, end it
@@ -634,11 +617,13 @@ class Runner:
         run = drive.run
         now = self.clock.now()
         stopped_at = result.step_id if result and result.status != "succeeded" else None
+        earlier, extra = others(drive, result), drive.extra()
         request = await self.store.end_cancelled(
-            run.id, drive.lease, now, stopped_at, result, drive.extra()
+            run.id, drive.lease, now, stopped_at, result, extra, earlier=earlier
         )
         if request is None:
             return False
+        drive.unwritten = []
         if result is not None:
             run.steps[result.step_id] = result
         run.status = "cancelled"

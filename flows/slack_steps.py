@@ -198,6 +198,8 @@ class SetChannelTopicExecutor(_Base):
 
 
 class LookupUserExecutor(_Base):
+    no_outside_effect = True  # a read: its result rides along with the run's next write
+
     async def execute(self, step: LookupUserStep, ctx: StepContext) -> Outcome:
         email = (await ctx.text("email", step.email)).strip()
         if "@" not in email:

@@ -30,6 +30,9 @@ class TryExecutor:
     """Output: `caught` (a body step failed and catch ran) and `error` (that failure:
     `step`, `message`), so later steps can look at what happened."""
 
+    # Its own start and end touch nothing outside (each body step is judged by itself).
+    no_outside_effect = True
+
     async def execute(self, step: Any, ctx: StepContext) -> Outcome:
         raise StepFailed("a try step runs through the runner")
 

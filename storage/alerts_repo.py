@@ -30,12 +30,19 @@ class MongoFailureStreaks:
         return int(doc.get("count", 0)) if doc else 0
 
     async def succeeded(self, flow_id: str) -> int:
-        doc = await self.collection.find_one_and_update(
-            {"_id": flow_id, "count": {"$gt": 0}},
-            {"$set": {"count": 0}},
-            return_document=ReturnDocument.BEFORE,
-        )
-        return int(doc.get("count", 0)) if doc else 0
+        # Each success of a flow comes here: a read by `_id` (no streak: done), then a
+        # compare-and-set on the count read (`find_one_and_update` makes the embedded
+        # server scan; see storage/runs_repo.py `_after`).
+        while True:
+            doc = await self.collection.find_one({"_id": flow_id}, projection={"count": 1})
+            count = int(doc.get("count", 0)) if doc else 0
+            if count <= 0:
+                return 0
+            reset = await self.collection.update_one(
+                {"_id": flow_id, "count": count}, {"$set": {"count": 0}}
+            )
+            if reset.modified_count == 1:
+                return count
 
     async def forget(self, flow_id: str) -> None:
         await self.collection.delete_one({"_id": flow_id})

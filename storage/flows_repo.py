@@ -9,6 +9,7 @@ Definitions are read back with `definition_from_storage`: they were validated wh
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -40,10 +41,35 @@ def flow_to_document(flow: FlowRecord) -> Document:
 _PARSE_CHUNK = 50
 
 
-def flow_from_document(doc: Document) -> FlowRecord:
+class ParsedDefinitions:
+    """Definitions read back, by (flow id, version): a version's definition never changes,
+    so a flow read again (each scheduled firing, each trigger) is not parsed again. One
+    per store (ids are unique in one database); the least recently used go first."""
+
+    def __init__(self, size: int = 2048) -> None:
+        self.size = size
+        self._parsed: OrderedDict[tuple[str, int], FlowDefinition] = OrderedDict()
+
+    def get(self, doc: Document) -> FlowDefinition:
+        key = (str(doc["_id"]), int(doc.get("version") or 1))
+        found = self._parsed.get(key)
+        if found is not None:
+            self._parsed.move_to_end(key)
+            return found
+        definition = definition_from_storage(doc["definition"])
+        self._parsed[key] = definition
+        if len(self._parsed) > self.size:
+            self._parsed.popitem(last=False)
+        return definition
+
+
+def flow_from_document(doc: Document, parsed: ParsedDefinitions | None = None) -> FlowRecord:
     # The definition was validated when it was saved: validating it again on every read
     # would cost ~1 ms a flow, seconds of a blocked event loop at 10,000 flows.
-    definition = definition_from_storage(doc["definition"])
+    if parsed is not None:
+        definition = parsed.get(doc)
+    else:
+        definition = definition_from_storage(doc["definition"])
     fields = {k: v for k, v in doc.items() if k not in ("_id", "name_key", "definition")}
     return FlowRecord.model_validate({**fields, "id": doc["_id"], "definition": definition})
 
@@ -54,6 +80,7 @@ class MongoFlowStore:
     def __init__(self, db: AsyncIOMotorDatabase[Document]) -> None:
         self.flows = db["flows"]
         self.versions_collection = db["flow_versions"]
+        self.parsed = ParsedDefinitions()
 
     async def ensure_indexes(self) -> None:
         await self.flows.create_index(
@@ -86,11 +113,11 @@ class MongoFlowStore:
 
     async def get(self, team_id: str, flow_id: str) -> FlowRecord | None:
         doc = await self.flows.find_one({"_id": flow_id, "team_id": team_id})
-        return flow_from_document(doc) if doc else None
+        return flow_from_document(doc, self.parsed) if doc else None
 
     async def get_by_name(self, team_id: str, name: str) -> FlowRecord | None:
         doc = await self.flows.find_one({"team_id": team_id, "name_key": name_key(name)})
-        return flow_from_document(doc) if doc else None
+        return flow_from_document(doc, self.parsed) if doc else None
 
     async def list_candidates(self, team_id: str, user_id: str) -> list[FlowRecord]:
         # Shares with groups and channels are kept: membership is decided by the caller.
@@ -104,7 +131,7 @@ class MongoFlowStore:
         }
         flows: list[FlowRecord] = []
         async for doc in self.flows.find(query):
-            flows.append(flow_from_document(doc))
+            flows.append(flow_from_document(doc, self.parsed))
             if len(flows) % _PARSE_CHUNK == 0:
                 # Parsing thousands of definitions would hold the event loop for seconds
                 # (a resync at 10,000 flows): let acknowledgements and wake-ups through.
@@ -123,7 +150,7 @@ class MongoFlowStore:
     async def _parsed(self, cursor: Any) -> list[FlowRecord]:
         flows: list[FlowRecord] = []
         async for doc in cursor:
-            flows.append(flow_from_document(doc))
+            flows.append(flow_from_document(doc, self.parsed))
             if len(flows) % _PARSE_CHUNK == 0:
                 await asyncio.sleep(0)  # thousands of flows: let the event loop breathe
         return flows
@@ -151,10 +178,11 @@ class MongoFlowStore:
     async def get_by_id(self, flow_id: str) -> FlowRecord | None:
         """A flow by its id in any workspace (webhooks arrive with the flow id only)."""
         doc = await self.flows.find_one({"_id": flow_id})
-        return flow_from_document(doc) if doc else None
+        return flow_from_document(doc, self.parsed) if doc else None
 
     async def list_team(self, team_id: str) -> list[FlowRecord]:
-        return [flow_from_document(doc) async for doc in self.flows.find({"team_id": team_id})]
+        cursor = self.flows.find({"team_id": team_id})
+        return [flow_from_document(doc, self.parsed) async for doc in cursor]
 
     async def replace_definition(
         self, current: FlowRecord, definition: FlowDefinition, by: str, at: datetime
@@ -182,7 +210,7 @@ class MongoFlowStore:
             if latest is None:
                 raise FlowNotFound(current.id)
             raise VersionConflict(current.name, current.version, latest.version, latest.updated_by)
-        return flow_from_document(doc)
+        return flow_from_document(doc, self.parsed)
 
     async def _archive(self, flow: FlowRecord) -> None:
         await self.versions_collection.update_one(
@@ -214,7 +242,7 @@ class MongoFlowStore:
             {"$set": {"enabled": enabled, "enabled_changed_by": by, "enabled_changed_at": at}},
             return_document=ReturnDocument.AFTER,
         )
-        return flow_from_document(doc) if doc else None
+        return flow_from_document(doc, self.parsed) if doc else None
 
     # --- sharing (issue 5): the sharing list changes without a new definition version.
     async def set_shares(
@@ -231,7 +259,7 @@ class MongoFlowStore:
             {"$set": {"shares": [s.model_dump(mode="python") for s in shares]}},
             return_document=ReturnDocument.AFTER,
         )
-        return flow_from_document(doc) if doc else None
+        return flow_from_document(doc, self.parsed) if doc else None
 
     # --- connections (issue 7): slots are filled without a new definition version.
     async def set_bindings(
@@ -248,17 +276,17 @@ class MongoFlowStore:
             {"$set": {"bindings": [b.model_dump(mode="python") for b in bindings]}},
             return_document=ReturnDocument.AFTER,
         )
-        return flow_from_document(doc) if doc else None
+        return flow_from_document(doc, self.parsed) if doc else None
 
     async def flows_using_connection(self, team_id: str, connection_id: str) -> list[FlowRecord]:
         query = {"team_id": team_id, "bindings.connection_id": connection_id}
-        return [flow_from_document(doc) async for doc in self.flows.find(query)]
+        return [flow_from_document(doc, self.parsed) async for doc in self.flows.find(query)]
 
     async def flows_using_connections(
         self, team_id: str, connection_ids: Sequence[str]
     ) -> list[FlowRecord]:
         query = {"team_id": team_id, "bindings.connection_id": {"$in": list(connection_ids)}}
-        return [flow_from_document(doc) async for doc in self.flows.find(query)]
+        return [flow_from_document(doc, self.parsed) async for doc in self.flows.find(query)]
 
     async def delete(self, team_id: str, flow_id: str) -> bool:
         result = await self.flows.delete_one({"_id": flow_id, "team_id": team_id})

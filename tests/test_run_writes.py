@@ -92,9 +92,6 @@ async def harness(mongo: EmbeddedMongo, db_name: str) -> AsyncIterator[Harness]:
     client.close()
 
 
-@pytest.mark.xfail(
-    strict=True, reason="write batching (issue 20) is being ported onto the merged engine"
-)
 async def test_a_three_step_run_costs_three_writes(harness: Harness) -> None:
     run, writes = await harness.run(THREE_STEPS)
     assert run.status == "succeeded", run.error
@@ -103,12 +100,62 @@ async def test_a_three_step_run_costs_three_writes(harness: Harness) -> None:
     assert writes == 3  # insert; first and check before second starts; second with the end
 
 
-@pytest.mark.xfail(
-    strict=True, reason="write batching (issue 20) is being ported onto the merged engine"
-)
 async def test_posts_in_a_row_cost_about_one_write_each(harness: Harness) -> None:
     run, writes = await harness.run(POSTS_IN_A_ROW)
     assert run.status == "succeeded", run.error
     assert len(run.steps) == 10 and run.vars == {"n": 4}
     # The insert, one write before each post after the first, and the end.
     assert writes == 1 + 4 + 1
+
+
+LOOP_OF_POSTS = """
+name: Loop
+steps:
+  - id: each
+    type: for_each
+    items: "{{ [1, 2, 3, 4, 5] }}"
+    steps:
+      - {id: hi, type: post_message, channel: "#general", text: "hi {{ item }}"}
+      - {id: seen, type: set_variable, name: last, value: "{{ item }}"}
+"""
+
+TRY_AND_BRANCHES = """
+name: Nested
+steps:
+  - id: guarded
+    type: try
+    steps:
+      - {id: a, type: post_message, channel: "#general", text: "a"}
+      - id: pick
+        type: switch
+        value: "x"
+        cases:
+          x: [{id: b, type: post_message, channel: "#general", text: "b"}]
+    finally:
+      - {id: c, type: post_message, channel: "#general", text: "c"}
+  - id: both
+    type: parallel
+    branches:
+      - - {id: d, type: post_message, channel: "#general", text: "d"}
+      - - {id: e, type: set_variable, name: e, value: 1}
+"""
+
+
+async def test_a_loop_of_posts_costs_about_one_write_per_post(harness: Harness) -> None:
+    run, writes = await harness.run(LOOP_OF_POSTS)
+    assert run.status == "succeeded", run.error
+    assert run.steps["each"].status == "succeeded" and run.steps["each"].output["count"] == 5
+    assert [run.steps[f"each[{i}]/hi"].status for i in range(5)] == ["succeeded"] * 5
+    assert run.vars == {"last": 5}
+    # The insert, the loop's items before the first post, one write before each later
+    # post, and the end: N + 2 writes for N posts (each step alone: 2N + 3).
+    assert writes == 1 + 1 + 4 + 1
+
+
+async def test_nested_steps_are_all_recorded_with_fewer_writes(harness: Harness) -> None:
+    run, writes = await harness.run(TRY_AND_BRANCHES)
+    assert run.status == "succeeded", run.error
+    for key in ("guarded", "a", "pick", "b", "c", "both", "d", "e"):
+        assert run.steps[key].status == "succeeded", key
+    # Posts a, b, c, d: the insert, one write before each post after the first, the end.
+    assert writes == 1 + 3 + 1
