@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import gc
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -82,6 +84,40 @@ class TemplateError(Exception):
         return self.message
 
 
+class _GcTime(threading.local):
+    """This thread's CPU time spent collecting garbage: a full collection (~70 ms here)
+    can land in any render, and it is not the template's doing."""
+
+    spent = 0.0
+    started: float | None = None
+
+
+_GC_TIME = _GcTime()
+
+
+def _on_gc(phase: str, info: dict[str, Any]) -> None:
+    if phase == "start":
+        _GC_TIME.started = time.thread_time()
+    elif _GC_TIME.started is not None:
+        _GC_TIME.spent += time.thread_time() - _GC_TIME.started
+        _GC_TIME.started = None
+
+
+def _template_cpu() -> float:
+    """The thread's CPU clock without its garbage collections."""
+    return time.thread_time() - _GC_TIME.spent
+
+
+def _template_wall() -> float:
+    """A wall clock without this thread's garbage collections (they take as long)."""
+    return time.monotonic() - _GC_TIME.spent
+
+
+def _watch_gc() -> None:
+    if _on_gc not in gc.callbacks:  # registered by the first budget, not at import
+        gc.callbacks.append(_on_gc)
+
+
 class _Budget:
     __slots__ = ("cpu_deadline", "loops", "produced", "seconds", "wall_deadline")
 
@@ -89,16 +125,18 @@ class _Budget:
         self.loops = MAX_LOOP_ITERATIONS
         self.produced = _MAX_PRODUCED
         self.seconds = seconds
-        self.cpu_deadline = time.thread_time() + seconds if seconds is not None else None
+        if seconds is not None:
+            _watch_gc()
+        self.cpu_deadline = _template_cpu() + seconds if seconds is not None else None
         # A thread starved of the interpreter lock uses no CPU: bound its wall time too.
-        self.wall_deadline = time.monotonic() + seconds * 20 if seconds is not None else None
+        self.wall_deadline = _template_wall() + seconds * 20 if seconds is not None else None
 
     def tick(self) -> None:
         """Raise once the render has used its time (checked in every sandbox hook)."""
         if self.cpu_deadline is None:
             return
-        if time.thread_time() > self.cpu_deadline or (
-            self.wall_deadline is not None and time.monotonic() > self.wall_deadline
+        if _template_cpu() > self.cpu_deadline or (
+            self.wall_deadline is not None and _template_wall() > self.wall_deadline
         ):
             ms = round((self.seconds or 0) * 1000)
             raise TemplateError(f"template took too long (over {ms} ms)")

@@ -197,3 +197,19 @@ def test_condition_round_trip() -> None:
     rendered = render_value("{{ steps.ask.outcome == 'approved' }}", CONTEXT)
     assert is_truthy(rendered)
     assert not is_truthy(render_text("{{ steps.ask.outcome == 'rejected' }}", CONTEXT))
+
+
+def test_a_garbage_collection_during_a_render_does_not_count_against_its_budget() -> None:
+    import gc
+
+    from flows.templating import time_limit
+
+    garbage = [[index] for index in range(1_500_000)]  # a full collection takes a while
+    try:
+        with time_limit(0.005):
+            started = time.thread_time()
+            gc.collect()
+            assert time.thread_time() - started > 0.005  # the collection alone is over budget
+            assert render_text("{{ 1 + 1 }}", {}) == "2"
+    finally:
+        del garbage
