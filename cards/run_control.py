@@ -82,6 +82,14 @@ def attempts_text(result: StepResult) -> str:
     return text
 
 
+def unknown_run_id(run_id: str) -> str:
+    """A typed run id that names no run of the workspace."""
+    return (
+        f"There is no run `{escape(run_id)}` in this workspace: run ids are shown in "
+        "`/flow history`, run details and notifications."
+    )
+
+
 def controlled(done: Controlled) -> Message:
     run = done.run
     if done.action == "cancel":

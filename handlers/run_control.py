@@ -13,6 +13,7 @@ from cards import run_control as cards
 from cards.errors import describe
 from flows.errors import FlowbotError
 from flows.run_control import ControlAction, Controlled, RunControl
+from flows.run_requests import RunNotFound
 from handlers.commands import CommandContext, Subcommand, UsageError
 from handlers.deps import HandlerDeps
 
@@ -38,7 +39,10 @@ def _command(action: ControlAction) -> Any:
     async def handle(ctx: CommandContext) -> None:
         if len(ctx.args) != 1:
             raise UsageError("Give the run id (history, details and notifications show it).")
-        done = await _act(_control(ctx.deps), action, ctx.team_id, ctx.user_id, ctx.args[0])
+        try:
+            done = await _act(_control(ctx.deps), action, ctx.team_id, ctx.user_id, ctx.args[0])
+        except RunNotFound as exc:  # a typed id that names no run: a typing mistake
+            raise UsageError(cards.unknown_run_id(exc.run_id)) from None
         await ctx.reply(**cards.controlled(done))
 
     return handle

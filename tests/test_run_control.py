@@ -26,6 +26,7 @@ from tests.support import (
     plant_share,
     response_texts,
     runs_of,
+    slash,
     start_flowbot,
     texts_in,
     waiting_run,
@@ -248,3 +249,10 @@ async def test_a_concurrency_limit_of_one_with_three_runs(
 async def _statuses(bot: BotHarness, flow_id: str, expected: list[str]) -> Any:
     runs = await runs_of(bot, flow_id)
     return runs if [r.status for r in runs] == expected else None
+
+
+async def test_a_typed_run_id_that_names_no_run_gets_the_usage_line(bot: BotHarness) -> None:
+    for verb in ("cancel", "retry", "rerun"):
+        answer = await slash(bot, ALICE, f"{verb} R0nope")
+        assert "There is no run `R0nope` in this workspace" in answer.text
+        assert f"/flow {verb} <run id>" in answer.text
