@@ -142,7 +142,7 @@ class MongoFlowStore:
 
     async def list_enabled(self, trigger_type: str, team_id: str | None = None) -> list[FlowRecord]:
         """Enabled flows whose trigger has this type (all workspaces unless `team_id`)."""
-        query: Document = {"enabled": True, "definition.trigger.type": trigger_type}
+        query: Document = {"enabled": True, "definition.trigger.type": _stored_type(trigger_type)}
         if team_id is not None:
             query["team_id"] = team_id
         return await self._parsed(self.flows.find(query))
@@ -158,7 +158,7 @@ class MongoFlowStore:
     async def enabled_versions(self, trigger_type: str) -> dict[str, tuple[str, int]]:
         """flow id -> (team id, version) of the enabled flows with this trigger type: a
         projection, nothing parsed (the schedule's resync compares versions with it)."""
-        query: Document = {"enabled": True, "definition.trigger.type": trigger_type}
+        query: Document = {"enabled": True, "definition.trigger.type": _stored_type(trigger_type)}
         cursor = self.flows.find(query, projection={"team_id": 1, "version": 1})
         versions: dict[str, tuple[str, int]] = {}
         async for doc in cursor:
@@ -319,3 +319,10 @@ class MongoFlowStore:
                 )
             )
         return history
+
+
+def _stored_type(trigger_type: str) -> Any:
+    """The filter on `definition.trigger.type` for this type: a stored definition leaves
+    the default (manual) trigger out, so "manual" also matches a missing type (`$in` with
+    null; a field-level operator, still served by an index)."""
+    return {"$in": [trigger_type, None]} if trigger_type == "manual" else trigger_type

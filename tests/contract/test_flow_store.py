@@ -137,14 +137,8 @@ async def test_enabled_versions_and_get_many_serve_the_schedule_resync(flows: An
     assert await flows.get_many([]) == []
 
 
-async def test_list_enabled_finds_flows_with_the_default_trigger(
-    flows: FlowStore, backend: str, request: pytest.FixtureRequest
-) -> None:
-    if backend == "mongo":
-        # A real difference, reported rather than hidden: `to_dict` leaves the default
-        # (manual) trigger out of the stored definition, so the query on
-        # `definition.trigger.type` misses it. No caller asks for "manual" today.
-        request.applymarker(pytest.mark.xfail(strict=True, reason="default trigger not stored"))
+async def test_list_enabled_finds_flows_with_the_default_trigger(flows: FlowStore) -> None:
+    # `to_dict` leaves the default (manual) trigger out of the stored definition.
     await flows.insert(flow_record(name="Manual", flow_id="F4"))
     assert [f.id for f in await flows.list_enabled("manual", TEAM)] == ["F4"]
 
