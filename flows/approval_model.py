@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -281,7 +282,14 @@ class ApprovalNotifier(RequestNotifier[ApprovalRecord], Protocol):
 class RunResumer(Protocol):
     """The runner's external wake-up (issue 4): give a parked step its result."""
 
-    async def resume(self, run_id: str, step_id: str, payload: dict[str, Any]) -> Any: ...
+    async def resume(
+        self,
+        run_id: str,
+        step_id: str,
+        payload: dict[str, Any],
+        went_on: asyncio.Future[None] | None = None,
+    ) -> Any:
+        """Resume the run; resolve `went_on` once it went on past that step."""
 
 
 # ------------------------------------------------------------------ use case types
