@@ -259,9 +259,13 @@ class ApprovalStore(RequestStore[ApprovalRecord], Protocol):
         version: int,
         response: ApprovalResponse,
         decision: Decision | None,
+        current: ApprovalRecord | None = None,
     ) -> ApprovalRecord | None:
         """Compare-and-set: only if still pending at `version`, the responder is an
-        approver and has not answered. Returns the updated record, or None."""
+        approver and has not answered. Returns the updated record, or None.
+
+        `current`: the record as read at `version`; a store may build the decided record
+        from it instead of reading it back (once decided, nothing else changes it)."""
         ...
 
 

@@ -204,7 +204,9 @@ class ApprovalService(PeopleRequestService[ApprovalRecord, ApprovalRequest]):
             assert record is not None
             response = ApprovalResponse(user=user, response=option, comment=comment, at=self.now())
             decision = evaluate(record, [*record.responses, response])
-            updated = await self.store.add_response(record.id, record.version, response, decision)
+            updated = await self.store.add_response(
+                record.id, record.version, response, decision, current=record
+            )
             if updated is None:
                 continue
             if decision is None:
