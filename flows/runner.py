@@ -237,6 +237,8 @@ class Runner:
             if claim is not None:
                 if self._stopping:
                     await self.store.requeue(run_id, self.owner)
+                    if went_on is not None and not went_on.done():
+                        went_on.set_result(None)  # it goes on in the next process
                     return True
                 drive = self._drive_from_claim(claim)
                 drive.went_on, drive.resumed_at = went_on, step_id
