@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -258,9 +259,13 @@ class ApprovalStore(RequestStore[ApprovalRecord], Protocol):
         version: int,
         response: ApprovalResponse,
         decision: Decision | None,
+        current: ApprovalRecord | None = None,
     ) -> ApprovalRecord | None:
         """Compare-and-set: only if still pending at `version`, the responder is an
-        approver and has not answered. Returns the updated record, or None."""
+        approver and has not answered. Returns the updated record, or None.
+
+        `current`: the record as read at `version`; a store may build the decided record
+        from it instead of reading it back (once decided, nothing else changes it)."""
         ...
 
 
@@ -281,7 +286,14 @@ class ApprovalNotifier(RequestNotifier[ApprovalRecord], Protocol):
 class RunResumer(Protocol):
     """The runner's external wake-up (issue 4): give a parked step its result."""
 
-    async def resume(self, run_id: str, step_id: str, payload: dict[str, Any]) -> Any: ...
+    async def resume(
+        self,
+        run_id: str,
+        step_id: str,
+        payload: dict[str, Any],
+        went_on: asyncio.Future[None] | None = None,
+    ) -> Any:
+        """Resume the run; resolve `went_on` once it went on past that step."""
 
 
 # ------------------------------------------------------------------ use case types

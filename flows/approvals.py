@@ -204,23 +204,22 @@ class ApprovalService(PeopleRequestService[ApprovalRecord, ApprovalRequest]):
             assert record is not None
             response = ApprovalResponse(user=user, response=option, comment=comment, at=self.now())
             decision = evaluate(record, [*record.responses, response])
-            updated = await self.store.add_response(record.id, record.version, response, decision)
+            updated = await self.store.add_response(
+                record.id, record.version, response, decision, current=record
+            )
             if updated is None:
                 continue
             if decision is None:
                 await self._quietly(self.notifier.show_progress(updated), "progress update")
                 return RespondResult("recorded", updated)
-            # The clicker's answer need not wait for the messages and the run.
-            self._spawn(self._conclude(updated))
+            # The clicker's answer need not wait for the messages and the run; the run
+            # goes on first, the messages are updated after (flows.people_requests).
+            self._spawn(self._conclude_decided(updated))
             return RespondResult("decided", updated)
         raise RuntimeError(f"approval {approval_id}: too much contention")  # pragma: no cover
 
-    async def _conclude(self, record: ApprovalRecord) -> None:
-        # The run goes on first (its next Slack call waits for nothing); the approval's
-        # messages are updated while it does.
-        await self._resume_run(record)
+    async def _after_decided(self, record: ApprovalRecord) -> None:
         await self._after_decision(record)
-        await self._quietly(self.notifier.refresh_lists(record), "pending lists")
 
     async def _after_decision(self, record: ApprovalRecord) -> None:
         await self._quietly(self.notifier.show_outcome(record), "outcome update")

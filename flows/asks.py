@@ -181,15 +181,13 @@ class AskService(PeopleRequestService[AskRecord, AskRequest]):
             return self._refusal(await self.store.get(ask_id), user) or AskResult(
                 "not_found", record
             )
-        self._spawn(self._conclude(answered))
+        # The run goes on first, the form's messages are updated after.
+        self._spawn(self._conclude_decided(answered))
         return AskResult("answered", answered)
 
-    async def _conclude(self, record: AskRecord) -> None:
-        # The run goes on first; the form's messages are updated while it does.
-        await self._resume_run(record)
+    async def _after_decided(self, record: AskRecord) -> None:
         await self._quietly(self.notifier.show_outcome(record), "outcome update")
         await self._quietly(self.notifier.notify(record, "closed"), "answered notice")
-        await self._quietly(self.notifier.refresh_lists(record), "pending lists")
 
     # --- timers
 

@@ -120,6 +120,8 @@ class PeopleRequestService(Generic[R, Q]):
         self.resumer = resumer
         # How long `stop` waits for decisions still being carried out (messages, resume).
         self.stop_grace = 10.0
+        # How long a decision's messages wait for the resumed run to go on (seconds).
+        self.went_on_patience = 2.0
         self._tasks: set[asyncio.Task[None]] = set()
 
     def now(self) -> datetime:
@@ -228,6 +230,43 @@ class PeopleRequestService(Generic[R, Q]):
             log.exception("resuming run %s after %s %s failed", record.run_id, self.noun, record.id)
             return
         await self.store.mark_resumed(record.id)
+
+    async def _resume_first(self, record: R) -> bool:
+        """Resume the run, then wait until it went on past the step (its next step done,
+        or it parked or ended; `went_on_patience` at most): the decision's messages and
+        notices come after, so they do not compete with the run's next Slack call.
+        False if the run could not be resumed (the request stays unresumed)."""
+        if self.resumer is None:
+            log.warning("%s %s %s but no runner is attached", self.noun, record.id, self.closed)
+            return False
+        went_on: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        try:
+            resumed = await self.resumer.resume(
+                record.run_id, record.step_id, record.output(), went_on=went_on
+            )
+        except Exception:
+            log.exception("resuming run %s after %s %s failed", record.run_id, self.noun, record.id)
+            return False
+        if resumed:
+            try:
+                await asyncio.wait_for(asyncio.shield(went_on), self.went_on_patience)
+            except asyncio.TimeoutError:
+                pass
+        return True
+
+    async def _conclude_decided(self, record: R) -> None:
+        """After a decision (an answer): the run goes on first, then the area's messages
+        and notices (`_after_decided`), then the request is marked resumed: a crash
+        before that mark shows the outcome again at start (`_resume_unresumed`)."""
+        resumed = await self._resume_first(record)
+        await self._after_decided(record)
+        await self._quietly(self.notifier.refresh_lists(record), "pending lists")
+        if resumed:
+            await self.store.mark_resumed(record.id)
+
+    async def _after_decided(self, record: R) -> None:
+        """The messages and notices once `record` was decided (answered)."""
+        raise NotImplementedError
 
     async def _quietly(self, coro: Any, what: str) -> None:
         try:

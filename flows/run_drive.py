@@ -177,6 +177,19 @@ class _Drive:
     # child's end), until the run's next write: the store keeps that news
     # (`pending_resume`) until then, so after a crash it is resumed the same again.
     replayed: str | None = None
+    # Told once the run went on from the step it was resumed at (a later step is done,
+    # or this drive is over): whoever resumed it waits for that before its own Slack
+    # calls (an approval's message updates), so they do not hold up the run's next one.
+    went_on: asyncio.Future[None] | None = None
+    resumed_at: str | None = None
+
+    def tell_went_on(self, step_key: str | None = None) -> None:
+        """A step other than the resumed one is done (`step_key`), or the drive ended."""
+        went_on = self.went_on
+        if went_on is not None and step_key != self.resumed_at:
+            self.went_on = None
+            if not went_on.done():
+                went_on.set_result(None)
 
     def extra(self) -> dict[str, Any]:
         """Top-level fields changed since the last write (vars, the notify message)."""

@@ -219,10 +219,17 @@ class Runner:
         self._spawn(_Drive(run=run.model_copy(deep=True), lease=lease, wake=None), "started")
         return run
 
-    async def resume(self, run_id: str, step_id: str, payload: Mapping[str, Any]) -> bool:
+    async def resume(
+        self,
+        run_id: str,
+        step_id: str,
+        payload: Mapping[str, Any],
+        went_on: asyncio.Future[None] | None = None,
+    ) -> bool:
         """Wake a parked step with `payload` (e.g. an approval's outcome). True if this
         call resumed the run; False if it was not waiting at that step (already resumed,
-        finished, unknown). A run still on its way to parking there is waited for."""
+        finished, unknown). A run still on its way to parking there is waited for.
+        `went_on` is resolved once the run went on past that step (`_Drive.went_on`)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.resume_patience
         while True:
@@ -230,8 +237,12 @@ class Runner:
             if claim is not None:
                 if self._stopping:
                     await self.store.requeue(run_id, self.owner)
+                    if went_on is not None and not went_on.done():
+                        went_on.set_result(None)  # it goes on in the next process
                     return True
-                self._spawn(self._drive_from_claim(claim), "resumed")
+                drive = self._drive_from_claim(claim)
+                drive.went_on, drive.resumed_at = went_on, step_id
+                self._spawn(drive, "resumed")
                 return True
             run = await self.store.get(run_id)
             if run is None or run.finished:
@@ -410,7 +421,10 @@ class Runner:
         # Slack it waits) goes on once that drive has ended.
         if previous is not None:
             await asyncio.gather(previous, return_exceptions=True)
-        await self._drive(drive, event)
+        try:
+            await self._drive(drive, event)
+        finally:
+            drive.tell_went_on()
 
     async def _drive(self, drive: _Drive, event: RunEvent) -> None:
         run = drive.run
@@ -604,6 +618,7 @@ class Runner:
         )
         drive.run.steps[key] = result
         drive.unwritten.append(result)
+        drive.tell_went_on(key)
         return result
 
     async def _write_step(self, drive: _Drive, result: StepResult) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from flows.approval_model import (
@@ -40,6 +40,7 @@ class ApprovalsRepo(PeopleRequestsRepo[ApprovalRecord]):
         version: int,
         response: ApprovalResponse,
         decision: Decision | None,
+        current: ApprovalRecord | None = None,
     ) -> ApprovalRecord | None:
         update: dict[str, Any] = {
             "$push": {"responses": response.model_dump(mode="python")},
@@ -54,16 +55,30 @@ class ApprovalsRepo(PeopleRequestsRepo[ApprovalRecord]):
                 "comment": decision.comment,
                 "decided_at": decision.at,
             }
-        return await self._compare_and_set(
-            {
-                "_id": approval_id,
-                "status": "pending",
-                "version": version,
-                "approvers": response.user,
-                "responses.user": {"$ne": response.user},
-            },
-            update,
-        )
+        condition = {
+            "_id": approval_id,
+            "status": "pending",
+            "version": version,
+            "approvers": response.user,
+            "responses.user": {"$ne": response.user},
+        }
+        if (
+            decision is None
+            or current is None
+            or (current.id, current.version)
+            != (
+                approval_id,
+                version,
+            )
+        ):
+            return await self._compare_and_set(condition, update)
+        # Decided from `current`: the write made it exactly `current` plus this update
+        # (a decided approval takes no other response), so no read on the click's way to
+        # the run.
+        result = await self.collection.update_one(condition, update)
+        if result.matched_count != 1:
+            return None
+        return _decided(current, response, decision)
 
     async def expire(self, approval_id: str, at: datetime) -> ApprovalRecord | None:
         return await self._compare_and_set(
@@ -106,3 +121,28 @@ class ApprovalsRepo(PeopleRequestsRepo[ApprovalRecord]):
     async def unresumed(self) -> list[ApprovalRecord]:
         cursor = self.collection.find({"status": "decided", "resumed": False})
         return [self._record(document) async for document in cursor]
+
+
+def _as_stored(at: datetime) -> datetime:
+    """`at` as it reads back from MongoDB (UTC, milliseconds)."""
+    utc = at.astimezone(timezone.utc) if at.tzinfo else at.replace(tzinfo=timezone.utc)
+    return utc.replace(microsecond=utc.microsecond // 1000 * 1000)
+
+
+def _decided(
+    current: ApprovalRecord, response: ApprovalResponse, decision: Decision
+) -> ApprovalRecord:
+    """`current` with `response` added and `decision` set, as `get` would read it now."""
+    stored = response.model_copy(update={"at": _as_stored(response.at)})
+    return current.model_copy(
+        update={
+            "responses": [*current.responses, stored],
+            "version": current.version + 1,
+            "status": "decided",
+            "outcome": decision.outcome,
+            "option": decision.option,
+            "responder": decision.responder,
+            "comment": decision.comment,
+            "decided_at": _as_stored(decision.at),
+        }
+    )

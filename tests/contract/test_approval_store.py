@@ -53,6 +53,22 @@ async def test_a_response_is_a_compare_and_set_on_the_version(approvals: Approva
     assert await approvals.add_response("A1", 2, answer(BOB), None) is None
 
 
+async def test_a_decision_from_the_record_read_is_the_record_stored(
+    approvals: ApprovalStore,
+) -> None:
+    await approvals.create(approval_record(mode="everyone"))
+    first = await approvals.add_response("A1", 0, answer(BOB), None)
+    assert first is not None
+    at = LATER + timedelta(microseconds=123_456)  # stored to the millisecond
+    response = ApprovalResponse(user=CAROL, response="Reject", comment="no", at=at)
+    decision = Decision("rejected", "Reject", CAROL, "no", at)
+    decided = await approvals.add_response("A1", 1, response, decision, current=first)
+    assert decided is not None and decided == await approvals.get("A1")
+    assert decided.version == 2 and decided.outcome == "rejected"
+    # A stale record read (another response landed first) decides nothing.
+    assert await approvals.add_response("A1", 1, answer(DAVE), decision, current=first) is None
+
+
 async def test_only_a_pending_approval_expires_or_is_cancelled(approvals: ApprovalStore) -> None:
     await approvals.create(approval_record("A1", run_id="R1"))
     await approvals.create(approval_record("A2", run_id="R2"))

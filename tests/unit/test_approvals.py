@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from flows.approval_model import (
+    ApprovalRecord,
     ApprovalRequest,
     NoApprovers,
     UnknownApprover,
@@ -135,6 +136,32 @@ async def test_a_decision_resumes_the_parked_run(engine: Engine) -> None:
     done = await engine.runs.get(run.id)
     assert done is not None and done.status == "succeeded", done.error
     assert engine.messenger.texts_in("C0GENERAL") == ["budget approved (2 answers)"]
+    stored = await engine.approval_store.get(record.id)
+    assert stored is not None and stored.resumed
+
+
+async def test_the_run_goes_on_before_the_messages_are_updated(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 20: decide, resume, the run's next Slack call; then the approval's messages,
+    and only once they are updated is the approval marked resumed (a crash before that
+    updates them at start)."""
+    await engine.run(flow_record(BUDGET))
+    [record] = await engine.approvals.pending_for(TEAM, BOB)
+    seen: list[tuple[list[str], bool]] = []
+    show_outcome = engine.approval_notifier.show_outcome
+
+    async def watched(decided: ApprovalRecord) -> None:
+        stored = await engine.approval_store.get(decided.id)
+        assert stored is not None
+        seen.append((engine.messenger.texts_in("C0GENERAL"), stored.resumed))
+        await show_outcome(decided)
+
+    monkeypatch.setattr(engine.approval_notifier, "show_outcome", watched)
+    await engine.approvals.respond(record.id, BOB, "Approve")
+    await engine.approvals.respond(record.id, CAROL, "Approve")
+    await engine.settle()
+    assert seen == [(["budget approved (2 answers)"], False)]
     stored = await engine.approval_store.get(record.id)
     assert stored is not None and stored.resumed
 

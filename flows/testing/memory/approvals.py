@@ -27,6 +27,7 @@ class MemoryApprovalStore(MemoryPeopleRequests[ApprovalRecord]):
         version: int,
         response: ApprovalResponse,
         decision: Decision | None,
+        current: ApprovalRecord | None = None,
     ) -> ApprovalRecord | None:
         record = self._pending(approval_id)
         if (
