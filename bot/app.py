@@ -24,6 +24,7 @@ from adapters.sealing_client import SealingWebClient
 from adapters.sharing_notifier import SlackSharingNotifier
 from adapters.slack import ChannelTurns, SlackDirectory, SlackMessenger, make_client
 from adapters.slack_actions import SlackActionsApi
+from bot.ack_gate import AckGate, gated_ack
 from bot.http_client import AiohttpHttpClient
 from bot.keys import load_secret_box
 from bot.metrics import PrometheusMetrics
@@ -205,6 +206,8 @@ class Flowbot:
     metrics: PrometheusMetrics = field(default_factory=PrometheusMetrics)
     counts: OperationalCounts | None = None
     oauth: OAuth | None = None  # many workspaces: installed through OAuth v2
+    # Work after an ack waits while other requests are acknowledged (bot/ack_gate.py).
+    ack_gate: AckGate = field(default_factory=AckGate)
 
     async def start(self) -> None:
         await self.storage.ensure_indexes()
@@ -439,7 +442,12 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
         run_control=RunControl(catalog, runner, directory, concurrency),
         modal_contexts=ModalContexts(stores.modal_contexts, clock),
     )
-    bolt = slack_app(settings, client, deps, base.oauth) if settings.slack_configured else None
+    ack_gate = AckGate()
+    bolt = (
+        slack_app(settings, client, deps, base.oauth, ack_gate)
+        if settings.slack_configured
+        else None
+    )
     socket = _socket_mode(settings, bolt, client, overrides)
     if socket is not None:
         services.append(socket)  # last: Slack's requests arrive once everything runs
@@ -453,6 +461,7 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
         metrics=base.metrics,
         counts=MongoOperationalCounts(storage.db),
         oauth=base.oauth,
+        ack_gate=ack_gate,
     )
 
 
@@ -497,7 +506,11 @@ def home_sections() -> list[tuple[str, HomeSection]]:
 
 
 def slack_app(
-    settings: Settings, client: AsyncWebClient, deps: HandlerDeps, oauth: OAuth | None = None
+    settings: Settings,
+    client: AsyncWebClient,
+    deps: HandlerDeps,
+    oauth: OAuth | None = None,
+    ack_gate: AckGate | None = None,
 ) -> AsyncApp:
     secret = settings.slack_signing_secret
     app = AsyncApp(
@@ -518,6 +531,8 @@ def slack_app(
     if isinstance(client, SealingWebClient) and client.seal is not None:  # sealed: open it
         metadata_listeners.register(app, client.seal)
     app.middleware(install_listeners.bind_workspace)
+    if ack_gate is not None:  # acknowledgements first: listeners' work after ack() waits
+        app.middleware(gated_ack(ack_gate))
     if oauth is not None:
         install_listeners.register(app, oauth.installations)
     SlashRouter(subcommands()).register(app, deps)

@@ -33,6 +33,12 @@ SOCKET_MODE_ONLY = {
 
 
 async def slack_events(request: web.Request) -> web.Response:
+    # Counted while acknowledged: listeners' work after their ack() waits (bot/ack_gate.py).
+    with request.app[FLOWBOT_KEY].ack_gate.acknowledging():
+        return await _acknowledge(request)
+
+
+async def _acknowledge(request: web.Request) -> web.Response:
     flowbot = request.app[FLOWBOT_KEY]
     if flowbot.bolt is None:
         return web.json_response(NOT_CONFIGURED, status=503)

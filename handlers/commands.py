@@ -3,6 +3,7 @@ handler module's `SUBCOMMANDS` list, which checks the words and runs the subcomm
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 import time
@@ -193,6 +194,7 @@ class SlashRouter:
 
     def __init__(self, subcommands: Sequence[Subcommand]) -> None:
         self.subcommands = list(subcommands)
+        self._help: common_cards.Message | None = None
         self._by_name: dict[str, Subcommand] = {}
         for spec in self.subcommands:
             for key in (spec.name, *spec.aliases):
@@ -205,7 +207,11 @@ class SlashRouter:
 
     def help_answer(self, args: list[str]) -> common_cards.Message:
         if not args:
-            return help_cards.help_message([(s.usage, s.summary) for s in self.subcommands])
+            # The same card every time, answered in the acknowledgement: built once.
+            if self._help is None:
+                pairs = [(s.usage, s.summary) for s in self.subcommands]
+                self._help = help_cards.help_message(pairs)
+            return copy.deepcopy(self._help)
         spec = self.get(args[0].lower())
         if spec is None or len(args) > 1:
             what = escape(" ".join(args).replace("`", "'"))
@@ -253,13 +259,13 @@ class SlashRouter:
             return
         tokens = tokenize(text)
         spec = self._by_name[tokens[0].lower()]
+        # Acknowledge at once (a repeated delivery gets the same empty acknowledgement);
+        # the answer follows through response_url or a modal.
+        await ack()
         key = delivery_key("command", command.get("trigger_id"), signature)
         if not await deliveries.first_time(key, durable=spec.name in REPLAY_GUARDED):
             # A retry of a command already taken in: its answer comes from the first delivery.
-            await ack()
             return
-        # Acknowledge at once; the answer follows through response_url or a modal.
-        await ack()
         ctx = CommandContext(
             team_id=command.get("team_id", ""),
             user_id=command.get("user_id", ""),

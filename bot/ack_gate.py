@@ -1,0 +1,96 @@
+"""Acknowledgements first: the work a listener does after its `ack()` waits while other
+Slack requests are still being acknowledged.
+
+Bolt (`process_before_response=False`) runs a listener in a task of its own and answers
+the HTTP request once the listener has called `ack()`; what the listener does next (the
+answer to the response URL, a run and its Slack posts) shares the one event loop with
+the requests still waiting for their acknowledgement. When many requests arrive at once,
+that eager work delays the later acknowledgements. So `bot.server` counts the Slack
+requests it is acknowledging (`AckGate.acknowledging`), and `gated_ack`, a global Bolt
+middleware, gives every listener an `ack` that, once the acknowledgement is set, waits
+until no request is being acknowledged, or `max_wait` seconds at most (so sustained load
+cannot starve the work). Slack needs the acknowledgement within 3 s; what follows it is
+only a little later under a burst and not delayed at all otherwise.
+
+Socket Mode's requests are not counted: there the gate is always open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncBoltContext
+from slack_bolt.response import BoltResponse
+
+MAX_WAIT = 0.5  # seconds
+
+# The task handling a Slack request: an `ack()` called there (Bolt acknowledges events
+# itself, before their listeners run) must not wait for that very request.
+_request_task: contextvars.ContextVar[asyncio.Task[Any] | None] = contextvars.ContextVar(
+    "request_task", default=None
+)
+
+
+class AckGate:
+    """Counts the Slack requests being acknowledged; `wait` returns once there are none."""
+
+    def __init__(self, max_wait: float = MAX_WAIT) -> None:
+        self.max_wait = max_wait
+        self.in_flight = 0
+        self._waiters: list[asyncio.Future[None]] = []
+
+    @contextlib.contextmanager
+    def acknowledging(self) -> Iterator[None]:
+        """Around the handling of one Slack request, up to its acknowledgement."""
+        self.in_flight += 1
+        token = _request_task.set(asyncio.current_task())
+        try:
+            yield
+        finally:
+            _request_task.reset(token)
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                waiters, self._waiters = self._waiters, []
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_result(None)
+
+    async def wait(self) -> None:
+        """Returns when no request is being acknowledged, or after `max_wait`."""
+        if self.in_flight == 0 or _request_task.get() is asyncio.current_task():
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(self.max_wait):
+                await waiter
+        except TimeoutError:
+            self._waiters.remove(waiter)  # sustained load: the work goes on anyway
+
+
+class GatedAck(AsyncAck):
+    """Bolt's `ack`, which then lets the other acknowledgements go first."""
+
+    def __init__(self, gate: AckGate) -> None:
+        super().__init__()
+        self._gate = gate
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> BoltResponse:
+        response = await super().__call__(*args, **kwargs)
+        await self._gate.wait()
+        return response
+
+
+def gated_ack(gate: AckGate) -> Callable[..., Awaitable[Any]]:
+    """The Bolt middleware that hands listeners a `GatedAck`."""
+
+    async def middleware(context: AsyncBoltContext, next: Callable[[], Awaitable[Any]]) -> Any:
+        if "ack" not in context:
+            context["ack"] = GatedAck(gate)
+        return await next()
+
+    return middleware

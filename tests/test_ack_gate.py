@@ -1,0 +1,63 @@
+"""Acknowledgements first (bot/ack_gate.py): a listener's work after its `ack()` waits
+while other Slack requests are being acknowledged, never for its own request, and not
+forever."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.ack_gate import AckGate, GatedAck
+
+
+async def test_work_after_an_ack_waits_until_no_request_is_being_acknowledged() -> None:
+    gate = AckGate(max_wait=60)
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def request() -> None:
+        with gate.acknowledging():
+            await release.wait()
+            order.append("acknowledged")
+
+    async def listener() -> None:
+        ack = GatedAck(gate)
+        await ack(text="ok")
+        assert ack.response is not None and ack.response.status == 200
+        order.append("work after ack")
+
+    requests = [asyncio.create_task(request()) for _ in range(3)]
+    await asyncio.sleep(0)
+    work = asyncio.create_task(listener())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert order == []  # the ack is set at once; the work waits
+    release.set()
+    await asyncio.gather(*requests, work)
+    assert order == ["acknowledged"] * 3 + ["work after ack"]
+    assert gate.in_flight == 0
+
+
+async def test_an_ack_in_the_requests_own_task_does_not_wait() -> None:
+    # Bolt acknowledges events itself, in the request's task, before their listeners run.
+    gate = AckGate(max_wait=60)
+    with gate.acknowledging():
+        ack = GatedAck(gate)
+        await ack()  # in this task: returns at once (else it would wait 60 s)
+        assert ack.response is not None
+
+
+async def test_the_wait_is_bounded_under_sustained_load() -> None:
+    gate = AckGate(max_wait=0.01)
+    release = asyncio.Event()
+
+    async def request() -> None:
+        with gate.acknowledging():
+            await release.wait()
+
+    busy = asyncio.create_task(request())
+    await asyncio.sleep(0)
+    await asyncio.wait_for(gate.wait(), timeout=5)  # gave up waiting: the work goes on
+    assert gate.in_flight == 1
+    release.set()
+    await busy
+    await gate.wait()  # idle: at once
