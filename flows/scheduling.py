@@ -175,6 +175,10 @@ class ScheduledFlowSource(Protocol):
 
     async def get_many(self, flow_ids: Sequence[str]) -> list[FlowRecord]: ...
 
+    async def enabled_version(self, team_id: str, flow_id: str) -> int | None:
+        """The flow's version if it exists and is enabled (None: deleted or disabled)."""
+        ...
+
 
 class RunStarter(Protocol):
     """`flows.runner.Runner.start_run`: DuplicateRun for a run key seen before."""
@@ -315,8 +319,9 @@ class ScheduleService:
         )
         # flow id → (team id, next slot) of the wake-ups armed in this process.
         self._armed: dict[str, tuple[str, datetime]] = {}
-        # flow id → the flow version its wake-up was armed for (resync skips unchanged ones).
-        self._armed_version: dict[str, int] = {}
+        # flow id → the flow record its wake-up was armed with: a wake-up fires it after
+        # checking its version is still the enabled one (resync skips unchanged versions).
+        self._armed_flow: dict[str, FlowRecord] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._started = False
 
@@ -359,6 +364,7 @@ class ScheduleService:
             with contextlib.suppress(Exception):
                 self.scheduler.shutdown(wait=False)
         self._armed.clear()
+        self._armed_flow.clear()
 
     # --- following changes
 
@@ -378,7 +384,8 @@ class ScheduleService:
             changed = [
                 flow_id
                 for flow_id, (_, version) in versions.items()
-                if self._armed_version.get(flow_id) != version
+                if flow_id not in self._armed_flow
+                or self._armed_flow[flow_id].version != version
                 or flow_id not in self._armed
                 or self._armed[flow_id][1] <= now
             ]
@@ -405,10 +412,12 @@ class ScheduleService:
         flow_id: str,
         loaded: FlowRecord | None = None,
         states: Mapping[str, ScheduleState] | None = None,
+        *,
+        armed: bool = False,
     ) -> None:
         try:
             with acting_for(team_id):  # its notices use that workspace's token
-                await self.tick(team_id, flow_id, loaded, states)
+                await self.tick(team_id, flow_id, loaded, states, armed=armed)
         except Exception:
             log.exception("schedule tick of flow %s failed", flow_id)
 
@@ -418,13 +427,22 @@ class ScheduleService:
         flow_id: str,
         loaded: FlowRecord | None = None,
         states: Mapping[str, ScheduleState] | None = None,
+        *,
+        armed: bool = False,
     ) -> None:
         """Bring one flow's schedule up to date: run what is due, handle missed slots,
         arm the next wake-up (or disarm when the flow is gone, disabled or not scheduled).
         `loaded`: the flow just read by a bulk query (saves reading it again); `states`:
-        the states read in bulk with it (a flow missing there has none)."""
+        the states read in bulk with it (a flow missing there has none). `armed` (a
+        wake-up): the flow armed is used if it is still the enabled version, see
+        `_armed_reads`."""
         lock = self._locks.setdefault(flow_id, asyncio.Lock())
         async with lock:
+            runs: list[RunRecord] | None = None
+            reads = await self._armed_reads(team_id, flow_id) if armed else None
+            if reads is not None:
+                loaded, state_read, runs = reads
+                states = {flow_id: state_read} if state_read is not None else {}
             flow = loaded if loaded is not None else await self.flows.get(team_id, flow_id)
             trigger = _schedule_of(flow)
             if flow is None or trigger is None or not flow.enabled:
@@ -440,12 +458,41 @@ class ScheduleService:
             if state is None or not state.active or state.version != flow.version:
                 await self.states.activate(team_id, flow_id, flow.version, now)
             else:
-                await self._catch_up(flow, trigger, state, now)
+                await self._catch_up(flow, trigger, state, now, runs)
             self._arm(flow, trigger, now)
 
+    async def _armed_reads(
+        self, team_id: str, flow_id: str
+    ) -> tuple[FlowRecord, ScheduleState | None, list[RunRecord] | None] | None:
+        """A wake-up's reads, at once rather than one after the other: the version of the
+        flow armed (a projection: nothing parsed), its schedule state and, only if its
+        overlap policy looks at them, its newest runs. (flow armed, state, runs), or None
+        if the flow was edited, disabled or deleted since it was armed (the caller reads it
+        again): a flow never fires a version that is no longer the enabled one."""
+        flow = self._armed_flow.get(flow_id)
+        trigger = _schedule_of(flow)
+        if flow is None or trigger is None or flow.team_id != team_id:
+            return None
+        history = self.history if trigger.overlap != "allow" else None
+        version, state, runs = await asyncio.gather(
+            self.flows.enabled_version(team_id, flow_id),
+            self.states.get(flow_id),
+            history.history(team_id, flow_id, 10) if history is not None else _nothing(),
+        )
+        if version != flow.version:
+            return None
+        return flow, state, runs
+
     async def _catch_up(
-        self, flow: FlowRecord, trigger: ScheduleTrigger, state: ScheduleState, now: datetime
+        self,
+        flow: FlowRecord,
+        trigger: ScheduleTrigger,
+        state: ScheduleState,
+        now: datetime,
+        runs: list[RunRecord] | None = None,
     ) -> None:
+        """`runs`: the flow's newest runs, read with the state (None: read them when an
+        overlap policy needs them); good for the first slot started only."""
         cutoff = now - self.grace - trigger.jitter_delta
         # Missed: more than `grace` (and the jitter) old: downtime. Recent: the newest whose
         # jittered time has come is due, the others were superseded by it.
@@ -455,10 +502,12 @@ class ScheduleService:
         )
         if state.queued_slot is not None:
             await self._start_queued(flow, trigger)
+            runs = None  # it may have started one
         if missed.newest is not None and missed.first is not None:
             if trigger.misfire == "run_once" and now - missed.newest <= trigger.catchup_delta:
                 data = {"missed": missed.count, "missed_more": missed.capped, "catch_up": True}
-                await self._slot(flow, trigger, missed.newest, data)
+                await self._slot(flow, trigger, missed.newest, data, runs)
+                runs = None
             else:
                 skipped = SkippedSlots(
                     count=missed.count,
@@ -479,7 +528,7 @@ class ScheduleService:
                         except Exception:
                             log.exception("telling the owners of %s about a skip failed", flow.id)
         if due is not None:
-            await self._slot(flow, trigger, due, {})
+            await self._slot(flow, trigger, due, {}, runs)
 
     def _due(
         self, flow: FlowRecord, trigger: ScheduleTrigger, window: SlotWindow, now: datetime
@@ -491,13 +540,21 @@ class ScheduleService:
         return None
 
     async def _slot(
-        self, flow: FlowRecord, trigger: ScheduleTrigger, slot: datetime, extra: dict[str, Any]
+        self,
+        flow: FlowRecord,
+        trigger: ScheduleTrigger,
+        slot: datetime,
+        extra: dict[str, Any],
+        runs: list[RunRecord] | None = None,
     ) -> None:
-        """One slot, by the flow's overlap policy (see `flows.schedule_policies`)."""
+        """One slot, by the flow's overlap policy (see `flows.schedule_policies`); `runs`:
+        the flow's newest runs if just read."""
         busy = None
         if trigger.overlap != "allow" and self.history is not None:
             key = schedule_run_key(flow.id, slot)
-            busy = in_progress(await self.history.history(flow.team_id, flow.id, 10), key)
+            if runs is None:
+                runs = await self.history.history(flow.team_id, flow.id, 10)
+            busy = in_progress(runs, key)
         if busy is None:
             # Started, then advanced: a crash in between repeats nothing (the run key).
             await self._start(flow, trigger, slot, extra)
@@ -599,7 +656,7 @@ class ScheduleService:
             self._disarm(flow.id)
             return
         self._armed[flow.id] = (flow.team_id, slot)
-        self._armed_version[flow.id] = flow.version
+        self._armed_flow[flow.id] = flow
         if not self._started:
             return
         self.scheduler.add_job(
@@ -620,7 +677,7 @@ class ScheduleService:
 
     def _disarm(self, flow_id: str) -> None:
         self._armed.pop(flow_id, None)
-        self._armed_version.pop(flow_id, None)
+        self._armed_flow.pop(flow_id, None)
         if self._started:
             with contextlib.suppress(Exception):
                 self.scheduler.remove_job(f"flow:{flow_id}")
@@ -636,7 +693,11 @@ class ScheduleService:
         return real_now + timedelta(seconds=1)
 
     async def _wake(self, team_id: str, flow_id: str) -> None:
-        await self._safe_tick(team_id, flow_id)
+        await self._safe_tick(team_id, flow_id, armed=True)
+
+
+async def _nothing() -> None:
+    return None
 
 
 def _schedule_of(flow: FlowRecord | None) -> ScheduleTrigger | None:

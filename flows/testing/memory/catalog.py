@@ -85,6 +85,10 @@ class MemoryFlowStore:
     async def enabled_versions(self, trigger_type: str) -> dict[str, tuple[str, int]]:
         return {f.id: (f.team_id, f.version) for f in await self.list_enabled(trigger_type)}
 
+    async def enabled_version(self, team_id: str, flow_id: str) -> int | None:
+        flow = self._stored(team_id, flow_id)
+        return flow.version if flow is not None and flow.enabled else None
+
     async def get_many(self, flow_ids: Sequence[str]) -> list[FlowRecord]:
         return [self._flows[i].model_copy(deep=True) for i in flow_ids if i in self._flows]
 
