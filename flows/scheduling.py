@@ -5,9 +5,10 @@ How it works
 - Every enabled scheduled flow has one job in this process's `AsyncIOScheduler`: a one-shot
   `DateTrigger` at the flow's next slot (`ScheduleTrigger.next_fire_time`, cron or interval,
   in the flow's timezone; intervals may be as short as one second). The job is only a
-  wake-up: `tick` re-reads the flow and its schedule state from the database, starts what is
-  due and arms the next wake-up. Jobs live in memory; nothing of APScheduler is shared
-  between processes.
+  wake-up: `tick` checks the flow armed is still the enabled version (else reads it again),
+  reads its schedule state (and its newest runs if its overlap policy needs them) at once,
+  starts what is due and arms the next wake-up (`flows.schedule_wakes`: the wake-ups of a
+  moment read together). Jobs live in memory; nothing of APScheduler is shared.
 - Exactly once: the run of a slot carries the run key `sched:<flow id>:<slot ISO time>` and
   the runs collection's unique index turns every other process's attempt into a
   `DuplicateRun`. Two replicas compute the same slots because slots come from the
@@ -60,6 +61,7 @@ from flows.schedule_policies import (
     in_progress,
     jitter_of,
 )
+from flows.schedule_wakes import WakeReads, nothing
 from flows.slack_ids import principal_kind
 from flows.trigger_log import Reason, TriggerLog, when_allows
 from flows.workspace_context import acting_for
@@ -175,8 +177,8 @@ class ScheduledFlowSource(Protocol):
 
     async def get_many(self, flow_ids: Sequence[str]) -> list[FlowRecord]: ...
 
-    async def enabled_version(self, team_id: str, flow_id: str) -> int | None:
-        """The flow's version if it exists and is enabled (None: deleted or disabled)."""
+    async def enabled_versions_of(self, flow_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
+        """`enabled_versions` of these flows only."""
         ...
 
 
@@ -319,10 +321,10 @@ class ScheduleService:
         )
         # flow id → (team id, next slot) of the wake-ups armed in this process.
         self._armed: dict[str, tuple[str, datetime]] = {}
-        # flow id → the flow record its wake-up was armed with: a wake-up fires it after
-        # checking its version is still the enabled one (resync skips unchanged versions).
+        # flow id → the flow its wake-up was armed with (resync skips unchanged versions).
         self._armed_flow: dict[str, FlowRecord] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._wake_reads = WakeReads(flows, states)
         self._started = False
 
     # --- Service
@@ -433,9 +435,8 @@ class ScheduleService:
         """Bring one flow's schedule up to date: run what is due, handle missed slots,
         arm the next wake-up (or disarm when the flow is gone, disabled or not scheduled).
         `loaded`: the flow just read by a bulk query (saves reading it again); `states`:
-        the states read in bulk with it (a flow missing there has none). `armed` (a
-        wake-up): the flow armed is used if it is still the enabled version, see
-        `_armed_reads`."""
+        the states read in bulk with it (a flow missing there has none). `armed`: a
+        wake-up (`_armed_reads`)."""
         lock = self._locks.setdefault(flow_id, asyncio.Lock())
         async with lock:
             runs: list[RunRecord] | None = None
@@ -464,22 +465,19 @@ class ScheduleService:
     async def _armed_reads(
         self, team_id: str, flow_id: str
     ) -> tuple[FlowRecord, ScheduleState | None, list[RunRecord] | None] | None:
-        """A wake-up's reads, at once rather than one after the other: the version of the
-        flow armed (a projection: nothing parsed), its schedule state and, only if its
-        overlap policy looks at them, its newest runs. (flow armed, state, runs), or None
-        if the flow was edited, disabled or deleted since it was armed (the caller reads it
-        again): a flow never fires a version that is no longer the enabled one."""
+        """(flow armed, state, newest runs if its overlap policy needs them), read at once;
+        None if the flow was edited, disabled or deleted since it was armed (the caller
+        reads it again): a flow never fires a version that is no longer the enabled one."""
         flow = self._armed_flow.get(flow_id)
         trigger = _schedule_of(flow)
         if flow is None or trigger is None or flow.team_id != team_id:
             return None
         history = self.history if trigger.overlap != "allow" else None
-        version, state, runs = await asyncio.gather(
-            self.flows.enabled_version(team_id, flow_id),
-            self.states.get(flow_id),
-            history.history(team_id, flow_id, 10) if history is not None else _nothing(),
+        (enabled, state), runs = await asyncio.gather(
+            self._wake_reads.read(flow_id),
+            history.history(team_id, flow_id, 10) if history is not None else nothing(),
         )
-        if version != flow.version:
+        if enabled != (team_id, flow.version):
             return None
         return flow, state, runs
 
@@ -491,8 +489,7 @@ class ScheduleService:
         now: datetime,
         runs: list[RunRecord] | None = None,
     ) -> None:
-        """`runs`: the flow's newest runs, read with the state (None: read them when an
-        overlap policy needs them); good for the first slot started only."""
+        """`runs`: the flow's newest runs if read with the state; for the first slot only."""
         cutoff = now - self.grace - trigger.jitter_delta
         # Missed: more than `grace` (and the jitter) old: downtime. Recent: the newest whose
         # jittered time has come is due, the others were superseded by it.
@@ -547,8 +544,7 @@ class ScheduleService:
         extra: dict[str, Any],
         runs: list[RunRecord] | None = None,
     ) -> None:
-        """One slot, by the flow's overlap policy (see `flows.schedule_policies`); `runs`:
-        the flow's newest runs if just read."""
+        """One slot, by its overlap policy (`flows.schedule_policies`); `runs`: if just read."""
         busy = None
         if trigger.overlap != "allow" and self.history is not None:
             key = schedule_run_key(flow.id, slot)
@@ -694,10 +690,6 @@ class ScheduleService:
 
     async def _wake(self, team_id: str, flow_id: str) -> None:
         await self._safe_tick(team_id, flow_id, armed=True)
-
-
-async def _nothing() -> None:
-    return None
 
 
 def _schedule_of(flow: FlowRecord | None) -> ScheduleTrigger | None:
