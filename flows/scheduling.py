@@ -5,9 +5,10 @@ How it works
 - Every enabled scheduled flow has one job in this process's `AsyncIOScheduler`: a one-shot
   `DateTrigger` at the flow's next slot (`ScheduleTrigger.next_fire_time`, cron or interval,
   in the flow's timezone; intervals may be as short as one second). The job is only a
-  wake-up: `tick` re-reads the flow and its schedule state from the database, starts what is
-  due and arms the next wake-up. Jobs live in memory; nothing of APScheduler is shared
-  between processes.
+  wake-up: `tick` checks the flow armed is still the enabled version (else reads it again),
+  reads its schedule state (and its newest runs if its overlap policy needs them) at once,
+  starts what is due and arms the next wake-up (`flows.schedule_wakes`: the wake-ups of a
+  moment read together). Jobs live in memory; nothing of APScheduler is shared.
 - Exactly once: the run of a slot carries the run key `sched:<flow id>:<slot ISO time>` and
   the runs collection's unique index turns every other process's attempt into a
   `DuplicateRun`. Two replicas compute the same slots because slots come from the
@@ -60,6 +61,7 @@ from flows.schedule_policies import (
     in_progress,
     jitter_of,
 )
+from flows.schedule_wakes import WakeReads, nothing
 from flows.slack_ids import principal_kind
 from flows.trigger_log import Reason, TriggerLog, when_allows
 from flows.workspace_context import acting_for
@@ -174,6 +176,10 @@ class ScheduledFlowSource(Protocol):
         ...
 
     async def get_many(self, flow_ids: Sequence[str]) -> list[FlowRecord]: ...
+
+    async def enabled_versions_of(self, flow_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
+        """`enabled_versions` of these flows only."""
+        ...
 
 
 class RunStarter(Protocol):
@@ -315,9 +321,10 @@ class ScheduleService:
         )
         # flow id → (team id, next slot) of the wake-ups armed in this process.
         self._armed: dict[str, tuple[str, datetime]] = {}
-        # flow id → the flow version its wake-up was armed for (resync skips unchanged ones).
-        self._armed_version: dict[str, int] = {}
+        # flow id → the flow its wake-up was armed with (resync skips unchanged versions).
+        self._armed_flow: dict[str, FlowRecord] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._wake_reads = WakeReads(flows, states)
         self._started = False
 
     # --- Service
@@ -359,6 +366,7 @@ class ScheduleService:
             with contextlib.suppress(Exception):
                 self.scheduler.shutdown(wait=False)
         self._armed.clear()
+        self._armed_flow.clear()
 
     # --- following changes
 
@@ -378,7 +386,8 @@ class ScheduleService:
             changed = [
                 flow_id
                 for flow_id, (_, version) in versions.items()
-                if self._armed_version.get(flow_id) != version
+                if flow_id not in self._armed_flow
+                or self._armed_flow[flow_id].version != version
                 or flow_id not in self._armed
                 or self._armed[flow_id][1] <= now
             ]
@@ -405,10 +414,12 @@ class ScheduleService:
         flow_id: str,
         loaded: FlowRecord | None = None,
         states: Mapping[str, ScheduleState] | None = None,
+        *,
+        armed: bool = False,
     ) -> None:
         try:
             with acting_for(team_id):  # its notices use that workspace's token
-                await self.tick(team_id, flow_id, loaded, states)
+                await self.tick(team_id, flow_id, loaded, states, armed=armed)
         except Exception:
             log.exception("schedule tick of flow %s failed", flow_id)
 
@@ -418,13 +429,21 @@ class ScheduleService:
         flow_id: str,
         loaded: FlowRecord | None = None,
         states: Mapping[str, ScheduleState] | None = None,
+        *,
+        armed: bool = False,
     ) -> None:
         """Bring one flow's schedule up to date: run what is due, handle missed slots,
         arm the next wake-up (or disarm when the flow is gone, disabled or not scheduled).
         `loaded`: the flow just read by a bulk query (saves reading it again); `states`:
-        the states read in bulk with it (a flow missing there has none)."""
+        the states read in bulk with it (a flow missing there has none). `armed`: a
+        wake-up (`_armed_reads`)."""
         lock = self._locks.setdefault(flow_id, asyncio.Lock())
         async with lock:
+            runs: list[RunRecord] | None = None
+            reads = await self._armed_reads(team_id, flow_id) if armed else None
+            if reads is not None:
+                loaded, state_read, runs = reads
+                states = {flow_id: state_read} if state_read is not None else {}
             flow = loaded if loaded is not None else await self.flows.get(team_id, flow_id)
             trigger = _schedule_of(flow)
             if flow is None or trigger is None or not flow.enabled:
@@ -440,12 +459,37 @@ class ScheduleService:
             if state is None or not state.active or state.version != flow.version:
                 await self.states.activate(team_id, flow_id, flow.version, now)
             else:
-                await self._catch_up(flow, trigger, state, now)
+                await self._catch_up(flow, trigger, state, now, runs)
             self._arm(flow, trigger, now)
 
+    async def _armed_reads(
+        self, team_id: str, flow_id: str
+    ) -> tuple[FlowRecord, ScheduleState | None, list[RunRecord] | None] | None:
+        """(flow armed, state, newest runs if its overlap policy needs them), read at once;
+        None if the flow was edited, disabled or deleted since it was armed (the caller
+        reads it again): a flow never fires a version that is no longer the enabled one."""
+        flow = self._armed_flow.get(flow_id)
+        trigger = _schedule_of(flow)
+        if flow is None or trigger is None or flow.team_id != team_id:
+            return None
+        history = self.history if trigger.overlap != "allow" else None
+        (enabled, state), runs = await asyncio.gather(
+            self._wake_reads.read(flow_id),
+            history.history(team_id, flow_id, 10) if history is not None else nothing(),
+        )
+        if enabled != (team_id, flow.version):
+            return None
+        return flow, state, runs
+
     async def _catch_up(
-        self, flow: FlowRecord, trigger: ScheduleTrigger, state: ScheduleState, now: datetime
+        self,
+        flow: FlowRecord,
+        trigger: ScheduleTrigger,
+        state: ScheduleState,
+        now: datetime,
+        runs: list[RunRecord] | None = None,
     ) -> None:
+        """`runs`: the flow's newest runs if read with the state; for the first slot only."""
         cutoff = now - self.grace - trigger.jitter_delta
         # Missed: more than `grace` (and the jitter) old: downtime. Recent: the newest whose
         # jittered time has come is due, the others were superseded by it.
@@ -455,10 +499,12 @@ class ScheduleService:
         )
         if state.queued_slot is not None:
             await self._start_queued(flow, trigger)
+            runs = None  # it may have started one
         if missed.newest is not None and missed.first is not None:
             if trigger.misfire == "run_once" and now - missed.newest <= trigger.catchup_delta:
                 data = {"missed": missed.count, "missed_more": missed.capped, "catch_up": True}
-                await self._slot(flow, trigger, missed.newest, data)
+                await self._slot(flow, trigger, missed.newest, data, runs)
+                runs = None
             else:
                 skipped = SkippedSlots(
                     count=missed.count,
@@ -479,7 +525,7 @@ class ScheduleService:
                         except Exception:
                             log.exception("telling the owners of %s about a skip failed", flow.id)
         if due is not None:
-            await self._slot(flow, trigger, due, {})
+            await self._slot(flow, trigger, due, {}, runs)
 
     def _due(
         self, flow: FlowRecord, trigger: ScheduleTrigger, window: SlotWindow, now: datetime
@@ -491,13 +537,20 @@ class ScheduleService:
         return None
 
     async def _slot(
-        self, flow: FlowRecord, trigger: ScheduleTrigger, slot: datetime, extra: dict[str, Any]
+        self,
+        flow: FlowRecord,
+        trigger: ScheduleTrigger,
+        slot: datetime,
+        extra: dict[str, Any],
+        runs: list[RunRecord] | None = None,
     ) -> None:
-        """One slot, by the flow's overlap policy (see `flows.schedule_policies`)."""
+        """One slot, by its overlap policy (`flows.schedule_policies`); `runs`: if just read."""
         busy = None
         if trigger.overlap != "allow" and self.history is not None:
             key = schedule_run_key(flow.id, slot)
-            busy = in_progress(await self.history.history(flow.team_id, flow.id, 10), key)
+            if runs is None:
+                runs = await self.history.history(flow.team_id, flow.id, 10)
+            busy = in_progress(runs, key)
         if busy is None:
             # Started, then advanced: a crash in between repeats nothing (the run key).
             await self._start(flow, trigger, slot, extra)
@@ -599,7 +652,7 @@ class ScheduleService:
             self._disarm(flow.id)
             return
         self._armed[flow.id] = (flow.team_id, slot)
-        self._armed_version[flow.id] = flow.version
+        self._armed_flow[flow.id] = flow
         if not self._started:
             return
         self.scheduler.add_job(
@@ -620,7 +673,7 @@ class ScheduleService:
 
     def _disarm(self, flow_id: str) -> None:
         self._armed.pop(flow_id, None)
-        self._armed_version.pop(flow_id, None)
+        self._armed_flow.pop(flow_id, None)
         if self._started:
             with contextlib.suppress(Exception):
                 self.scheduler.remove_job(f"flow:{flow_id}")
@@ -636,7 +689,7 @@ class ScheduleService:
         return real_now + timedelta(seconds=1)
 
     async def _wake(self, team_id: str, flow_id: str) -> None:
-        await self._safe_tick(team_id, flow_id)
+        await self._safe_tick(team_id, flow_id, armed=True)
 
 
 def _schedule_of(flow: FlowRecord | None) -> ScheduleTrigger | None:

@@ -167,6 +167,16 @@ class MongoFlowStore:
                 await asyncio.sleep(0)
         return versions
 
+    async def enabled_versions_of(self, flow_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
+        """`enabled_versions` of these flows only (schedule wake-ups check that the flows
+        they armed are still the enabled versions): one `_id: {$in}` projection."""
+        query: Document = {"_id": {"$in": list(flow_ids)}, "enabled": True}
+        cursor = self.flows.find(query, projection={"team_id": 1, "version": 1})
+        return {
+            str(doc["_id"]): (str(doc["team_id"]), int(doc.get("version") or 1))
+            async for doc in cursor
+        }
+
     async def get_many(self, flow_ids: Sequence[str]) -> list[FlowRecord]:
         """The flows with these ids (any workspace; unknown ids are left out)."""
         flows: list[FlowRecord] = []

@@ -273,6 +273,28 @@ async def test_changes_made_through_another_process_are_followed(replicas: Repli
     assert schedules(watcher).next_wakeup(flow.id) is None
 
 
+async def test_a_wake_up_never_fires_a_version_changed_through_another_process(
+    replicas: Replicas,
+) -> None:
+    """A wake-up fires the flow armed without reading it again, unless its version is no
+    longer the enabled one: edited, disabled or deleted elsewhere since it was armed."""
+    watcher = await replicas.start()
+    maker = await replicas.start()
+    flow = await create(maker, "skip")
+    await schedules(watcher).resync()
+    edited = parse_definition(HOURLY.replace("POLICY", "skip").replace("report for", "v2"))
+    await deps(maker).catalog.update_definition(TEAM, ALICE, flow.id, edited)
+    replicas.clock.advance(timedelta(minutes=59, seconds=31))  # 10:00:01
+    await schedules(watcher)._wake(TEAM, flow.id)
+    [run] = await runs_of(watcher, flow.id)
+    assert run.flow_version == 2
+    await deps(maker).catalog.set_enabled(TEAM, ALICE, flow.id, False)
+    replicas.clock.advance(timedelta(hours=1))
+    await schedules(watcher)._wake(TEAM, flow.id)
+    assert len(await runs_of(watcher, flow.id)) == 1
+    assert schedules(watcher).next_wakeup(flow.id) is None
+
+
 EVERY_2S = """
 name: Pulse
 kind: scheduled

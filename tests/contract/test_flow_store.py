@@ -137,6 +137,16 @@ async def test_enabled_versions_and_get_many_serve_the_schedule_resync(flows: An
     assert await flows.get_many([]) == []
 
 
+async def test_enabled_versions_of_says_which_flows_may_still_fire(flows: Any) -> None:
+    await flows.insert(flow_record(SCHEDULED, flow_id="F1"))
+    await flows.insert(flow_record(SCHEDULED, flow_id="F2", team_id=OTHER_TEAM))
+    await flows.insert(flow_record(SCHEDULED.replace("Nightly", "Paused"), flow_id="F3"))
+    await flows.set_enabled(TEAM, "F3", False, ALICE, LATER)
+    found = await flows.enabled_versions_of(["F1", "F2", "F3", "F9"])
+    assert found == {"F1": (TEAM, 1), "F2": (OTHER_TEAM, 1)}
+    assert await flows.enabled_versions_of([]) == {}
+
+
 async def test_list_enabled_finds_flows_with_the_default_trigger(flows: FlowStore) -> None:
     # `to_dict` leaves the default (manual) trigger out of the stored definition.
     await flows.insert(flow_record(name="Manual", flow_id="F4"))

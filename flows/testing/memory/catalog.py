@@ -85,6 +85,10 @@ class MemoryFlowStore:
     async def enabled_versions(self, trigger_type: str) -> dict[str, tuple[str, int]]:
         return {f.id: (f.team_id, f.version) for f in await self.list_enabled(trigger_type)}
 
+    async def enabled_versions_of(self, flow_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
+        found = (self._flows.get(flow_id) for flow_id in flow_ids)
+        return {f.id: (f.team_id, f.version) for f in found if f is not None and f.enabled}
+
     async def get_many(self, flow_ids: Sequence[str]) -> list[FlowRecord]:
         return [self._flows[i].model_copy(deep=True) for i in flow_ids if i in self._flows]
 
