@@ -14,7 +14,7 @@ after the insert is a compare-and-set on the lease owner and status (and the abs
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from motor.motor_asyncio import AsyncIOMotorCollection, AsyncIOMotorDatabase
@@ -24,6 +24,7 @@ from pymongo.errors import DuplicateKeyError
 from flows.definition import definition_from_storage, to_dict
 from flows.records import MessageRef, RunRecord, StepResult
 from flows.run_model import TIMER, CancelRequest, CancelResult, Claim, DuplicateRun, Lease
+from storage.newest import newest
 
 Doc = dict[str, Any]
 
@@ -548,53 +549,12 @@ class MongoRunStore:
     async def history(
         self, team_id: str, flow_id: str, limit: int, started_by: str | None = None
     ) -> list[RunRecord]:
-        """The last `limit` runs, newest first, read window by window of `created_at`.
-
-        The embedded server reads every document a filter's index bounds select and only
-        then sorts and limits: `{team_id, flow_id}` alone read all of a flow's runs to
-        return 20 (1,000 runs: 38 ms). A window bounds the read to the runs created in it.
-        The first is the last hour (and the future: a clock may be ahead); each next one
-        begins where the last ended and reaches further back (`next_span`, sized on the
-        runs found so far); one that would reach past `LAST_SPAN` takes all that is older.
-        So the result is that of one sorted read. MongoDB serves each read from the `history` index
-        without a sort (equalities, then a range on the index's last key).
-        """
+        # Read window by window of `created_at` (`storage.newest`), each a range on the
+        # last key of the `history` (or `history_by_starter`) index.
         query: Doc = {"team_id": team_id, "flow_id": flow_id}
         if started_by is not None:
             query["started_by"] = started_by
-        newest_first = [("created_at", DESCENDING)]
-        if limit <= 0:  # no limit (0): all of them in one read
-            cursor = self.collection.find(query, sort=newest_first, limit=limit)
-            return [from_doc(doc) async for doc in cursor]
-        now = datetime.now(timezone.utc)
-        found: list[Doc] = []
-        span = FIRST_SPAN
-        window: Doc = {"$gte": now - span}
-        while True:
-            cursor = self.collection.find(
-                {**query, "created_at": window}, sort=newest_first, limit=limit - len(found)
-            )
-            known = len(found)
-            found.extend([doc async for doc in cursor])
-            if len(found) >= limit or "$gte" not in window:
-                return [from_doc(doc) for doc in found]
-            before = window["$gte"]
-            span = next_span(span, known, len(found), limit)
-            # Far back enough, all that is older at once.
-            window = {"$lt": before} if span >= LAST_SPAN else {"$gte": now - span, "$lt": before}
-
-
-# A window costs a round trip (0.7 ms on the embedded server), a run read in one 0.04 ms:
-# the windows grow fast, faster still while they find nothing.
-FIRST_SPAN = timedelta(hours=1)
-LAST_SPAN = timedelta(days=45)  # beyond: finished runs are gone (30 days' retention)
-
-
-def next_span(span: timedelta, before: int, found: int, wanted: int) -> timedelta:
-    """How far back the next window of a history reaches. The windows up to `span` ago
-    held `found` runs of the `wanted`, `before` of them up to the window before: none
-    new, 32 times as far; else at that pace, the rest and half as many more (2 to 16
-    times as far)."""
-    if found == before:
-        return span * 32
-    return span * min(16.0, max(2.0, 1.5 * wanted / found))
+        docs = await newest(
+            self.collection, query, "created_at", limit, [("created_at", DESCENDING)]
+        )
+        return [from_doc(doc) for doc in docs]

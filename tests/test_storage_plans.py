@@ -28,6 +28,7 @@ from storage.asks_repo import AsksRepo
 from storage.embedded import EmbeddedMongo
 from storage.runs_repo import MongoRunStore, to_doc
 from storage.schedules_repo import MongoScheduleStore
+from storage.trigger_log_repo import MongoTriggerLog
 from tests.builders import ALICE, BOB, T0, TEAM, approval_record, run_record
 
 LEASE = Lease("me", T0 + timedelta(hours=1))
@@ -114,6 +115,10 @@ async def a_day_of_work(db: AsyncIOMotorDatabase[dict[str, Any]]) -> None:
     await asks.set_messages("Q1", [AskMessage(channel="D1", ts="1.0", person=BOB)])
     await asks.pending_for(TEAM, BOB)
     assert await asks.answer("Q1", BOB, {"why": "because"}, LATER) is not None
+
+    trigger_log = MongoTriggerLog(db)
+    await trigger_log.ensure_indexes()
+    await trigger_log.latest("F1", 5)  # `/flow why`
 
     await schedules.activate(TEAM, "F1", 1, T0)
     await schedules.activate(TEAM, "F1", 1, T0)  # a restart: active already
