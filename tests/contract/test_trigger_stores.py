@@ -48,6 +48,20 @@ async def test_latest_decisions_come_newest_first_per_flow(trigger_log: TriggerL
     assert await trigger_log.latest("F9", 10) == []
 
 
+async def test_latest_decisions_are_the_same_however_far_apart(
+    trigger_log: TriggerLogStore,
+) -> None:
+    # Around the real clock (the MongoDB store reads windows of `at` going back from it),
+    # within the log's 7 days: ahead of it, now, minutes, hours and days ago.
+    now = datetime.now(timezone.utc)
+    for n, hours in enumerate([-24, 0, 0.5, 0.99, 5, 30, 80, 150]):
+        for m in range(2):  # two at the same moment: by id, the greater first
+            await trigger_log.record(decision(f"T{n}{1 - m}", at=now - HOUR * hours))
+    newest_first = [f"T{n}{m}" for n in range(8) for m in (1, 0)]
+    for limit in (1, 3, 4, 5, 9, 15, 16, 17):
+        assert [d.id for d in await trigger_log.latest("F1", limit)] == newest_first[:limit]
+
+
 async def test_unmatched_events_are_counted_per_minute_and_added_up(
     trigger_log: TriggerLogStore,
 ) -> None:
