@@ -85,7 +85,7 @@ class FailureAlerts:
         flows: FlowSource,
         notifier: AlertNotifier,
         *,
-        flush_every: float = 0.2,
+        flush_every: float = 1.0,
     ) -> None:
         self.streaks = streaks
         self.flows = flows

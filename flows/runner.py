@@ -13,6 +13,7 @@ Durability, writes and cancelling: ARCHITECTURE.md, "Runs".
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import os
 import secrets
@@ -216,7 +217,9 @@ class Runner:
             return run
         lease = self.lease()
         await self.store.insert(run, lease)
-        self._spawn(_Drive(run=run.model_copy(deep=True), lease=lease, wake=None), "started")
+        # The driver's own copy; the definition (never changed) is shared, not copied.
+        driven = copy.deepcopy(run, {id(run.definition): run.definition})
+        self._spawn(_Drive(run=driven, lease=lease, wake=None), "started")
         return run
 
     async def resume(self, run_id: str, step_id: str, payload: Mapping[str, Any]) -> bool:
