@@ -33,13 +33,13 @@ from flows.durations import parse_duration
 from flows.records import StepResult
 from flows.run_drive import _Drive, _Failure
 from flows.run_model import (
-    ContainerExecutor,
     Done,
     Outcome,
     Park,
     StepContext,
     StepExecutor,
     StepFailed,
+    is_container,
 )
 
 if TYPE_CHECKING:
@@ -184,7 +184,8 @@ async def _execute(
 ) -> Outcome:
     """One try, bounded by the step's `timeout` when it executes (not containers)."""
     limit = _timeout(step)
-    if limit is not None and isinstance(executor, ContainerExecutor):
+    container = is_container(executor)
+    if limit is not None and container and executor is not None:
         return await bounded_container(
             runner, drive, step, executor, recorded, started_at, ctx, limit
         )
@@ -192,7 +193,7 @@ async def _execute(
     deadline = _deadline(recorded)
     if waiting and deadline is not None and deadline <= runner.clock.now():
         raise runner._failure(ctx.step_id, step.type, started_at, f"timed out after {step.timeout}")
-    if limit is None or waiting or isinstance(executor, ContainerExecutor):
+    if limit is None or waiting or container:
         outcome = await runner._outcome(drive, step, executor, recorded, started_at, ctx)
     else:
         try:
