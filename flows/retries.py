@@ -25,7 +25,7 @@ import email.utils
 import logging
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from flows.container_timeout import bounded_container
 from flows.definition.failure import RetryPolicy
@@ -185,9 +185,9 @@ async def _execute(
     """One try, bounded by the step's `timeout` when it executes (not containers)."""
     limit = _timeout(step)
     container = is_container(executor)
-    if limit is not None and container and executor is not None:
+    if limit is not None and container:
         return await bounded_container(
-            runner, drive, step, executor, recorded, started_at, ctx, limit
+            runner, drive, step, cast(StepExecutor, executor), recorded, started_at, ctx, limit
         )
     waiting = recorded is not None and recorded.status == "waiting"
     deadline = _deadline(recorded)
