@@ -376,6 +376,7 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
     runner.on_finished.append(schedules.on_run_finished)
     alerts = FailureAlerts(stores.failure_streaks, stores.flows, SlackAlertNotifier(messenger))
     runner.on_finished.append(alerts.on_run_finished)
+    services.insert(0, alerts)  # stops last: settles the successes of runs ended meanwhile
 
     # --- a deleted flow's runs in progress are cancelled, and their pending approvals
     runner.on_cancelled.append(approvals.on_run_cancelled)

@@ -23,6 +23,7 @@ from flows.approval_model import ApprovalMessage, ApprovalResponse, Decision
 from flows.ask_model import AskMessage, AskRecord
 from flows.records import StepResult, StepStatus
 from flows.run_model import Lease
+from storage.alerts_repo import MongoFailureStreaks
 from storage.approvals_repo import ApprovalsRepo
 from storage.asks_repo import AsksRepo
 from storage.embedded import EmbeddedMongo
@@ -124,6 +125,13 @@ async def a_day_of_work(db: AsyncIOMotorDatabase[dict[str, Any]]) -> None:
     await schedules.activate(TEAM, "F1", 1, T0)  # a restart: active already
     await schedules.activate(TEAM, "F1", 2, T0)  # a new version
     await schedules.advance("F1", LATER)
+
+    # Successes settle failure streaks in batches: one read (usually empty), a reset each.
+    streaks = MongoFailureStreaks(db)
+    await streaks.ensure_indexes()
+    await db["failure_streaks"].insert_one({"_id": "F1", "team_id": TEAM, "count": 2})
+    found = await streaks.streaks(["F1", "F2", "F3"])
+    assert await streaks.reset("F1", found["F1"])
 
 
 def plan_stages(plan: Mapping[str, Any]) -> Iterator[str]:

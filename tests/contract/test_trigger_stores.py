@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from flows.alerts import FailureStreakStore
+from flows.alerts import FailureStreakStore, Streak
 from flows.scheduling import ScheduleStateStore
 from flows.trigger_log import TriggerDecision, TriggerLogStore
 from tests.builders import OTHER_TEAM, TEAM
@@ -90,6 +90,26 @@ async def test_a_streak_counts_failures_and_a_success_resets_it_once(
     assert await failure_streaks.succeeded("F1") == 3
     assert await failure_streaks.succeeded("F1") == 0  # the recovery is seen once
     assert await failure_streaks.failed(TEAM, "F1") == 1
+
+
+async def test_streaks_are_read_in_one_batch_and_reset_by_compare_and_set(
+    failure_streaks: FailureStreakStore,
+) -> None:
+    assert await failure_streaks.streaks(["F1", "F2"]) == {}  # none: an empty answer
+    assert await failure_streaks.failed(TEAM, "F1", NOW) == 1
+    assert await failure_streaks.failed(TEAM, "F1", NOW + MINUTE) == 2
+    assert await failure_streaks.failed(TEAM, "F1", NOW) == 3  # ended earlier: kept the latest
+    assert await failure_streaks.failed(TEAM, "F2", NOW) == 1
+    assert await failure_streaks.succeeded("F2") == 1  # F2 has no streak any more
+    streaks = await failure_streaks.streaks(["F1", "F2", "F9"])
+    assert streaks == {"F1": Streak(3, NOW + MINUTE)}
+    stale = Streak(2, NOW + MINUTE)
+    assert not await failure_streaks.reset("F1", stale)  # not the streak any more
+    assert await failure_streaks.reset("F1", streaks["F1"])
+    assert not await failure_streaks.reset("F1", streaks["F1"])  # the recovery is seen once
+    assert await failure_streaks.streaks(["F1"]) == {}
+    assert await failure_streaks.failed(TEAM, "F1", NOW + HOUR) == 1
+    assert await failure_streaks.streaks(["F1"]) == {"F1": Streak(1, NOW + HOUR)}
 
 
 async def test_a_streak_is_forgotten_with_its_flow(failure_streaks: FailureStreakStore) -> None:
