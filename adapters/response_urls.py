@@ -30,6 +30,7 @@ class ResponseUrls:
         self.connections = connections
         self.timeout = timeout
         self._session: aiohttp.ClientSession | None = None
+        self.answers = 0  # answers sent through the pool (clients handed out)
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -50,6 +51,7 @@ class ResponseUrls:
         """A webhook client for `url` on the shared connections. A kept-alive connection
         the other end has closed meanwhile fails at once: it is tried again on a new one."""
         handlers = [AsyncConnectionErrorRetryHandler(max_retry_count=1), *retry_handlers]
+        self.answers += 1
         return AsyncWebhookClient(
             url, session=self.session(), retry_handlers=handlers, proxy=proxy, ssl=ssl
         )

@@ -73,7 +73,10 @@ def pooled_respond(pool: ResponseUrls) -> Callable[..., Awaitable[Any]]:
     the pool's connections."""
 
     async def middleware(context: AsyncBoltContext, next: Callable[[], Awaitable[Any]]) -> Any:
-        if "respond" not in context and context.response_url is not None:
+        # Bolt has made its own already (its middleware's arguments include `respond`).
+        if context.response_url is not None and not isinstance(
+            context.get("respond"), PooledRespond
+        ):
             client = context.client
             context["respond"] = PooledRespond(
                 pool,

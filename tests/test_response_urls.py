@@ -11,7 +11,17 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from adapters.response_urls import ResponseUrls
 from bot.respond import PooledRespond
-from tests.support import JSON, local_http_server
+from tests.support import (
+    ALICE,
+    JSON,
+    BotHarness,
+    create_flow,
+    eventually,
+    finished_run,
+    local_http_server,
+    slash,
+    template_source,
+)
 
 
 async def test_answers_share_one_connection_and_match_bolts_payloads() -> None:
@@ -52,3 +62,13 @@ async def test_stop_closes_the_pool_and_a_later_answer_opens_a_new_one() -> None
     second = pool.session()
     assert second is not first and not second.closed
     await pool.stop()
+
+
+async def test_listeners_and_run_results_answer_through_the_apps_pool(bot: BotHarness) -> None:
+    [pool] = [s for s in bot.flowbot.services if isinstance(s, ResponseUrls)]
+    flow = await create_flow(bot, template_source("blank"))
+    before = len(bot.emulator.response_url_posts)
+    await slash(bot, ALICE, 'run "My new flow"', expect=2)  # started, then its result
+    await finished_run(bot, flow.id)
+    await eventually(lambda: len(bot.emulator.response_url_posts) >= before + 2)
+    assert pool.answers >= 2  # Bolt's respond() (a new connection each) was not used
