@@ -109,4 +109,4 @@ class MemoryPeopleRequests(Generic[R]):
 
     async def pending_page(self, team_id: str, user: str, limit: int) -> tuple[list[R], int]:
         found = self._found_for(team_id, user)
-        return [r.model_copy(deep=True) for r in found[:limit]], len(found)
+        return [r.model_copy(deep=True) for r in found[: max(limit, 0)]], len(found)
