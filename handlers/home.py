@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -11,7 +10,7 @@ from slack_bolt.async_app import AsyncApp
 
 from cards import home as home_cards
 from flows.home import home_flows, welcome_seen
-from handlers.deps import HandlerDeps, HomeSection
+from handlers.deps import HandlerDeps
 
 log = logging.getLogger(__name__)
 
@@ -20,34 +19,24 @@ async def _sections(
     deps: HandlerDeps, team_id: str, user_id: str
 ) -> dict[str, list[dict[str, Any]]]:
     """The sections other areas add (`deps.home_sections`), built for this person."""
-
-    async def one(name: str, build: HomeSection) -> list[dict[str, Any]] | None:
+    sections: dict[str, list[dict[str, Any]]] = {}
+    for name, build in deps.home_sections:
         try:
-            return await build(deps, team_id, user_id)
+            sections[name] = await build(deps, team_id, user_id)
         except Exception:
             # One broken section must not blank the whole tab.
             log.exception("home section %s failed for %s", name, user_id)
-            return None
-
-    # Built at once (their reads overlap), kept in their order.
-    built = await asyncio.gather(*(one(name, build) for name, build in deps.home_sections))
-    names = [name for name, _ in deps.home_sections]
-    return {name: blocks for name, blocks in zip(names, built, strict=True) if blocks is not None}
+    return sections
 
 
 async def publish_home(deps: HandlerDeps, team_id: str, user_id: str) -> None:
     """Build and publish the home tab of one person (safe to call at any time)."""
-    # The flows and the sections are read at once: a decision refreshes its approvers'
-    # Homes while the next click may be on its way.
-    flows, sections = await asyncio.gather(
-        home_flows(deps.catalog, deps.users, team_id, user_id),
-        _sections(deps, team_id, user_id),
-    )
+    flows = await home_flows(deps.catalog, deps.users, team_id, user_id)
     view = home_cards.home_view(
         flows.owned,
         welcome=flows.welcome,
         runnable=flows.runnable,
-        sections=sections,
+        sections=await _sections(deps, team_id, user_id),
     )
     await deps.client.views_publish(user_id=user_id, view=view)
 
