@@ -101,6 +101,7 @@ async def a_day_of_work(db: AsyncIOMotorDatabase[dict[str, Any]]) -> None:
     await approvals.create(approval_record("A1", approvers=[BOB]))
     await approvals.set_messages("A1", [ApprovalMessage(channel="D1", ts="1.0", approver=BOB)])
     await approvals.pending_for(TEAM, BOB)
+    await approvals.pending_page(TEAM, BOB, 1)  # a full page: counted too
     await approvals.pending_of_run("R1")
     decision = Decision("approved", "Approve", BOB, None, LATER)
     response = ApprovalResponse(user=BOB, response="Approve", at=LATER)
@@ -115,6 +116,7 @@ async def a_day_of_work(db: AsyncIOMotorDatabase[dict[str, Any]]) -> None:
     await asks.create(ask)
     await asks.set_messages("Q1", [AskMessage(channel="D1", ts="1.0", person=BOB)])
     await asks.pending_for(TEAM, BOB)
+    await asks.pending_page(TEAM, BOB, 10)
     assert await asks.answer("Q1", BOB, {"why": "because"}, LATER) is not None
 
     trigger_log = MongoTriggerLog(db)
@@ -175,6 +177,14 @@ async def test_every_hot_query_is_served_by_an_index(
             assert not top_level_operators(query), command
             if "COLLSCAN" in await stages_of(db, command):
                 scans.append(f"{command['find']}: {query}")
+        elif name == "aggregate":
+            # A count (`count_documents`): its leading `$match` is served like a find.
+            match = command["pipeline"][0].get("$match") if command["pipeline"] else None
+            assert match, f"an unfiltered aggregate: {command}"
+            assert not top_level_operators(match), command
+            probe = {"find": command["aggregate"], "filter": match}
+            if "COLLSCAN" in await stages_of(db, probe):
+                scans.append(f"{command['aggregate']} (aggregate): {match}")
         elif name == "update":
             for update in command["updates"]:
                 assert not top_level_operators(update["q"]), update
