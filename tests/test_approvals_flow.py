@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 from flows.records import FlowRecord
 from tests.support import (
@@ -108,19 +109,29 @@ async def test_reject_with_a_comment_from_the_modal_tells_the_requester(bot: Bot
     assert out["responses"][0]["comment"] == "Too expensive <!channel>"
     assert texts_in(bot, "#general")[-1] == f"rejected by {CAROL}: Too expensive <!channel>"
 
-    # Both messages show the outcome and the (escaped) comment.
+    # Both messages show the outcome and the (escaped) comment: they are updated once the
+    # run has gone on (SPEC 16: the run first, the messages after).
     for user in (BOB, CAROL):
-        [message] = [m for m in bot.emulator.messages_in(user) if "Laptop X1" in m["text"]]
+
+        def decided_message(user: str = user) -> list[dict[str, Any]]:
+            return [
+                m
+                for m in bot.emulator.messages_in(user)
+                if "Laptop X1" in m["text"] and not has_buttons(m)
+            ]
+
+        [message] = await eventually(decided_message)
         shown = blocks_text(message)
-        assert not has_buttons(message) and "Rejected" in shown
+        assert "Rejected" in shown
         assert "Too expensive &lt;!channel&gt;" in shown and "<!channel>" not in shown
     # The requester hears of the rejection, with the comment.
     told = await eventually(
         lambda: [m for m in bot.emulator.messages_in(ALICE) if "Your request" in m["text"]]
     )
     assert "Too expensive" in blocks_text(told[0]) and f"<@{CAROL}>" in blocks_text(told[0])
-    decided = [t for t in texts_in(bot, "#approvals-bots") if "Rejected" in t]
-    assert decided
+    assert await eventually(
+        lambda: [t for t in texts_in(bot, "#approvals-bots") if "Rejected" in t]
+    )
 
 
 async def test_the_comment_button_refuses_non_approvers_without_a_modal(bot: BotHarness) -> None:
