@@ -18,6 +18,7 @@ from datetime import timedelta
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from adapters.response_urls import ResponseUrls
 from adapters.slack import RETRY_HANDLERS
 from cards import runs as run_cards
 from flows.ports import Clock, Directory, Messenger
@@ -40,10 +41,18 @@ def describe_error(exc: BaseException) -> str:
 
 
 class SlackRunNotifier:
-    def __init__(self, messenger: Messenger, directory: Directory, clock: Clock) -> None:
+    def __init__(
+        self,
+        messenger: Messenger,
+        directory: Directory,
+        clock: Clock,
+        response_urls: ResponseUrls | None = None,
+    ) -> None:
         self.messenger = messenger
         self.directory = directory
         self.clock = clock
+        # Answers to response URLs share the app's connections (adapters/response_urls.py).
+        self.response_urls = response_urls
 
     async def run_event(self, run: RunRecord, event: RunEvent) -> MessageRef | None:
         ref = await self._notify_channel(run)
@@ -81,7 +90,11 @@ class SlackRunNotifier:
             log.warning("run %s: could not tell %s: %s", run.id, user, describe_error(exc))
 
     async def _respond(self, response_url: str, card: run_cards.Message) -> bool:
-        client = AsyncWebhookClient(response_url, retry_handlers=list(RETRY_HANDLERS))
+        client = (
+            self.response_urls.client(response_url, RETRY_HANDLERS)
+            if self.response_urls is not None
+            else AsyncWebhookClient(response_url, retry_handlers=list(RETRY_HANDLERS))
+        )
         try:
             response = await client.send(
                 text=card["text"],

@@ -9,6 +9,8 @@ between the two (bare, bot, bot, bare, …) so drift on the machine hits both al
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Sequence
 from urllib.parse import urlencode
 
 import aiohttp
@@ -21,6 +23,7 @@ from bench.common import (
     Env,
     Section,
     bot_environ,
+    cpu_seconds,
     import_flow,
     make_emulator,
     percentile,
@@ -41,6 +44,26 @@ steps:
 """
 COMMANDS = (("help", "/flow help"), ("run Bench ack", "/flow run"))
 CONCURRENCY = (50, 200)
+# A round starts once every process is quiet: over QUIET_WINDOW seconds, each used less
+# than QUIET_SHARE of a CPU (twice in a row), or after QUIET_TIMEOUT seconds anyway.
+QUIET_WINDOW = 0.1
+QUIET_SHARE = 0.1
+QUIET_TIMEOUT = 10.0
+
+
+async def wait_quiet(pids: Sequence[int | str]) -> float:
+    """Wait until the bot, the bare app, the database and this process (load generator,
+    emulator) are all idle, so that no round pays for the work a previous one left behind
+    (runs being finished and recorded, answers being posted, the database catching up).
+    Returns the seconds waited."""
+    started = time.monotonic()
+    calm = 0
+    while calm < 2 and time.monotonic() - started < QUIET_TIMEOUT:
+        before = [cpu_seconds(pid) for pid in pids]
+        await asyncio.sleep(QUIET_WINDOW)
+        used = [cpu_seconds(pid) - b for pid, b in zip(pids, before, strict=True)]
+        calm = calm + 1 if max(used) < QUIET_SHARE * QUIET_WINDOW else 0
+    return time.monotonic() - started
 
 
 async def _slash(driver: SlackDriver, emulator: SlackEmulator, text: str) -> DriverResponse:
@@ -107,12 +130,19 @@ async def run(env: Env) -> Section:
             side: SlackDriver(child.url + "/slack/events", SIGNING_SECRET, emulator, session)
             for side, child in (("bot", bot), ("bare", bare))
         }
+        pids: list[int | str] = [bot.pid, bare.pid, "self"]
+        if env.mongo.process is not None:
+            pids.append(env.mongo.process.pid)
         for text, label in COMMANDS:
             for n in CONCURRENCY:
                 samples: dict[str, list[float]] = {"bot": [], "bare": []}
+                waits: list[float] = []
 
-                async def one(side: str, n: int = n, text: str = text) -> list[float]:
+                async def one(
+                    side: str, n: int = n, text: str = text, waits: list[float] = waits
+                ) -> list[float]:
                     drain = side == "bot" and text.startswith("run")
+                    waits.append(await wait_quiet(pids))
                     return await _round(drivers[side], emulator, n, text, drain=drain)
 
                 for side in ("bare", "bot"):  # warm-up: connections, caches, auth.test
@@ -120,7 +150,10 @@ async def run(env: Env) -> Section:
                 for i in range(rounds):
                     for side in ("bare", "bot") if i % 2 == 0 else ("bot", "bare"):
                         samples[side] += await one(side)
-                say(f"{label} ×{n}: {rounds} rounds per side")
+                say(
+                    f"{label} ×{n}: {rounds} rounds per side;"
+                    f" waited {max(waits):.2f} s at most for quiet before a round"
+                )
                 for q in (50, 99):
                     section.add(
                         f"{label} ack p{q}, {n} concurrent",
@@ -135,7 +168,9 @@ async def run(env: Env) -> Section:
             f" {rounds} interleaved rounds per side and size after a warm-up round;"
             " requests signed as SlackDriver.slash signs them; `/flow run` starts a one-step"
             " instant flow created with `python -m bot flows import`, and each bot round"
-            " waits until its runs have answered."
+            " waits until its runs have answered; every round starts once the bot, the bare"
+            " app, the database and the bench process are idle (each under 10% of a CPU"
+            " for two 100 ms windows in a row)."
         )
     finally:
         await session.close()

@@ -363,6 +363,18 @@ async def wait_until(
 # ------------------------------------------------------------------ MongoDB round trips
 
 
+BACKGROUND_FIND = "background find"
+
+
+def _periodic(find: Any) -> bool:
+    """A read made on a timer, not by one run: the waker's polls (finds on `runs` by state,
+    not by `_id`) and the failure-streak batch (one read a second for all successes)."""
+    collection = find.get("find")
+    return collection == "failure_streaks" or (
+        collection == "runs" and "_id" not in (find.get("filter") or {})
+    )
+
+
 class CommandCounter(monitoring.CommandListener):
     """Counts every command MongoDB clients send (one per round trip), by name."""
 
@@ -373,8 +385,11 @@ class CommandCounter(monitoring.CommandListener):
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         if self.active:
+            name = event.command_name
+            if name == "find" and _periodic(event.command):
+                name = BACKGROUND_FIND
             with self._lock:
-                self.counts[event.command_name] += 1
+                self.counts[name] += 1
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass

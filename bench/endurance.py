@@ -124,10 +124,14 @@ steps:
   - {id: hello, type: post_message, channel: "#general", text: "hello"}
 """
 FLOWS = 100  # the stored history is spread over this many flows
+# A run every 20 s, the newest now, older ones added as the history grows: 100,000 runs
+# go back 23 days (within the default 30 days' retention), one flow's every 33 minutes.
+PACE = timedelta(seconds=20)
 
 
 async def fill(db: Any, upto: int, stored: int) -> int:
-    """Finished runs stored up to `upto`, over `FLOWS` flows (inserted in bulk)."""
+    """Finished runs stored up to `upto`, over `FLOWS` flows (inserted in bulk); run `n`
+    was created `n` times `PACE` ago."""
     now = datetime.now(timezone.utc)
     template = to_doc(
         RunRecord(
@@ -147,7 +151,13 @@ async def fill(db: Any, upto: int, stored: int) -> int:
     while stored < upto:
         chunk = min(5_000, upto - stored)
         docs = [
-            {**template, "_id": f"old{n}", "flow_id": f"F0OLD{n % FLOWS}"}
+            {
+                **template,
+                "_id": f"old{n}",
+                "flow_id": f"F0OLD{n % FLOWS}",
+                "created_at": now - n * PACE,
+                "finished_at": now - n * PACE,
+            }
             for n in range(stored, stored + chunk)
         ]
         await db["runs"].insert_many(docs, ordered=False)

@@ -8,9 +8,10 @@ the requests still waiting for their acknowledgement. When many requests arrive 
 that eager work delays the later acknowledgements. So `bot.server` counts the Slack
 requests it is acknowledging (`AckGate.acknowledging`), and `gated_ack`, a global Bolt
 middleware, gives every listener an `ack` that, once the acknowledgement is set, waits
-until no request is being acknowledged, or `max_wait` seconds at most (so sustained load
-cannot starve the work). Slack needs the acknowledgement within 3 s; what follows it is
-only a little later under a burst and not delayed at all otherwise.
+until no request has been acknowledged for `settle` seconds (a burst's requests arrive
+one after the other), or `max_wait` seconds at most (so sustained load cannot starve the
+work). Slack needs the acknowledgement within 3 s; what follows it is only a little later
+under a burst, and `settle` seconds later otherwise.
 
 Socket Mode's requests are not counted: there the gate is always open.
 """
@@ -27,6 +28,10 @@ from slack_bolt.async_app import AsyncAck, AsyncBoltContext
 from slack_bolt.response import BoltResponse
 
 MAX_WAIT = 0.5  # seconds
+# The gate opens once no request has been acknowledged for SETTLE seconds: the requests of
+# a burst arrive one after the other, and a short gap between two of them must not let the
+# first ones' work in ahead of the later acknowledgements.
+SETTLE = 0.025  # seconds
 
 # The task handling a Slack request: an `ack()` called there (Bolt acknowledges events
 # itself, before their listeners run) must not wait for that very request.
@@ -38,15 +43,22 @@ _request_task: contextvars.ContextVar[asyncio.Task[Any] | None] = contextvars.Co
 class AckGate:
     """Counts the Slack requests being acknowledged; `wait` returns once there are none."""
 
-    def __init__(self, max_wait: float = MAX_WAIT) -> None:
+    def __init__(self, max_wait: float = MAX_WAIT, settle: float = SETTLE) -> None:
         self.max_wait = max_wait
+        self.settle = settle
         self.in_flight = 0
+        self._open = True  # no request acknowledged for `settle` seconds
+        self._settling: asyncio.TimerHandle | None = None
         self._waiters: list[asyncio.Future[None]] = []
 
     @contextlib.contextmanager
     def acknowledging(self) -> Iterator[None]:
         """Around the handling of one Slack request, up to its acknowledgement."""
         self.in_flight += 1
+        self._open = False
+        if self._settling is not None:
+            self._settling.cancel()
+            self._settling = None
         token = _request_task.set(asyncio.current_task())
         try:
             yield
@@ -54,14 +66,21 @@ class AckGate:
             _request_task.reset(token)
             self.in_flight -= 1
             if self.in_flight == 0:
-                waiters, self._waiters = self._waiters, []
-                for waiter in waiters:
-                    if not waiter.done():
-                        waiter.set_result(None)
+                loop = asyncio.get_running_loop()
+                self._settling = loop.call_later(self.settle, self._release)
+
+    def _release(self) -> None:
+        self._settling = None
+        self._open = True
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def wait(self) -> None:
-        """Returns when no request is being acknowledged, or after `max_wait`."""
-        if self.in_flight == 0 or _request_task.get() is asyncio.current_task():
+        """Returns once no request has been acknowledged for `settle` seconds, or after
+        `max_wait`."""
+        if self._open or _request_task.get() is asyncio.current_task():
             return
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)

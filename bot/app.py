@@ -18,6 +18,7 @@ from adapters.alert_notifier import SlackAlertNotifier
 from adapters.approval_notifier import SlackApprovalNotifier
 from adapters.ask_notifier import SlackAskNotifier
 from adapters.channels import SlackChannelNames
+from adapters.response_urls import ResponseUrls
 from adapters.run_notifier import SlackRunNotifier, describe_error
 from adapters.schedule_notifier import SlackScheduleNotifier
 from adapters.sealing_client import SealingWebClient
@@ -29,6 +30,7 @@ from bot.http_client import AiohttpHttpClient
 from bot.keys import load_secret_box
 from bot.metrics import PrometheusMetrics
 from bot.oauth import OAuth, build_oauth
+from bot.respond import pooled_respond
 from bot.settings import Settings
 from bot.socket_mode import PING_INTERVAL, SocketMode
 from cards import runs as run_cards
@@ -291,7 +293,9 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
     base = _base(settings, storage, overrides)
     stores, clock, ids = base.stores, base.clock, base.ids
     messenger, directory, client = base.messenger, base.directory, base.client
-    services: list[Service] = []
+    # Answers to response URLs: one pool of connections, closed last at shutdown.
+    response_urls = ResponseUrls()
+    services: list[Service] = [response_urls]
 
     # --- runs: the engine
 
@@ -304,7 +308,7 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
         executors,
         clock,
         ids,
-        OffPathNotices(SlackRunNotifier(messenger, directory, clock)),
+        OffPathNotices(SlackRunNotifier(messenger, directory, clock, response_urls)),
         describe_error=describe_error,
         describe_cancel=run_cards.cancel_reason,
         admit=concurrency.admit,
@@ -376,6 +380,7 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
     runner.on_finished.append(schedules.on_run_finished)
     alerts = FailureAlerts(stores.failure_streaks, stores.flows, SlackAlertNotifier(messenger))
     runner.on_finished.append(alerts.on_run_finished)
+    services.insert(0, alerts)  # stops last: settles the successes of runs ended meanwhile
 
     # --- a deleted flow's runs in progress are cancelled, and their pending approvals
     runner.on_cancelled.append(approvals.on_run_cancelled)
@@ -444,7 +449,7 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
     )
     ack_gate = AckGate()
     bolt = (
-        slack_app(settings, client, deps, base.oauth, ack_gate)
+        slack_app(settings, client, deps, base.oauth, ack_gate, response_urls)
         if settings.slack_configured
         else None
     )
@@ -511,6 +516,7 @@ def slack_app(
     deps: HandlerDeps,
     oauth: OAuth | None = None,
     ack_gate: AckGate | None = None,
+    response_urls: ResponseUrls | None = None,
 ) -> AsyncApp:
     secret = settings.slack_signing_secret
     app = AsyncApp(
@@ -531,6 +537,8 @@ def slack_app(
     if isinstance(client, SealingWebClient) and client.seal is not None:  # sealed: open it
         metadata_listeners.register(app, client.seal)
     app.middleware(install_listeners.bind_workspace)
+    if response_urls is not None:  # respond() over the app's pooled connections
+        app.middleware(pooled_respond(response_urls))
     if ack_gate is not None:  # acknowledgements first: listeners' work after ack() waits
         app.middleware(gated_ack(ack_gate))
     if oauth is not None:

@@ -414,9 +414,12 @@ def pending_item(record: ApprovalRecord) -> list[dict[str, Any]]:
     return [section(lines), context(about), buttons(record)]
 
 
-def pending_approvals_blocks(records: Sequence[ApprovalRecord]) -> list[dict[str, Any]]:
-    """The App Home's "Pending approvals" section (header, items); empty list when none."""
-    return pending_section("Pending approvals", records, pending_item, LIST_LIMIT)
+def pending_approvals_blocks(
+    records: Sequence[ApprovalRecord], total: int | None = None
+) -> list[dict[str, Any]]:
+    """The App Home's "Pending approvals" section (header, items); empty list when none.
+    `total`: how many are pending in all when `records` are the first `LIST_LIMIT`."""
+    return pending_section("Pending approvals", records, pending_item, LIST_LIMIT, total)
 
 
 def pending_list(records: Sequence[ApprovalRecord]) -> Message:

@@ -231,9 +231,12 @@ def pending_item(record: AskRecord) -> list[dict[str, Any]]:
     return [section(lines), context(_about(record)), fill_button(record)]
 
 
-def pending_asks_blocks(records: Sequence[AskRecord]) -> list[dict[str, Any]]:
-    """The App Home's "Forms to fill in" section (header, items); empty when none."""
-    return pending_section("Forms to fill in", records, pending_item, LIST_LIMIT)
+def pending_asks_blocks(
+    records: Sequence[AskRecord], total: int | None = None
+) -> list[dict[str, Any]]:
+    """The App Home's "Forms to fill in" section (header, items); empty when none.
+    `total`: how many are open in all when `records` are the first `LIST_LIMIT`."""
+    return pending_section("Forms to fill in", records, pending_item, LIST_LIMIT, total)
 
 
 def with_pending_asks(approvals: Message, records: Sequence[AskRecord]) -> Message:

@@ -35,8 +35,11 @@ def pending_section(
     records: Sequence[T],
     item: Callable[[T], list[dict[str, Any]]],
     limit: int,
+    total: int | None = None,
 ) -> list[dict[str, Any]]:
-    """`header` over the first `limit` items (`item` renders one); empty when none."""
+    """`header` over the first `limit` items (`item` renders one); empty when none.
+    `total`: how many there are in all when `records` are only the first ones."""
+    count = len(records) if total is None else max(total, len(records))
     if not records:
         return []
     blocks: list[dict[str, Any]] = [HeaderBlock(text=PlainTextObject(text=header)).to_dict()]
@@ -44,6 +47,6 @@ def pending_section(
         if index:
             blocks.append(DividerBlock().to_dict())
         blocks.extend(item(record))
-    if len(records) > limit:
-        blocks.append(context(f"…and {len(records) - limit} more: `/flow approvals`"))
+    if count > limit:
+        blocks.append(context(f"…and {count - limit} more: `/flow approvals`"))
     return blocks

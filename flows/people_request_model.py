@@ -126,6 +126,11 @@ class RequestStore(Protocol[R]):
         """Pending requests (already posted) waiting for `user`."""
         ...
 
+    async def pending_page(self, team_id: str, user: str, limit: int) -> tuple[list[R], int]:
+        """The first `limit` of `pending_for` (oldest first) and how many there are in
+        all: the App Home shows a few and counts the rest without loading them."""
+        ...
+
     async def unresumed(self) -> list[R]:
         """Closed requests whose run has not been given the outcome yet."""
         ...

@@ -121,7 +121,7 @@ class PeopleRequestService(Generic[R, Q]):
         # How long `stop` waits for decisions still being carried out (messages, resume).
         self.stop_grace = 10.0
         # How long a decision's messages wait for the resumed run to go on (seconds).
-        self.went_on_patience = 2.0
+        self.went_on_patience = 1.0
         self._tasks: set[asyncio.Task[None]] = set()
 
     def now(self) -> datetime:
@@ -217,6 +217,10 @@ class PeopleRequestService(Generic[R, Q]):
 
     async def pending_for(self, team_id: str, user: str) -> list[R]:
         return await self.store.pending_for(team_id, user)
+
+    async def pending_page(self, team_id: str, user: str, limit: int) -> tuple[list[R], int]:
+        """The oldest `limit` pending for `user`, and how many in all (the App Home)."""
+        return await self.store.pending_page(team_id, user, limit)
 
     # --- after a decision
 

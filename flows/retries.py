@@ -25,7 +25,7 @@ import email.utils
 import logging
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from flows.container_timeout import bounded_container
 from flows.definition.failure import RetryPolicy
@@ -33,13 +33,13 @@ from flows.durations import parse_duration
 from flows.records import StepResult
 from flows.run_drive import _Drive, _Failure
 from flows.run_model import (
-    ContainerExecutor,
     Done,
     Outcome,
     Park,
     StepContext,
     StepExecutor,
     StepFailed,
+    is_container,
 )
 
 if TYPE_CHECKING:
@@ -184,15 +184,16 @@ async def _execute(
 ) -> Outcome:
     """One try, bounded by the step's `timeout` when it executes (not containers)."""
     limit = _timeout(step)
-    if limit is not None and isinstance(executor, ContainerExecutor):
+    container = is_container(executor)
+    if limit is not None and container:
         return await bounded_container(
-            runner, drive, step, executor, recorded, started_at, ctx, limit
+            runner, drive, step, cast(StepExecutor, executor), recorded, started_at, ctx, limit
         )
     waiting = recorded is not None and recorded.status == "waiting"
     deadline = _deadline(recorded)
     if waiting and deadline is not None and deadline <= runner.clock.now():
         raise runner._failure(ctx.step_id, step.type, started_at, f"timed out after {step.timeout}")
-    if limit is None or waiting or isinstance(executor, ContainerExecutor):
+    if limit is None or waiting or container:
         outcome = await runner._outcome(drive, step, executor, recorded, started_at, ctx)
     else:
         try:

@@ -10,7 +10,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final, Literal, Protocol, runtime_checkable
+from typing import Any, Final, Literal, Protocol, TypeGuard, runtime_checkable
 
 from flows.errors import FlowbotError
 from flows.ports import Clock
@@ -232,6 +232,27 @@ class ContainerExecutor(Protocol):
     """An executor of a step that contains steps it runs itself (for_each, parallel)."""
 
     async def run_body(self, step: Any, ctx: StepContext, body: Body) -> Done: ...
+
+
+_KINDS: dict[tuple[type, type], bool] = {}
+
+
+def _is(executor: object, kind: type) -> bool:
+    # A runtime protocol check costs tens of microseconds and the runner asks several per
+    # step: the answer is kept per executor class (executors define their methods there).
+    key = (type(executor), kind)
+    known = _KINDS.get(key)
+    if known is None:
+        known = _KINDS[key] = isinstance(executor, kind)
+    return known
+
+
+def is_branching(executor: object) -> TypeGuard[BranchingExecutor]:
+    return _is(executor, BranchingExecutor)
+
+
+def is_container(executor: object) -> TypeGuard[ContainerExecutor]:
+    return _is(executor, ContainerExecutor)
 
 
 class ExecutorRegistry:

@@ -13,6 +13,7 @@ Durability, writes and cancelling: ARCHITECTURE.md, "Runs".
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import os
 import secrets
@@ -53,7 +54,6 @@ from flows.run_model import (
     CancelResult,
     ChildCall,
     Claim,
-    ContainerExecutor,
     Done,
     DuplicateRun,
     ExecutorRegistry,
@@ -70,6 +70,8 @@ from flows.run_model import (
     StepExecutor,
     StepFailed,
     explain_template_error,
+    is_branching,
+    is_container,
     is_timer,
     plain_cancel_reason,
     template_data,
@@ -216,7 +218,9 @@ class Runner:
             return run
         lease = self.lease()
         await self.store.insert(run, lease)
-        self._spawn(_Drive(run=run.model_copy(deep=True), lease=lease, wake=None), "started")
+        # The driver's own copy; the definition (never changed) is shared, not copied.
+        driven = copy.deepcopy(run, {id(run.definition): run.definition})
+        self._spawn(_Drive(run=driven, lease=lease, wake=None), "started")
         return run
 
     async def resume(
@@ -510,7 +514,7 @@ class Runner:
         executor = self.executors.get(step.type)
         if recorded is not None and recorded.status in ("succeeded", "skipped"):
             # Done before a restart or a wait: follow the branch it recorded.
-            if executor is not None and isinstance(executor, BranchingExecutor):
+            if executor is not None and is_branching(executor):
                 await self._run_steps(drive, executor.children(step, recorded.output), scope)
             return
         if recorded is not None and recorded.status == "failed":
@@ -544,7 +548,7 @@ class Runner:
             raise _Parked
         result = await self._record_done(drive, step, key, outcome, started_at)
         await self._notify(drive, "progress")
-        if isinstance(executor, BranchingExecutor):
+        if is_branching(executor):
             await self._run_steps(drive, executor.children(step, result.output), scope)
 
     async def _outcome(
@@ -562,7 +566,7 @@ class Runner:
         try:
             if executor is None:
                 raise StepFailed(f"no executor for step type {step_type!r}")
-            if isinstance(executor, ContainerExecutor):
+            if is_container(executor):
                 return await executor.run_body(step, ctx, _Body(self, drive))
             if recorded is not None and recorded.status == "waiting":
                 return await self._resume_step(drive, step, executor, recorded, ctx)

@@ -171,7 +171,10 @@ async def pending_approvals_section(
 ) -> list[dict[str, Any]]:
     """The App Home's "Pending approvals" blocks of one person (empty when none): a
     `HomeSection` for the App Home's list of sections."""
-    return cards.pending_approvals_blocks(await deps.approvals.pending_for(team_id, user_id))
+    # Only the first LIST_LIMIT are loaded (the rest counted): a decision refreshes the
+    # Homes of its approvers, right after the resumed run's next step.
+    records, total = await deps.approvals.pending_page(team_id, user_id, cards.LIST_LIMIT)
+    return cards.pending_approvals_blocks(records, total)
 
 
 SUBCOMMANDS: list[Subcommand] = [

@@ -93,4 +93,5 @@ async def pending_asks_section(
     deps: HandlerDeps, team_id: str, user_id: str
 ) -> list[dict[str, Any]]:
     """The App Home's "Forms to fill in" blocks of one person (empty when none)."""
-    return cards.pending_asks_blocks(await deps.asks.pending_for(team_id, user_id))
+    records, total = await deps.asks.pending_page(team_id, user_id, cards.LIST_LIMIT)
+    return cards.pending_asks_blocks(records, total)

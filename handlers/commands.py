@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
@@ -25,6 +25,7 @@ from flows.deliveries import DeliveryLog
 from flows.errors import FlowbotError
 from flows.ports import Clock
 from handlers.deps import HandlerDeps
+from handlers.errors import RepeatedDelivery
 
 log = logging.getLogger(__name__)
 
@@ -139,11 +140,17 @@ class Deliveries:
     async def first_time(self, key: str, durable: bool = True) -> bool:
         """True the first time `key` is offered (an empty key always counts as new);
         `durable`: recorded in the log too, so a replay after a restart is recognised."""
-        if not key:
-            return True
-        if not self._first_here(key):
+        if not self.first_here(key):
             return False
-        if self.log is None or not durable:
+        return await self.first_durably(key) if durable else True
+
+    def first_here(self, key: str) -> bool:
+        """`first_time` in this process only (no database round trip)."""
+        return not key or self._first_here(key)
+
+    async def first_durably(self, key: str) -> bool:
+        """`first_time` in the log (across restarts), for a key `first_here` let through."""
+        if not key or self.log is None:
             return True
         at = self.clock.now() if self.clock is not None else datetime.now(UTC)
         return await self.log.first_time(key, at)
@@ -171,6 +178,40 @@ REPLAY_GUARDED = frozenset({"run", "link"})
 
 # Interactions whose work must happen once per click or submission.
 _DEDUPED_PAYLOADS = ("block_actions", "view_submission")
+# … of which those whose listeners all call `ack()` before doing anything else: their
+# delivery is recorded in the log right after the acknowledgement, before the listener
+# goes on (Slack retries only unacknowledged requests; a replay after a restart is stopped
+# there). View submissions are answered (errors, the next view) after their work, so they
+# are recorded before their listener runs.
+_RECORDED_AFTER_ACK = ("block_actions",)
+
+
+class _RecordingAck(AsyncAck):
+    """A listener's `ack`: acknowledges (the `ack` it wraps sets the response Bolt sends),
+    then records the delivery, and stops the listener with `RepeatedDelivery` when it had
+    been taken in already."""
+
+    def __init__(self, inner: AsyncAck, record: Callable[[], Awaitable[bool]]) -> None:
+        self._inner = inner
+        self._record = record
+        super().__init__()
+
+    @property  # type: ignore[override]
+    def response(self) -> BoltResponse | None:
+        return self._inner.response
+
+    @response.setter
+    def response(self, value: BoltResponse | None) -> None:
+        # Bolt clears the response of a listener that failed after its ack (the error
+        # handler's answer is not sent then); the acknowledgement given stays the answer.
+        if value is not None or self._inner.response is None:
+            self._inner.response = value
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> BoltResponse:
+        response = await self._inner(*args, **kwargs)
+        if not await self._record():
+            raise RepeatedDelivery("a repeated delivery, found once acknowledged")
+        return response
 
 
 def _first_word(text: str) -> str:
@@ -301,6 +342,7 @@ class SlashRouter:
         @app.use
         async def once_per_delivery(
             req: AsyncBoltRequest,
+            context: AsyncBoltContext,
             body: dict[str, Any],
             response: BoltResponse,
             next: Callable[[], Awaitable[None]],
@@ -308,10 +350,17 @@ class SlashRouter:
             """Clicks and submissions delivered again (Slack retries, replays) are
             acknowledged only."""
             kind = body.get("type")
+            if kind not in _DEDUPED_PAYLOADS:
+                await next()
+                return response
             key = delivery_key(str(kind), body.get("trigger_id"), _signature(req))
-            if kind in _DEDUPED_PAYLOADS and not await deliveries.first_time(key):
+            if not deliveries.first_here(key) or (
+                kind not in _RECORDED_AFTER_ACK and not await deliveries.first_durably(key)
+            ):
                 log.info("ignoring a repeated %s delivery", kind)
                 return BoltResponse(status=200, body="")
+            if kind in _RECORDED_AFTER_ACK:
+                context["ack"] = _RecordingAck(context.ack, lambda: deliveries.first_durably(key))
             await next()
             return response
 

@@ -20,6 +20,11 @@ from flows.errors import FlowbotError
 log = logging.getLogger(__name__)
 
 
+class RepeatedDelivery(Exception):
+    """A click delivered again (replayed after a restart), found once acknowledged: its
+    listener stops there, before doing anything; nobody is answered."""
+
+
 def _what(body: dict[str, Any]) -> str:
     """The request, briefly, for the log: `/flow run …`, `block_actions run_flow` …"""
     if body.get("command"):
@@ -36,6 +41,9 @@ def _what(body: dict[str, Any]) -> str:
 
 
 async def handle_error(error: Exception, body: dict[str, Any], respond: AsyncRespond) -> None:
+    if isinstance(error, RepeatedDelivery):
+        log.info("ignoring a repeated %s delivery", _what(body))
+        return
     if isinstance(error, FlowbotError):
         log.info("%s refused: %r", _what(body), error)
     else:

@@ -118,6 +118,12 @@ class ApprovalsRepo(PeopleRequestsRepo[ApprovalRecord]):
         # Those this person answered already are left out here, not in the query.
         return [r for r in records if all(x.user != user for x in r.responses)]
 
+    entry_fields = {"created_at": 1, "responses.user": 1}
+
+    def _still_waits(self, entry: dict[str, Any], user: str) -> bool:
+        # Not answered by this person yet.
+        return all(r.get("user") != user for r in entry.get("responses") or ())
+
     async def unresumed(self) -> list[ApprovalRecord]:
         cursor = self.collection.find({"status": "decided", "resumed": False})
         return [self._record(document) async for document in cursor]

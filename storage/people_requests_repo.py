@@ -101,6 +101,36 @@ class PeopleRequestsRepo(Generic[M]):
     async def mark_resumed(self, record_id: str) -> None:
         await self.collection.update_one({"_id": record_id}, {"$set": {"resumed": True}})
 
+    # What `pending_page` reads of every pending entry: enough to order and count them
+    # (and, for approvals, to leave out those the person answered already).
+    entry_fields: dict[str, int] = {"created_at": 1}
+
+    def _still_waits(self, entry: dict[str, Any], user: str) -> bool:
+        """Does this pending entry (`entry_fields`) still wait for `user`? (Checked here:
+        SecantusDB serves no index to a filter with a field outside the index.)"""
+        return True
+
+    async def pending_page(self, team_id: str, user: str, limit: int) -> tuple[list[M], int]:
+        """The oldest `limit` and how many in all: every entry is read by the
+        `pending_for` index with only `entry_fields`, then the page's documents by `_id`
+        (only those are sent whole and loaded)."""
+        query: dict[str, Any] = {"team_id": team_id, "status": "pending"}
+        query |= {self.people_field: user, "requested": True}
+        entries = [
+            entry
+            async for entry in self.collection.find(query, projection=self.entry_fields)
+            if self._still_waits(entry, user)
+        ]
+        entries.sort(key=lambda entry: (entry["created_at"], entry["_id"]))
+        page = [entry["_id"] for entry in entries[: max(limit, 0)]]
+        if not page:
+            return [], len(entries)
+        cursor = self.collection.find({"_id": {"$in": page}})
+        found = {document["_id"]: self._record(document) async for document in cursor}
+        # One decided in between is left out (the next refresh counts it out too).
+        records = [found[i] for i in page if i in found and found[i].status == "pending"]  # type: ignore[attr-defined]
+        return records, len(entries)
+
     async def _pending_for(self, team_id: str, user: str) -> list[M]:
         """Pending and posted, `user` among the people (served by the `pending_for` index),
         oldest first."""

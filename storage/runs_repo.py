@@ -33,6 +33,7 @@ from flows.run_model import (
     Lease,
     RunInProgress,
 )
+from storage.newest import newest
 
 Doc = dict[str, Any]
 
@@ -408,9 +409,12 @@ class MongoRunStore:
         self, team_id: str, flow_id: str, request: CancelRequest
     ) -> CancelResult:
         result = CancelResult()
-        # Finished runs are skipped by the filter; the history index narrows to the flow.
+        # The unfinished runs, then the flow's among them. `status` comes first: the
+        # embedded server serves such a filter by its first clause an index leads with
+        # (`waiting`, `leases`, `queued`), and by `team_id` it read all of the workspace's
+        # runs (100,000 stored: 4.1 s; this way 1.5 ms). MongoDB picks its own index.
         unfinished = self.collection.find(
-            {"team_id": team_id, "flow_id": flow_id, "status": {"$in": _UNFINISHED}},
+            {"status": {"$in": _UNFINISHED}, "team_id": team_id, "flow_id": flow_id},
             projection={"_id": 1},
         )
         for run_id in [doc["_id"] async for doc in unfinished]:
@@ -559,11 +563,15 @@ class MongoRunStore:
     async def history(
         self, team_id: str, flow_id: str, limit: int, started_by: str | None = None
     ) -> list[RunRecord]:
+        # Read window by window of `created_at` (`storage.newest`), each a range on the
+        # last key of the `history` (or `history_by_starter`) index.
         query: Doc = {"team_id": team_id, "flow_id": flow_id}
         if started_by is not None:
             query["started_by"] = started_by
-        cursor = self.collection.find(query, sort=[("created_at", DESCENDING)], limit=limit)
-        return [from_doc(doc) async for doc in cursor]
+        docs = await newest(
+            self.collection, query, "created_at", limit, [("created_at", DESCENDING)]
+        )
+        return [from_doc(doc) for doc in docs]
 
     async def in_progress_of(self, flow_ids: Sequence[str]) -> dict[str, list[RunInProgress]]:
         found: dict[str, list[RunInProgress]] = {}

@@ -14,6 +14,7 @@ from motor.motor_asyncio import AsyncIOMotorDatabase
 from pymongo import ASCENDING, DESCENDING
 
 from flows.trigger_log import RETENTION, TriggerDecision
+from storage.newest import newest
 
 Doc = dict[str, Any]
 
@@ -39,11 +40,10 @@ class MongoTriggerLog:
         await self.collection.insert_one(doc)
 
     async def latest(self, flow_id: str, limit: int) -> list[TriggerDecision]:
-        cursor = self.collection.find({"flow_id": flow_id}).sort(
-            [("at", DESCENDING), ("_id", DESCENDING)]
-        )
+        # Window by window of `at` (`storage.newest`), each a range on the `flow_at` index.
+        newest_first = [("at", DESCENDING), ("_id", DESCENDING)]
         out = []
-        for doc in await cursor.to_list(length=limit):
+        for doc in await newest(self.collection, {"flow_id": flow_id}, "at", limit, newest_first):
             doc["id"] = doc.pop("_id")
             out.append(TriggerDecision.model_validate(doc))
         return out

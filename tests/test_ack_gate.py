@@ -61,3 +61,28 @@ async def test_the_wait_is_bounded_under_sustained_load() -> None:
     release.set()
     await busy
     await gate.wait()  # idle: at once
+
+
+async def test_a_gap_inside_a_burst_does_not_let_work_in_before_later_acks() -> None:
+    # The requests of a burst arrive one after the other: between two of them nobody is
+    # being acknowledged for a moment, which must not open the gate.
+    gate = AckGate(max_wait=60, settle=60)
+    order: list[str] = []
+
+    async def listener() -> None:
+        await GatedAck(gate)()
+        order.append("work after ack")
+
+    with gate.acknowledging():
+        work = asyncio.create_task(listener())
+        await asyncio.sleep(0)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert order == [] and gate.in_flight == 0  # between two requests: still closed
+    with gate.acknowledging():
+        order.append("second acknowledged")
+    gate.settle = 0
+    with gate.acknowledging():  # the last of the burst; the gate opens right after it
+        pass
+    await asyncio.wait_for(work, timeout=5)
+    assert order == ["second acknowledged", "work after ack"]

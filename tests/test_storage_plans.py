@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -23,15 +23,18 @@ from flows.approval_model import ApprovalMessage, ApprovalResponse, Decision
 from flows.ask_model import AskMessage, AskRecord
 from flows.records import StepResult, StepStatus
 from flows.run_model import Lease
+from storage.alerts_repo import MongoFailureStreaks
 from storage.approvals_repo import ApprovalsRepo
 from storage.asks_repo import AsksRepo
 from storage.embedded import EmbeddedMongo
 from storage.runs_repo import MongoRunStore, to_doc
 from storage.schedules_repo import MongoScheduleStore
+from storage.trigger_log_repo import MongoTriggerLog
 from tests.builders import ALICE, BOB, T0, TEAM, approval_record, run_record
 
 LEASE = Lease("me", T0 + timedelta(hours=1))
 LATER = T0 + timedelta(minutes=5)
+TEN_MINUTES = timedelta(minutes=10)
 # Reads and writes the bot makes on its hot paths (runs, clicks, the waker, schedules).
 HOT = {"find", "update", "findAndModify", "delete", "aggregate", "count"}
 
@@ -99,6 +102,7 @@ async def a_day_of_work(db: AsyncIOMotorDatabase[dict[str, Any]]) -> None:
     await approvals.create(approval_record("A1", approvers=[BOB]))
     await approvals.set_messages("A1", [ApprovalMessage(channel="D1", ts="1.0", approver=BOB)])
     await approvals.pending_for(TEAM, BOB)
+    await approvals.pending_page(TEAM, BOB, 1)  # a full page: counted too
     await approvals.pending_of_run("R1")
     decision = Decision("approved", "Approve", BOB, None, LATER)
     response = ApprovalResponse(user=BOB, response="Approve", at=LATER)
@@ -113,12 +117,24 @@ async def a_day_of_work(db: AsyncIOMotorDatabase[dict[str, Any]]) -> None:
     await asks.create(ask)
     await asks.set_messages("Q1", [AskMessage(channel="D1", ts="1.0", person=BOB)])
     await asks.pending_for(TEAM, BOB)
+    await asks.pending_page(TEAM, BOB, 10)
     assert await asks.answer("Q1", BOB, {"why": "because"}, LATER) is not None
+
+    trigger_log = MongoTriggerLog(db)
+    await trigger_log.ensure_indexes()
+    await trigger_log.latest("F1", 5)  # `/flow why`
 
     await schedules.activate(TEAM, "F1", 1, T0)
     await schedules.activate(TEAM, "F1", 1, T0)  # a restart: active already
     await schedules.activate(TEAM, "F1", 2, T0)  # a new version
     await schedules.advance("F1", LATER)
+
+    # Successes settle failure streaks in batches: one read (usually empty), a reset each.
+    streaks = MongoFailureStreaks(db)
+    await streaks.ensure_indexes()
+    await db["failure_streaks"].insert_one({"_id": "F1", "team_id": TEAM, "count": 2})
+    found = await streaks.streaks(["F1", "F2", "F3"])
+    assert await streaks.reset("F1", found["F1"])
 
 
 def plan_stages(plan: Mapping[str, Any]) -> Iterator[str]:
@@ -162,6 +178,14 @@ async def test_every_hot_query_is_served_by_an_index(
             assert not top_level_operators(query), command
             if "COLLSCAN" in await stages_of(db, command):
                 scans.append(f"{command['find']}: {query}")
+        elif name == "aggregate":
+            # A count (`count_documents`): its leading `$match` is served like a find.
+            match = command["pipeline"][0].get("$match") if command["pipeline"] else None
+            assert match, f"an unfiltered aggregate: {command}"
+            assert not top_level_operators(match), command
+            probe = {"find": command["aggregate"], "filter": match}
+            if "COLLSCAN" in await stages_of(db, probe):
+                scans.append(f"{command['aggregate']} (aggregate): {match}")
         elif name == "update":
             for update in command["updates"]:
                 assert not top_level_operators(update["q"]), update
@@ -170,6 +194,40 @@ async def test_every_hot_query_is_served_by_an_index(
                     if "COLLSCAN" in await stages_of(db, probe):
                         scans.append(f"{command['update']} (write): {update['q']}")
     assert scans == []
+
+
+async def docs_examined(db: AsyncIOMotorDatabase[dict[str, Any]], command: dict[str, Any]) -> int:
+    find = {k: command[k] for k in ("find", "filter", "sort", "limit") if k in command}
+    explained = await db.command("explain", find, verbosity="executionStats")
+    return int(explained["executionStats"]["totalDocsExamined"])
+
+
+async def test_a_flows_history_reads_a_few_windows_not_all_its_runs(
+    db: AsyncIOMotorDatabase[dict[str, Any]], recorder: Recorder
+) -> None:
+    runs = MongoRunStore(db)
+    await runs.ensure_indexes()
+    # 400 runs of the flow, one every 10 minutes back from now, and 400 of another.
+    now = datetime.now(timezone.utc)
+    old = [
+        to_doc(run_record(run_id=f"old{n}", status="succeeded", created_at=now - n * TEN_MINUTES))
+        for n in range(400)
+    ]
+    other = [{**doc, "_id": f"other{n}", "flow_id": "F2"} for n, doc in enumerate(old)]
+    await db["runs"].insert_many([*old, *other])
+    recorder.commands.clear()
+    history = await runs.history(TEAM, "F1", 20)
+    assert [r.id for r in history] == [f"old{n}" for n in range(20)]
+    finds = [c for name, c in recorder.commands if name == "find"]
+    assert 1 < len(finds) <= 3
+    # The embedded server reads every run in a window (explained without the limit),
+    # MongoDB at most the limit: either way, a few windows' worth, not the flow's 400.
+    assert sum([await docs_examined(db, find) for find in finds]) <= 60
+    for find in finds:
+        stages = await stages_of(db, find)
+        assert "COLLSCAN" not in stages
+        if os.environ.get("FLOWBOT_TEST_MONGODB_URI"):
+            assert "SORT" not in stages  # MongoDB sorts by walking the `history` index
 
 
 async def test_the_embedded_uri_turns_retryable_writes_off_and_journals() -> None:

@@ -23,6 +23,17 @@ if TYPE_CHECKING:
 
 _BRANCHES = ("steps", "then", "else_")
 _SKIP = object()  # a field left out of the dump
+# A field's default, by the field's id (fields live as long as their model classes).
+# Pydantic's `get_default` inspects the factory's signature on every call: a run's insert
+# dumps its definition, and that was most of its cost (issue 20).
+_DEFAULTS: dict[int, tuple[FieldInfo, Any]] = {}
+
+
+def _default(field: FieldInfo) -> Any:
+    known = _DEFAULTS.get(id(field))
+    if known is None or known[0] is not field:
+        known = _DEFAULTS[id(field)] = (field, field.get_default(call_default_factory=True))
+    return known[1]
 
 
 def _plain(value: Any) -> Any:
@@ -68,7 +79,7 @@ def _dumped(model: BaseModel, name: str, field: FieldInfo, auto: str | None, all
         return _dump_steps(value, parent, field.alias or name, all_ids)
     if _derived(model, name, value, auto, all_ids):
         return _SKIP
-    if field.is_required() or value != field.get_default(call_default_factory=True):
+    if field.is_required() or value != _default(field):
         return _plain(value)
     return _SKIP
 

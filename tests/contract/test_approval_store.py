@@ -120,6 +120,27 @@ async def test_pending_for_lists_requested_unanswered_approvals_oldest_first(
     assert stored is not None and stored.requested and stored.messages == [message]
 
 
+async def test_pending_page_gives_the_oldest_and_counts_them_all(
+    approvals: ApprovalStore,
+) -> None:
+    message = ApprovalMessage(channel="D1", ts="1.1", approver=BOB)
+    for n in range(5):
+        created = T0 + timedelta(minutes=5 - n)  # inserted newest first
+        await approvals.create(approval_record(f"A{n}", run_id=f"R{n}", created_at=created))
+        await approvals.set_messages(f"A{n}", [message])
+    await approvals.create(approval_record("A9", run_id="R9"))  # not posted
+    await approvals.add_response("A4", 0, answer(BOB), None)  # BOB answered the oldest
+    records, total = await approvals.pending_page(TEAM, BOB, 2)
+    assert ([r.id for r in records], total) == (["A3", "A2"], 4)
+    records, total = await approvals.pending_page(TEAM, CAROL, 2)
+    assert ([r.id for r in records], total) == (["A4", "A3"], 5)
+    records, total = await approvals.pending_page(TEAM, BOB, 10)
+    assert ([r.id for r in records], total) == (["A3", "A2", "A1", "A0"], 4)
+    assert await approvals.pending_page(TEAM, BOB, 0) == ([], 4)
+    assert await approvals.pending_page(OTHER_TEAM, BOB, 2) == ([], 0)
+    assert records == await approvals.pending_for(TEAM, BOB)
+
+
 async def test_pending_of_run(approvals: ApprovalStore) -> None:
     await approvals.create(approval_record("A1", step_id="one"))
     await approvals.create(approval_record("A2", step_id="two"))

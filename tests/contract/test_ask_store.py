@@ -147,6 +147,23 @@ async def test_pending_for_lists_posted_open_asks_oldest_first(asks: AskStore) -
     assert unposted is not None and not unposted.requested and unposted.messages == []
 
 
+async def test_pending_page_gives_the_oldest_and_counts_them_all(asks: AskStore) -> None:
+    message = AskMessage(channel="D1", ts="1.1", person=BOB)
+    for n in range(5):
+        created = T0 + timedelta(minutes=5 - n)  # inserted newest first
+        await asks.create(ask_record(f"K{n}", run_id=f"R{n}", created_at=created))
+        await asks.set_messages(f"K{n}", [message])
+    await asks.create(ask_record("K9", run_id="R9"))  # not posted
+    await asks.answer("K4", BOB, {"model": "Mac"}, LATER)  # the oldest is answered
+    records, total = await asks.pending_page(TEAM, BOB, 2)
+    assert ([r.id for r in records], total) == (["K3", "K2"], 4)
+    records, total = await asks.pending_page(TEAM, BOB, 10)
+    assert ([r.id for r in records], total) == (["K3", "K2", "K1", "K0"], 4)
+    assert await asks.pending_page(TEAM, BOB, 0) == ([], 4)
+    assert await asks.pending_page(TEAM, DAVE, 2) == ([], 0)
+    assert records == await asks.pending_for(TEAM, BOB)
+
+
 async def test_pending_of_run(asks: AskStore) -> None:
     await asks.create(ask_record("K1", step_id="one"))
     await asks.create(ask_record("K2", step_id="two"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
@@ -205,6 +205,30 @@ async def test_history_is_newest_first_per_flow_and_starter(runs: RunStore) -> N
         "R0",
     ]
     assert await runs.history(OTHER_TEAM, "F1", 10) == []
+
+
+async def test_history_is_the_same_however_far_apart_the_runs_are(runs: RunStore) -> None:
+    # Ages around the real clock (the MongoDB store reads a flow's history in windows of
+    # `created_at` going back from it): ahead of it, minutes, hours, days, years ago.
+    now = datetime.now(timezone.utc)
+    hours = [-24, 0, 0.98, 3, 48, 480, 2400, 36000]
+    ages = [timedelta(hours=h) for h in hours]
+    for n, age in enumerate(ages):
+        for m in range(3):  # 3 runs at each age, Alice's and Bob's
+            created = now - age - timedelta(seconds=m)
+            starter = ALICE if m != 1 else BOB
+            run = run_record(run_id=f"R{n}.{m}", started_by=starter, created_at=created)
+            await runs.insert(run, None)
+    await runs.insert(run_record(flow_record(flow_id="F2", name="Other"), run_id="x"), None)
+    newest_first = [f"R{n}.{m}" for n in range(len(ages)) for m in range(3)]
+    for limit in (1, 2, 3, 4, 7, 10, 20, 23, 24, 25, 0):
+        got = [r.id for r in await runs.history("T0TEAM", "F1", limit)]
+        assert got == newest_first[: limit or None], limit
+    alices = [run_id for run_id in newest_first if not run_id.endswith(".1")]
+    for limit in (5, 15, 16, 17):
+        got = [r.id for r in await runs.history("T0TEAM", "F1", limit, started_by=ALICE)]
+        assert got == alices[:limit], limit
+    assert await runs.history("T0TEAM", "F3", 20) == []
 
 
 async def test_cancelling_ends_idle_runs_and_flags_driven_ones(runs: RunStore) -> None:

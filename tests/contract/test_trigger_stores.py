@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from flows.alerts import FailureStreakStore
+from flows.alerts import FailureStreakStore, Streak
 from flows.scheduling import ScheduleStateStore
 from flows.trigger_log import TriggerDecision, TriggerLogStore
 from tests.builders import OTHER_TEAM, TEAM
@@ -48,6 +48,20 @@ async def test_latest_decisions_come_newest_first_per_flow(trigger_log: TriggerL
     assert await trigger_log.latest("F9", 10) == []
 
 
+async def test_latest_decisions_are_the_same_however_far_apart(
+    trigger_log: TriggerLogStore,
+) -> None:
+    # Around the real clock (the MongoDB store reads windows of `at` going back from it),
+    # within the log's 7 days: ahead of it, now, minutes, hours and days ago.
+    now = datetime.now(timezone.utc)
+    for n, hours in enumerate([-24, 0, 0.5, 0.99, 5, 30, 80, 150]):
+        for m in range(2):  # two at the same moment: by id, the greater first
+            await trigger_log.record(decision(f"T{n}{1 - m}", at=now - HOUR * hours))
+    newest_first = [f"T{n}{m}" for n in range(8) for m in (1, 0)]
+    for limit in (1, 3, 4, 5, 9, 15, 16, 17):
+        assert [d.id for d in await trigger_log.latest("F1", limit)] == newest_first[:limit]
+
+
 async def test_unmatched_events_are_counted_per_minute_and_added_up(
     trigger_log: TriggerLogStore,
 ) -> None:
@@ -76,6 +90,26 @@ async def test_a_streak_counts_failures_and_a_success_resets_it_once(
     assert await failure_streaks.succeeded("F1") == 3
     assert await failure_streaks.succeeded("F1") == 0  # the recovery is seen once
     assert await failure_streaks.failed(TEAM, "F1") == 1
+
+
+async def test_streaks_are_read_in_one_batch_and_reset_by_compare_and_set(
+    failure_streaks: FailureStreakStore,
+) -> None:
+    assert await failure_streaks.streaks(["F1", "F2"]) == {}  # none: an empty answer
+    assert await failure_streaks.failed(TEAM, "F1", NOW) == 1
+    assert await failure_streaks.failed(TEAM, "F1", NOW + MINUTE) == 2
+    assert await failure_streaks.failed(TEAM, "F1", NOW) == 3  # ended earlier: kept the latest
+    assert await failure_streaks.failed(TEAM, "F2", NOW) == 1
+    assert await failure_streaks.succeeded("F2") == 1  # F2 has no streak any more
+    streaks = await failure_streaks.streaks(["F1", "F2", "F9"])
+    assert streaks == {"F1": Streak(3, NOW + MINUTE)}
+    stale = Streak(2, NOW + MINUTE)
+    assert not await failure_streaks.reset("F1", stale)  # not the streak any more
+    assert await failure_streaks.reset("F1", streaks["F1"])
+    assert not await failure_streaks.reset("F1", streaks["F1"])  # the recovery is seen once
+    assert await failure_streaks.streaks(["F1"]) == {}
+    assert await failure_streaks.failed(TEAM, "F1", NOW + HOUR) == 1
+    assert await failure_streaks.streaks(["F1"]) == {"F1": Streak(1, NOW + HOUR)}
 
 
 async def test_a_streak_is_forgotten_with_its_flow(failure_streaks: FailureStreakStore) -> None:

@@ -92,7 +92,7 @@ class MemoryPeopleRequests(Generic[R]):
         """Is `user` one of the people this pending record still waits for?"""
         raise NotImplementedError
 
-    async def pending_for(self, team_id: str, user: str) -> list[R]:
+    def _found_for(self, team_id: str, user: str) -> list[R]:
         found = [
             r
             for r in self._records.values()
@@ -102,4 +102,11 @@ class MemoryPeopleRequests(Generic[R]):
             and self._waits_for(r, user)
         ]
         found.sort(key=lambda r: r.created_at)
-        return [r.model_copy(deep=True) for r in found]
+        return found
+
+    async def pending_for(self, team_id: str, user: str) -> list[R]:
+        return [r.model_copy(deep=True) for r in self._found_for(team_id, user)]
+
+    async def pending_page(self, team_id: str, user: str, limit: int) -> tuple[list[R], int]:
+        found = self._found_for(team_id, user)
+        return [r.model_copy(deep=True) for r in found[: max(limit, 0)]], len(found)

@@ -4,8 +4,10 @@ SPEC §14, in memory (MongoDB: `storage.trigger_log_repo`, `storage.alerts_repo`
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime
 
+from flows.alerts import Streak
 from flows.trigger_log import TriggerDecision
 
 
@@ -41,17 +43,32 @@ class MemoryFailureStreaks:
     """`flows.alerts.FailureStreakStore` in memory."""
 
     def __init__(self) -> None:
-        self._counts: dict[str, int] = {}
+        self._streaks: dict[str, Streak] = {}
 
-    async def failed(self, team_id: str, flow_id: str) -> int:
-        self._counts[flow_id] = self._counts.get(flow_id, 0) + 1
-        return self._counts[flow_id]
+    async def failed(self, team_id: str, flow_id: str, at: datetime | None = None) -> int:
+        before = self._streaks.get(flow_id, Streak(0))
+        last = before.last_failed_at
+        if at is not None and (last is None or at > last):
+            last = at
+        self._streaks[flow_id] = Streak(before.count + 1, last)
+        return before.count + 1
 
     async def succeeded(self, flow_id: str) -> int:
-        before = self._counts.get(flow_id, 0)
-        if before > 0:
-            self._counts[flow_id] = 0
-        return before
+        streak = self._streaks.get(flow_id)
+        if streak is None or streak.count <= 0:
+            return 0
+        await self.reset(flow_id, streak)
+        return streak.count
+
+    async def streaks(self, flow_ids: Sequence[str]) -> dict[str, Streak]:
+        found = ((flow_id, self._streaks.get(flow_id)) for flow_id in flow_ids)
+        return {flow_id: s for flow_id, s in found if s is not None and s.count > 0}
+
+    async def reset(self, flow_id: str, streak: Streak) -> bool:
+        if self._streaks.get(flow_id) != streak:
+            return False
+        self._streaks[flow_id] = Streak(0, streak.last_failed_at)
+        return True
 
     async def forget(self, flow_id: str) -> None:
-        self._counts.pop(flow_id, None)
+        self._streaks.pop(flow_id, None)
