@@ -373,7 +373,7 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
         stores.schedules,
         clock,
         SlackScheduleNotifier(messenger),
-        history=runner,
+        history=stores.runs,
         trigger_log=trigger_log,
     )
     services.append(schedules)

@@ -491,6 +491,22 @@ class RunStore(Protocol):
         None: the lease is lost."""
         ...
 
+    async def in_progress_of(self, flow_ids: Sequence[str]) -> dict[str, list[RunInProgress]]:
+        """The runs of these flows in progress (queued, running or waiting), per flow (flows
+        without one are left out), in one read: a schedule's overlap policy for the
+        wake-ups due together."""
+        ...
+
+
+@dataclass(frozen=True)
+class RunInProgress:
+    """What an overlap policy needs of a run in progress (a projected read)."""
+
+    id: str
+    flow_id: str
+    status: str
+    run_key: str | None = None
+
 
 RunEvent = Literal["started", "progress", "waiting", "resumed", "finished", "cancelled"]
 

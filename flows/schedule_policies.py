@@ -23,7 +23,7 @@ from typing import Protocol
 
 from flows.definition import ScheduleTrigger
 from flows.errors import FlowbotError
-from flows.records import RunRecord
+from flows.run_model import RunInProgress
 
 MAX_NEXT = 50
 DEFAULT_NEXT = 5
@@ -54,18 +54,20 @@ def next_firing_times(trigger: ScheduleTrigger, after: datetime, count: int) -> 
     return out
 
 
-def in_progress(runs: Sequence[RunRecord], except_key: str | None = None) -> RunRecord | None:
-    """The run of the flow still in progress (of its newest runs), if any."""
+def in_progress(
+    runs: Sequence[RunInProgress], except_key: str | None = None
+) -> RunInProgress | None:
+    """A run of the flow still in progress (other than the slot's own), if any."""
     for run in runs:
         if run.status in IN_PROGRESS and run.run_key != except_key:
             return run
     return None
 
 
-class RunHistory(Protocol):
-    async def history(
-        self, team_id: str, flow_id: str, limit: int = 15, started_by: str | None = None
-    ) -> list[RunRecord]: ...
+class RunsInProgress(Protocol):
+    """`RunStore.in_progress_of`: the runs of these flows in progress, per flow."""
+
+    async def in_progress_of(self, flow_ids: Sequence[str]) -> dict[str, list[RunInProgress]]: ...
 
 
 # ------------------------------------------------------------------ refusals

@@ -56,12 +56,12 @@ from flows.records import FlowRecord, RunRecord, RunTrigger
 from flows.runner import DuplicateRun, RunRefused
 from flows.schedule_policies import (
     MAX_BACKFILL,
-    RunHistory,
+    RunsInProgress,
     TooManySlots,
     in_progress,
     jitter_of,
 )
-from flows.schedule_wakes import WakeReads, nothing
+from flows.schedule_wakes import InProgress, WakeReads
 from flows.slack_ids import principal_kind
 from flows.trigger_log import Reason, TriggerLog, when_allows
 from flows.workspace_context import acting_for
@@ -302,10 +302,10 @@ class ScheduleService:
         *,
         grace: timedelta = timedelta(seconds=60),
         resync_interval: float = 60.0,
-        history: RunHistory | None = None,
+        history: RunsInProgress | None = None,
         trigger_log: TriggerLog | None = None,
     ) -> None:
-        # Overlap policies read the flow's newest runs; without `history` every slot runs.
+        # Overlap policies read the flow's runs in progress; without `history` all slots run.
         self.history = history
         self.trigger_log = trigger_log
         self.flows = flows
@@ -324,7 +324,7 @@ class ScheduleService:
         # flow id → the flow its wake-up was armed with (resync skips unchanged versions).
         self._armed_flow: dict[str, FlowRecord] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._wake_reads = WakeReads(flows, states)
+        self._wake_reads = WakeReads(flows, states, history)
         self._started = False
 
     # --- Service
@@ -439,7 +439,7 @@ class ScheduleService:
         wake-up (`_armed_reads`)."""
         lock = self._locks.setdefault(flow_id, asyncio.Lock())
         async with lock:
-            runs: list[RunRecord] | None = None
+            runs: InProgress = None
             reads = await self._armed_reads(team_id, flow_id) if armed else None
             if reads is not None:
                 loaded, state_read, runs = reads
@@ -464,19 +464,16 @@ class ScheduleService:
 
     async def _armed_reads(
         self, team_id: str, flow_id: str
-    ) -> tuple[FlowRecord, ScheduleState | None, list[RunRecord] | None] | None:
-        """(flow armed, state, newest runs if its overlap policy needs them), read at once;
+    ) -> tuple[FlowRecord, ScheduleState | None, InProgress] | None:
+        """(flow armed, state, runs in progress if its overlap policy needs them), read with
+        those of the wake-ups due together (`flows.schedule_wakes`);
         None if the flow was edited, disabled or deleted since it was armed (the caller
         reads it again): a flow never fires a version that is no longer the enabled one."""
         flow = self._armed_flow.get(flow_id)
         trigger = _schedule_of(flow)
         if flow is None or trigger is None or flow.team_id != team_id:
             return None
-        history = self.history if trigger.overlap != "allow" else None
-        (enabled, state), runs = await asyncio.gather(
-            self._wake_reads.read(flow_id),
-            history.history(team_id, flow_id, 10) if history is not None else nothing(),
-        )
+        enabled, state, runs = await self._wake_reads.read(flow_id, trigger.overlap != "allow")
         if enabled != (team_id, flow.version):
             return None
         return flow, state, runs
@@ -487,9 +484,9 @@ class ScheduleService:
         trigger: ScheduleTrigger,
         state: ScheduleState,
         now: datetime,
-        runs: list[RunRecord] | None = None,
+        runs: InProgress = None,
     ) -> None:
-        """`runs`: the flow's newest runs if read with the state; for the first slot only."""
+        """`runs`: the flow's runs in progress if read with the state; first slot only."""
         cutoff = now - self.grace - trigger.jitter_delta
         # Missed: more than `grace` (and the jitter) old: downtime. Recent: the newest whose
         # jittered time has come is due, the others were superseded by it.
@@ -542,14 +539,14 @@ class ScheduleService:
         trigger: ScheduleTrigger,
         slot: datetime,
         extra: dict[str, Any],
-        runs: list[RunRecord] | None = None,
+        runs: InProgress = None,
     ) -> None:
         """One slot, by its overlap policy (`flows.schedule_policies`); `runs`: if just read."""
         busy = None
         if trigger.overlap != "allow" and self.history is not None:
             key = schedule_run_key(flow.id, slot)
             if runs is None:
-                runs = await self.history.history(flow.team_id, flow.id, 10)
+                runs = (await self.history.in_progress_of([flow.id])).get(flow.id, [])
             busy = in_progress(runs, key)
         if busy is None:
             # Started, then advanced: a crash in between repeats nothing (the run key).
@@ -565,9 +562,7 @@ class ScheduleService:
 
     async def _start_queued(self, flow: FlowRecord, trigger: ScheduleTrigger) -> None:
         """The queued slot, if nothing of the flow is in progress any more."""
-        if self.history is not None and in_progress(
-            await self.history.history(flow.team_id, flow.id, 10)
-        ):
+        if self.history is not None and (await self.history.in_progress_of([flow.id])):
             return
         slot = await self.states.take_queued(flow.id)
         if slot is not None:

@@ -13,6 +13,7 @@ after the insert is a compare-and-set on the lease owner and status (and the abs
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
@@ -23,7 +24,15 @@ from pymongo.errors import DuplicateKeyError
 
 from flows.definition import definition_from_storage, to_dict
 from flows.records import MessageRef, RunRecord, StepResult
-from flows.run_model import TIMER, CancelRequest, CancelResult, Claim, DuplicateRun, Lease
+from flows.run_model import (
+    TIMER,
+    CancelRequest,
+    CancelResult,
+    Claim,
+    DuplicateRun,
+    Lease,
+    RunInProgress,
+)
 from storage.newest import newest
 
 Doc = dict[str, Any]
@@ -171,6 +180,8 @@ class MongoRunStore:
             [("held", ASCENDING), ("flow_id", ASCENDING), ("created_at", ASCENDING)],
             name="held",
         )
+        # The runs of some flows in progress (schedules' overlap policies, `in_progress_of`).
+        await runs.create_index([("status", ASCENDING), ("flow_id", ASCENDING)], name="in_progress")
         # One scheduled slot or event, one run (issue 8).
         await runs.create_index("run_key", name="run_key", unique=True, sparse=True)
         await self._ensure_retention()
@@ -561,3 +572,23 @@ class MongoRunStore:
             self.collection, query, "created_at", limit, [("created_at", DESCENDING)]
         )
         return [from_doc(doc) for doc in docs]
+
+    async def in_progress_of(self, flow_ids: Sequence[str]) -> dict[str, list[RunInProgress]]:
+        found: dict[str, list[RunInProgress]] = {}
+        if not flow_ids:
+            return found
+        ids = list(flow_ids)
+
+        async def of_status(status: str) -> list[Doc]:
+            # One `$in` per query: SecantusDB serves no index to two (one read per status).
+            cursor = self.collection.find(
+                {"status": status, "flow_id": {"$in": ids}},
+                projection={"flow_id": 1, "status": 1, "run_key": 1},
+            )
+            return [doc async for doc in cursor]
+
+        for docs in await asyncio.gather(*(of_status(status) for status in _UNFINISHED)):
+            for doc in docs:
+                run = RunInProgress(doc["_id"], doc["flow_id"], doc["status"], doc.get("run_key"))
+                found.setdefault(run.flow_id, []).append(run)
+        return found

@@ -96,6 +96,7 @@ async def a_day_of_work(db: AsyncIOMotorDatabase[dict[str, Any]]) -> None:
     assert await runs.end_cancelled("R2", LEASE, LATER, None, None, {}) is None
     await runs.history(TEAM, "F1", 20)
     await runs.history(TEAM, "F1", 20, started_by=ALICE)
+    await runs.in_progress_of(["F1", "F2"])
     await runs.get("R1")
 
     await approvals.create(approval_record("A1", approvers=[BOB]))

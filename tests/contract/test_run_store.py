@@ -304,3 +304,22 @@ async def test_earlier_steps_ride_along_with_each_write(runs: RunStore) -> None:
                              earlier=[done("route.y")])  # fmt: skip
     ended = await runs.get("R2")
     assert ended is not None and list(ended.steps) == ["route.y", "z"]
+
+
+async def test_in_progress_of_reads_the_unfinished_runs_of_many_flows(runs: RunStore) -> None:
+    other, idle = flow_record(flow_id="F2", name="Other"), flow_record(flow_id="F3", name="Idle")
+    await runs.insert(run_record(run_id="R1", run_key="sched:F1:a"), MINE)
+    await runs.insert(run_record(run_id="R2"), None)  # queued
+    await runs.insert(run_record(run_id="R3"), MINE)
+    assert await runs.finish("R3", MINE, "succeeded", LATER, None, None, None, {})
+    await parked(runs, "R4", flow=other)
+    await runs.insert(run_record(idle, run_id="R5"), MINE)
+    assert await runs.finish("R5", MINE, "failed", LATER, None, None, None, {})
+    found = await runs.in_progress_of(["F1", "F2", "F3", "F9"])
+    assert set(found) == {"F1", "F2"}
+    assert sorted((r.id, r.status, r.run_key) for r in found["F1"]) == [
+        ("R1", "running", "sched:F1:a"),
+        ("R2", "queued", None),
+    ]
+    assert [(r.id, r.flow_id, r.status) for r in found["F2"]] == [("R4", "F2", "waiting")]
+    assert await runs.in_progress_of([]) == {}

@@ -8,7 +8,15 @@ from datetime import datetime
 from typing import Any, Literal
 
 from flows.records import MessageRef, RunRecord, StepResult
-from flows.run_model import TIMER, CancelRequest, CancelResult, Claim, DuplicateRun, Lease
+from flows.run_model import (
+    TIMER,
+    CancelRequest,
+    CancelResult,
+    Claim,
+    DuplicateRun,
+    Lease,
+    RunInProgress,
+)
 from flows.testing.memory.plain import limited, plain
 
 
@@ -367,3 +375,14 @@ class MemoryRunStore:
         ]
         runs.sort(key=lambda run: run.created_at, reverse=True)
         return [run.model_copy(deep=True) for run in limited(runs, limit)]
+
+    async def in_progress_of(self, flow_ids: Sequence[str]) -> dict[str, list[RunInProgress]]:
+        found: dict[str, list[RunInProgress]] = {}
+        wanted = set(flow_ids)
+        for row in self._rows.values():
+            run = row.run
+            if run.flow_id in wanted and run.status in _UNFINISHED:
+                found.setdefault(run.flow_id, []).append(
+                    RunInProgress(run.id, run.flow_id, run.status, run.run_key)
+                )
+        return found
