@@ -10,8 +10,9 @@ requests it is acknowledging (`AckGate.acknowledging`), and `gated_ack`, a globa
 middleware, gives every listener an `ack` that, once the acknowledgement is set, waits
 until no request has been acknowledged for `settle` seconds (a burst's requests arrive
 one after the other), or `max_wait` seconds at most (so sustained load cannot starve the
-work). Slack needs the acknowledgement within 3 s; what follows it is only a little later
-under a burst, and `settle` seconds later otherwise.
+work). A request that stayed alone since it arrived (a click with nobody else around, the
+usual case) goes on at once: the settle is for bursts. Slack needs the acknowledgement
+within 3 s; what follows it is only a little later under a burst.
 
 Socket Mode's requests are not counted: there the gate is always open.
 """
@@ -40,6 +41,17 @@ _request_task: contextvars.ContextVar[asyncio.Task[Any] | None] = contextvars.Co
 )
 
 
+class _Request:
+    """One request being acknowledged, as its listener (a task of its own) sees it."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number  # the gate's count of requests when this one arrived
+        self.acknowledged = False
+
+
+_request: contextvars.ContextVar[_Request | None] = contextvars.ContextVar("request", default=None)
+
+
 class AckGate:
     """Counts the Slack requests being acknowledged; `wait` returns once there are none."""
 
@@ -47,6 +59,7 @@ class AckGate:
         self.max_wait = max_wait
         self.settle = settle
         self.in_flight = 0
+        self.arrived = 0  # requests counted so far
         self._open = True  # no request acknowledged for `settle` seconds
         self._settling: asyncio.TimerHandle | None = None
         self._waiters: list[asyncio.Future[None]] = []
@@ -55,15 +68,20 @@ class AckGate:
     def acknowledging(self) -> Iterator[None]:
         """Around the handling of one Slack request, up to its acknowledgement."""
         self.in_flight += 1
+        self.arrived += 1
         self._open = False
         if self._settling is not None:
             self._settling.cancel()
             self._settling = None
+        request = _Request(self.arrived)
         token = _request_task.set(asyncio.current_task())
+        request_token = _request.set(request)
         try:
             yield
         finally:
+            _request.reset(request_token)
             _request_task.reset(token)
+            request.acknowledged = True
             self.in_flight -= 1
             if self.in_flight == 0:
                 loop = asyncio.get_running_loop()
@@ -77,10 +95,18 @@ class AckGate:
             if not waiter.done():
                 waiter.set_result(None)
 
+    def _alone(self) -> bool:
+        """This listener's request is the only one since it arrived, and none is still
+        being acknowledged: a lone click or command goes on at once."""
+        request = _request.get()
+        if request is None or self.arrived != request.number:
+            return False
+        return self.in_flight == (0 if request.acknowledged else 1)
+
     async def wait(self) -> None:
         """Returns once no request has been acknowledged for `settle` seconds, or after
         `max_wait`."""
-        if self._open or _request_task.get() is asyncio.current_task():
+        if self._open or _request_task.get() is asyncio.current_task() or self._alone():
             return
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)

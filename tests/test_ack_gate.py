@@ -75,14 +75,30 @@ async def test_a_gap_inside_a_burst_does_not_let_work_in_before_later_acks() -> 
 
     with gate.acknowledging():
         work = asyncio.create_task(listener())
-        await asyncio.sleep(0)
+        with gate.acknowledging():  # a second request arrives before the first's ack
+            await asyncio.sleep(0)
     for _ in range(5):
         await asyncio.sleep(0)
     assert order == [] and gate.in_flight == 0  # between two requests: still closed
     with gate.acknowledging():
-        order.append("second acknowledged")
+        order.append("third acknowledged")
     gate.settle = 0
     with gate.acknowledging():  # the last of the burst; the gate opens right after it
         pass
     await asyncio.wait_for(work, timeout=5)
-    assert order == ["second acknowledged", "work after ack"]
+    assert order == ["third acknowledged", "work after ack"]
+
+
+async def test_a_lone_request_goes_on_at_once() -> None:
+    # A click with nobody else around: its run resumes without waiting for the settle.
+    gate = AckGate(max_wait=60, settle=60)
+    done = asyncio.Event()
+
+    async def listener() -> None:
+        await GatedAck(gate)()
+        done.set()
+
+    with gate.acknowledging():
+        work = asyncio.create_task(listener())
+        await asyncio.wait_for(done.wait(), timeout=5)  # before its request even ended
+    await work
