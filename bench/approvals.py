@@ -113,7 +113,7 @@ async def run(env: Env) -> Section:
         await import_flow(environ, env.workdir, FLOW)
         await bot.start()
         driver = SlackDriver(bot.url + "/slack/events", SIGNING_SECRET, emulator, session)
-        gate = asyncio.Semaphore(20)  # as many commands in flight as people typing at once
+        gate = asyncio.Semaphore(50)  # as many commands in flight as people typing at once
 
         async def start_runs(first: int, count: int, waiting: int) -> None:
             """Start `count` runs; return when `waiting` runs wait and the bot is quiet."""
@@ -189,7 +189,7 @@ async def run(env: Env) -> Section:
             )
         section.note(
             f"bot in a child process (`python -m bot`); {waiting_runs:,} runs started with"
-            f" signed `/flow run` (20 at a time, in 5 batches), 20 approvers; {len(resumes)}"
+            f" signed `/flow run` (50 at a time, in 5 batches), 20 approvers; {len(resumes)}"
             " approvals clicked one at a time while the others wait; RSS from"
             " /proc/<pid>/status after the bot went quiet for 1 s."
         )

@@ -219,7 +219,7 @@ async def query_times(env: Env, section: Section, client: AsyncIOMotorClient[Any
 
 async def drivers(env: Env, section: Section) -> None:
     """The same run workload through motor and through PyMongo's AsyncMongoClient."""
-    total = env.size(1_000, 400)
+    total = env.size(800, 400)
     flow = flow_record()
     rates: dict[str, float] = {}
     for rounds in range(1):  # one round each, back to back (the section's time is counted)

@@ -192,8 +192,8 @@ async def _lateness(env: Env, emulator: SlackEmulator, section: Section, per_flo
     flowbot = build(settings_for(emulator, env, env.db_name(NAME)), env.mongo.uri)
     assert flowbot.deps.catalog is not None
     # Insert, seed and restart must be over before the first slot: twice what the restart
-    # figure took per flow, plus 3 s, and at least 20 s for a full run (a busy machine).
-    lead = max(math.ceil(2 * per_flow * count + 3), env.size(20, 5))
+    # figure took per flow, plus 3 s, and at least 10 s for a full run (a busy machine).
+    lead = max(math.ceil(2 * per_flow * count + 3), env.size(10, 5))
     now = time.time()
     t0 = math.ceil(now) + lead
     pairs = _slots(now, t0, window)
