@@ -50,6 +50,7 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from pydantic import BaseModel, Field
 
+from flows.collector import collector_resting
 from flows.definition import ScheduleTrigger
 from flows.ports import Clock
 from flows.records import FlowRecord, RunRecord, RunTrigger
@@ -339,7 +340,8 @@ class ScheduleService:
         # `resume`, rather than once per job added (a self-pipe write each).
         self.scheduler.start(paused=True)
         self._started = True
-        await self._tick_all(await self.flows.list_enabled("schedule"))
+        with collector_resting():
+            await self._tick_all(await self.flows.list_enabled("schedule"))
         self.scheduler.resume()
         self.scheduler.add_job(
             self.resync,
