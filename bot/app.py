@@ -42,7 +42,6 @@ from flows.asks import AskService, AskStepExecutor
 from flows.catalog import FlowCatalog, FlowStore, UserStore
 from flows.child_cancel import ChildRuns
 from flows.child_flows import CallFlowExecutor
-from flows.collector import collector_resting
 from flows.concurrency import Concurrency, RunSlotStore
 from flows.connections import (
     ConnectionService,
@@ -213,10 +212,9 @@ class Flowbot:
     ack_gate: AckGate = field(default_factory=AckGate)
 
     async def start(self) -> None:
-        with collector_resting():
-            await self.storage.ensure_indexes()
-            for service in self.services:
-                await service.start()
+        await self.storage.ensure_indexes()
+        for service in self.services:
+            await service.start()
 
     async def stop(self) -> None:
         for service in reversed(self.services):
