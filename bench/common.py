@@ -33,6 +33,22 @@ BOT_TOKEN = "xoxb-bench"
 TEAM = "T0TEAM"
 ALICE, BOB = "U0ALICE", "U0BOB"
 GENERAL = "C0GENERAL"
+
+
+def three_step_flow(name: str) -> str:
+    """The benches' 3-step instant flow: a post, a condition, a post in its branch."""
+    return f"""\
+name: {name}
+steps:
+  - {{id: first, type: post_message, channel: "{GENERAL}", text: "first {{{{ run.id }}}}"}}
+  - id: check
+    type: condition
+    if: "{{{{ steps.first.ts != '' }}}}"
+    then:
+      - {{id: second, type: post_message, channel: "{GENERAL}", text: "second {{{{ run.id }}}}"}}
+"""
+
+
 # A fixed Fernet key, so that no key file is generated (connections are not exercised).
 SECRET_KEY = "Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmE="
 

@@ -21,7 +21,7 @@ from typing import Any
 from motor.motor_asyncio import AsyncIOMotorClient
 from pymongo import AsyncMongoClient
 
-from bench.common import ALICE, GENERAL, TEAM, Env, Section, percentile, say
+from bench.common import ALICE, GENERAL, TEAM, Env, Section, percentile, say, three_step_flow
 from flows.definition import parse_definition
 from flows.ports import RandomIds, SystemClock
 from flows.records import FlowRecord, RunRecord, RunTrigger
@@ -35,16 +35,7 @@ from storage.runs_repo import MongoRunStore, to_doc
 NAME = "endurance"
 TITLE = "Endurance of the embedded database"
 
-FLOW = f"""\
-name: Bench endurance
-steps:
-  - {{id: first, type: post_message, channel: "{GENERAL}", text: "first {{{{ run.id }}}}"}}
-  - id: check
-    type: condition
-    if: "{{{{ steps.first.ts != '' }}}}"
-    then:
-      - {{id: second, type: post_message, channel: "{GENERAL}", text: "second"}}
-"""
+FLOW = three_step_flow("Bench endurance")
 BATCH = 200
 
 

@@ -28,6 +28,7 @@ from bench.common import (
     make_emulator,
     say,
     settings_for,
+    three_step_flow,
 )
 from bot.app import build
 from flows.definition import parse_definition
@@ -37,16 +38,7 @@ from flows.runner import Runner
 NAME = "throughput"
 TITLE = "Run throughput"
 
-FLOW = f"""\
-name: Bench throughput
-steps:
-  - {{id: first, type: post_message, channel: "{GENERAL}", text: "first {{{{ run.id }}}}"}}
-  - id: check
-    type: condition
-    if: "{{{{ steps.first.ts != '' }}}}"
-    then:
-      - {{id: second, type: post_message, channel: "{GENERAL}", text: "second {{{{ run.id }}}}"}}
-"""
+FLOW = three_step_flow("Bench throughput")
 
 
 async def _runs(runner: Runner, flow: FlowRecord, n: int) -> tuple[float, list[str]]:
