@@ -34,18 +34,15 @@ MAX_WAIT = 0.5  # seconds
 # first ones' work in ahead of the later acknowledgements.
 SETTLE = 0.025  # seconds
 
-# The task handling a Slack request: an `ack()` called there (Bolt acknowledges events
-# itself, before their listeners run) must not wait for that very request.
-_request_task: contextvars.ContextVar[asyncio.Task[Any] | None] = contextvars.ContextVar(
-    "request_task", default=None
-)
-
 
 class _Request:
     """One request being acknowledged, as its listener (a task of its own) sees it."""
 
-    def __init__(self, number: int) -> None:
+    def __init__(self, number: int, task: asyncio.Task[Any] | None) -> None:
         self.number = number  # the gate's count of requests when this one arrived
+        # The task handling it: an `ack()` called there (Bolt acknowledges events itself,
+        # before their listeners run) must not wait for that very request.
+        self.task = task
         self.acknowledged = False
 
 
@@ -73,14 +70,12 @@ class AckGate:
         if self._settling is not None:
             self._settling.cancel()
             self._settling = None
-        request = _Request(self.arrived)
-        token = _request_task.set(asyncio.current_task())
+        request = _Request(self.arrived, asyncio.current_task())
         request_token = _request.set(request)
         try:
             yield
         finally:
             _request.reset(request_token)
-            _request_task.reset(token)
             request.acknowledged = True
             self.in_flight -= 1
             if self.in_flight == 0:
@@ -106,7 +101,8 @@ class AckGate:
     async def wait(self) -> None:
         """Returns once no request has been acknowledged for `settle` seconds, or after
         `max_wait`."""
-        if self._open or _request_task.get() is asyncio.current_task() or self._alone():
+        request = _request.get()
+        if self._open or (request and request.task is asyncio.current_task()) or self._alone():
             return
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
