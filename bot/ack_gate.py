@@ -6,7 +6,7 @@ the HTTP request once the listener has called `ack()`; what the listener does ne
 answer to the response URL, a run and its Slack posts) shares the one event loop with
 the requests still waiting for their acknowledgement. When many requests arrive at once,
 that eager work delays the later acknowledgements. So `bot.server` counts the Slack
-requests it is acknowledging (`AckGate.acknowledging`), and `gated_ack`, a global Bolt
+requests it is acknowledging (`AckGate.acknowledging`), and `GatedAcks`, a global Bolt
 middleware, gives every listener an `ack` that, once the acknowledgement is set, waits
 until no request has been acknowledged for `settle` seconds (a burst's requests arrive
 one after the other), or `max_wait` seconds at most (so sustained load cannot starve the
@@ -22,11 +22,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncBoltContext
+from slack_bolt.async_app import AsyncAck
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
+
+from handlers.middleware import RequestMiddleware
 
 MAX_WAIT = 0.5  # seconds
 # The gate opens once no request has been acknowledged for SETTLE seconds: the requests of
@@ -126,12 +129,15 @@ class GatedAck(AsyncAck):
         return response
 
 
-def gated_ack(gate: AckGate) -> Callable[..., Awaitable[Any]]:
+class GatedAcks(RequestMiddleware):
     """The Bolt middleware that hands listeners a `GatedAck`."""
 
-    async def middleware(context: AsyncBoltContext, next: Callable[[], Awaitable[Any]]) -> Any:
-        if "ack" not in context:
-            context["ack"] = GatedAck(gate)
-        return await next()
+    def __init__(self, gate: AckGate) -> None:
+        self._gate = gate
 
-    return middleware
+    async def before(self, req: AsyncBoltRequest) -> None:
+        # Bolt puts a plain `AsyncAck` in every request's context before the middleware
+        # runs: replace it while nothing has acknowledged through it yet.
+        ack = req.context.get("ack")
+        if ack is None or (type(ack) is AsyncAck and ack.response is None):
+            req.context["ack"] = GatedAck(self._gate)

@@ -25,12 +25,12 @@ from adapters.sealing_client import SealingWebClient
 from adapters.sharing_notifier import SlackSharingNotifier
 from adapters.slack import ChannelTurns, SlackDirectory, SlackMessenger, make_client
 from adapters.slack_actions import SlackActionsApi
-from bot.ack_gate import AckGate, gated_ack
+from bot.ack_gate import AckGate, GatedAcks
 from bot.http_client import AiohttpHttpClient
 from bot.keys import load_secret_box
 from bot.metrics import PrometheusMetrics
 from bot.oauth import OAuth, build_oauth
-from bot.respond import pooled_respond
+from bot.respond import PooledResponds
 from bot.settings import Settings
 from bot.socket_mode import PING_INTERVAL, SocketMode
 from cards import runs as run_cards
@@ -536,11 +536,11 @@ def slack_app(
     error_listeners.register(app)
     if isinstance(client, SealingWebClient) and client.seal is not None:  # sealed: open it
         metadata_listeners.register(app, client.seal)
-    app.middleware(install_listeners.bind_workspace)
+    app.middleware(install_listeners.BindWorkspace())
     if response_urls is not None:  # respond() over the app's pooled connections
-        app.middleware(pooled_respond(response_urls))
+        app.middleware(PooledResponds(response_urls))
     if ack_gate is not None:  # acknowledgements first: listeners' work after ack() waits
-        app.middleware(gated_ack(ack_gate))
+        app.middleware(GatedAcks(ack_gate))
     if oauth is not None:
         install_listeners.register(app, oauth.installations)
     SlashRouter(subcommands()).register(app, deps)

@@ -4,18 +4,19 @@ which opens a new connection per answer. The payloads are exactly those Bolt sen
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from ssl import SSLContext
 from typing import Any
 
-from slack_bolt.async_app import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_bolt.context.respond.internals import _build_message
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.models.attachments import Attachment
 from slack_sdk.models.blocks import Block
 from slack_sdk.webhook.async_client import WebhookResponse
 
 from adapters.response_urls import ResponseUrls
+from handlers.middleware import RequestMiddleware
 
 
 class PooledRespond(AsyncRespond):
@@ -68,22 +69,22 @@ class PooledRespond(AsyncRespond):
         return await client.send_dict(message)
 
 
-def pooled_respond(pool: ResponseUrls) -> Callable[..., Awaitable[Any]]:
+class PooledResponds(RequestMiddleware):
     """The Bolt middleware that hands listeners (and the error handler) a `respond()` on
     the pool's connections."""
 
-    async def middleware(context: AsyncBoltContext, next: Callable[[], Awaitable[Any]]) -> Any:
-        # Bolt has made its own already (its middleware's arguments include `respond`).
+    def __init__(self, pool: ResponseUrls) -> None:
+        self._pool = pool
+
+    async def before(self, req: AsyncBoltRequest) -> None:
+        context = req.context
         if context.response_url is not None and not isinstance(
             context.get("respond"), PooledRespond
         ):
             client = context.client
             context["respond"] = PooledRespond(
-                pool,
+                self._pool,
                 response_url=context.response_url,
                 proxy=client.proxy if client is not None else None,
                 ssl=client.ssl if client is not None else None,
             )
-        return await next()
-
-    return middleware

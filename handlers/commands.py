@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
@@ -26,6 +26,7 @@ from flows.errors import FlowbotError
 from flows.ports import Clock
 from handlers.deps import HandlerDeps
 from handlers.errors import RepeatedDelivery
+from handlers.middleware import RequestMiddleware
 
 log = logging.getLogger(__name__)
 
@@ -339,36 +340,38 @@ class SlashRouter:
         """The `/flow` command, and the middleware that drops repeated deliveries."""
         deliveries = Deliveries(deps.deliveries, deps.clock)
 
-        @app.use
-        async def once_per_delivery(
-            req: AsyncBoltRequest,
-            context: AsyncBoltContext,
-            body: dict[str, Any],
-            response: BoltResponse,
-            next: Callable[[], Awaitable[None]],
-        ) -> BoltResponse:
-            """Clicks and submissions delivered again (Slack retries, replays) are
-            acknowledged only."""
-            kind = body.get("type")
-            if kind not in _DEDUPED_PAYLOADS:
-                await next()
-                return response
-            key = delivery_key(str(kind), body.get("trigger_id"), _signature(req))
-            if not deliveries.first_here(key) or (
-                kind not in _RECORDED_AFTER_ACK and not await deliveries.first_durably(key)
-            ):
-                log.info("ignoring a repeated %s delivery", kind)
-                return BoltResponse(status=200, body="")
-            if kind in _RECORDED_AFTER_ACK:
-                context["ack"] = _RecordingAck(context.ack, lambda: deliveries.first_durably(key))
-            await next()
-            return response
+        app.use(_OncePerDelivery(deliveries))
 
         @app.command("/flow")
         async def flow_command(
             ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, req: AsyncBoltRequest
         ) -> None:
             await self.dispatch(ack, command, respond, deps, deliveries, _signature(req))
+
+
+class _OncePerDelivery(RequestMiddleware):
+    """Clicks and submissions delivered again (Slack retries, replays) are acknowledged
+    only."""
+
+    def __init__(self, deliveries: Deliveries) -> None:
+        self._deliveries = deliveries
+
+    async def before(self, req: AsyncBoltRequest) -> BoltResponse | None:
+        kind = req.body.get("type")
+        if kind not in _DEDUPED_PAYLOADS:
+            return None
+        deliveries = self._deliveries
+        key = delivery_key(str(kind), req.body.get("trigger_id"), _signature(req))
+        if not deliveries.first_here(key) or (
+            kind not in _RECORDED_AFTER_ACK and not await deliveries.first_durably(key)
+        ):
+            log.info("ignoring a repeated %s delivery", kind)
+            return BoltResponse(status=200, body="")
+        if kind in _RECORDED_AFTER_ACK:
+            req.context["ack"] = _RecordingAck(
+                req.context.ack, lambda: deliveries.first_durably(key)
+            )
+        return None
 
 
 def _signature(req: AsyncBoltRequest) -> str | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from bot.ack_gate import AckGate, GatedAck
+from tests.support import ALICE, BotHarness, create_flow, finished_run, runs_of, settle
 
 
 async def test_work_after_an_ack_waits_until_no_request_is_being_acknowledged() -> None:
@@ -102,3 +103,19 @@ async def test_a_lone_request_goes_on_at_once() -> None:
         work = asyncio.create_task(listener())
         await asyncio.wait_for(done.wait(), timeout=5)  # before its request even ended
     await work
+
+
+async def test_the_bots_listeners_work_after_the_other_acknowledgements(bot: BotHarness) -> None:
+    # Wired end to end: Bolt gives every request a plain `ack` before any middleware runs,
+    # and the bot's must be the gated one, or a burst's work delays its acknowledgements.
+    flow = await create_flow(
+        bot, "name: Gated\nsteps:\n  - {id: note, type: set_variable, name: x, value: y}\n"
+    )
+    gate = bot.flowbot.ack_gate
+    gate.max_wait = 60
+    with gate.acknowledging():  # another Slack request, still being acknowledged
+        response = await bot.driver.slash(ALICE, "run Gated")
+        assert response.status == 200  # acknowledged at once …
+        await settle()
+        assert await runs_of(bot, flow.id) == []  # … its run waits behind the other
+    await finished_run(bot, flow.id)  # and goes on once that one is acknowledged
