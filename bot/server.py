@@ -7,7 +7,6 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
-from slack_bolt.request.async_request import AsyncBoltRequest
 
 import bot
 from adapters.sealing_client import seal_answer
@@ -15,7 +14,7 @@ from bot.app import Flowbot
 from bot.logs import request_age, request_ids, request_kind
 from bot.metrics import metrics_handler
 from bot.oauth import oauth_routes
-from bot.slack_requests import BadRequest, check_request, signature_is_valid
+from bot.slack_requests import BadRequest, CheckedBoltRequest, check_request, signature_is_valid
 from bot.webhooks import webhook_handler
 
 FLOWBOT_KEY = web.AppKey("flowbot", Flowbot)
@@ -51,15 +50,11 @@ async def _acknowledge(request: web.Request) -> web.Response:
         # Checked before anything is parsed or decoded: a garbled unsigned body is a 401 too.
         return web.json_response({"error": "invalid request"}, status=401)
     try:
-        body = check_request(raw, request.content_type)
+        checked = check_request(raw, request.content_type)
     except BadRequest as exc:
         log.info("refused a signed Slack request: %s", exc.message)
         return web.json_response({"error": "invalid_body", "message": exc.message}, status=400)
-    bolt_request = AsyncBoltRequest(
-        body=body,
-        query=request.query_string,
-        headers=request.headers,  # type: ignore[arg-type]
-    )
+    bolt_request = CheckedBoltRequest(checked, request.query_string, request.headers)
     bolt_response = await flowbot.bolt.async_dispatch(bolt_request)
     # Bolt acknowledges before the listeners' work (process_before_response=False).
     flowbot.metrics.acknowledged(request_kind(bolt_request.body), request_age(request))
