@@ -51,6 +51,7 @@ from flows.connections import (
     KeyRotation,
 )
 from flows.deliveries import DeliveryLog
+from flows.foreground import Foreground
 from flows.http_policy import AddressPolicy, HttpClient
 from flows.metrics import MeteredRunStore, OperationalCounts
 from flows.modal_context import ModalContexts, ModalContextStore
@@ -326,6 +327,8 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
     approval_notifier = SlackApprovalNotifier(
         messenger, client, refresh_home if settings.slack_configured else None
     )
+    # Clicks and their resumed runs go before decisions' leftovers (flows/foreground.py).
+    foreground = Foreground()
     approvals = ApprovalService(
         stores.approvals,
         approval_notifier,
@@ -333,6 +336,7 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
         clock,
         ids,
         resumer=runner,
+        foreground=foreground,
     )
     executors.register("approval", ApprovalStepExecutor(approvals))
     services.append(approvals)
@@ -349,6 +353,7 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
         clock,
         ids,
         resumer=runner,
+        foreground=foreground,
     )
     executors.register("ask", AskStepExecutor(asks))
     services.append(asks)
@@ -447,7 +452,7 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
         run_control=RunControl(catalog, runner, directory, concurrency),
         modal_contexts=ModalContexts(stores.modal_contexts, clock),
     )
-    ack_gate = AckGate()
+    ack_gate = AckGate(foreground=foreground)
     bolt = (
         slack_app(settings, client, deps, base.oauth, ack_gate, response_urls)
         if settings.slack_configured
