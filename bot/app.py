@@ -321,14 +321,15 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
 
     # --- approvals (approvers' App Homes are re-published when their approvals change)
 
+    # Clicks and their resumed runs go before decisions' leftovers (flows/foreground.py).
+    foreground = Foreground()
+
     async def refresh_home(team_id: str, user_id: str) -> None:
-        await home_listeners.publish_home(deps, team_id, user_id)
+        await home_listeners.publish_home(deps, team_id, user_id, foreground.pause)
 
     approval_notifier = SlackApprovalNotifier(
         messenger, client, refresh_home if settings.slack_configured else None
     )
-    # Clicks and their resumed runs go before decisions' leftovers (flows/foreground.py).
-    foreground = Foreground()
     approvals = ApprovalService(
         stores.approvals,
         approval_notifier,

@@ -18,9 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections.abc import AsyncIterator
 
 MAX_WAIT = 1.0  # seconds
+
+# Set inside a background piece: only there does `pause` wait (elsewhere, the caller may
+# be the foreground itself, e.g. a resumed run requesting its next approval).
+_in_piece: contextvars.ContextVar[bool] = contextvars.ContextVar("in_piece", default=False)
 
 
 class Hold:
@@ -50,7 +55,8 @@ class Foreground:
         self.max_wait = max_wait
         self.busy = 0  # foreground work in progress
         self.running = 0  # background pieces running
-        self._waiters: list[asyncio.Future[None]] = []
+        self._waiters: list[asyncio.Future[None]] = []  # pieces waiting to start
+        self._paused: list[asyncio.Future[None]] = []  # running pieces that let a click by
 
     def hold(self) -> Hold:
         self.busy += 1
@@ -60,7 +66,13 @@ class Foreground:
         return self.busy == 0 and self.running == 0
 
     def wake(self) -> None:
-        """Let the first waiting background piece go, if nothing runs."""
+        """Let the paused pieces go on once no foreground work is in progress, else the
+        first waiting piece start if none runs."""
+        if self.busy == 0 and self._paused:
+            paused, self._paused = self._paused, []
+            for waiter in paused:
+                if not waiter.done():
+                    waiter.set_result(None)
         while self._waiters and self._free():
             waiter = self._waiters.pop(0)
             if not waiter.done():
@@ -89,8 +101,27 @@ class Foreground:
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
         self.running += 1
+        token = _in_piece.set(True)
         try:
             yield
         finally:
+            _in_piece.reset(token)
             self.running -= 1
             self.wake()
+
+    async def pause(self) -> None:
+        """Inside a long background piece, between its steps: wait while foreground work is
+        in progress (`max_wait` at most), keeping the piece's turn. Outside a piece: at
+        once."""
+        if self.busy == 0 or not _in_piece.get():
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._paused.append(waiter)
+        try:
+            async with asyncio.timeout(self.max_wait):
+                await waiter
+        except TimeoutError:
+            pass  # sustained foreground: the piece goes on
+        finally:
+            if waiter in self._paused:
+                self._paused.remove(waiter)

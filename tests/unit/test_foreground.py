@@ -60,3 +60,27 @@ async def test_a_cancelled_waiter_passes_its_turn_on() -> None:
     first.cancel()  # … which is cancelled before it runs: "b" goes instead
     await asyncio.wait_for(second, 5)
     assert log == ["b starts", "b ends"]
+
+
+async def test_a_running_piece_pauses_for_a_click_and_only_a_piece_does() -> None:
+    foreground = Foreground(max_wait=60)
+    log: list[str] = []
+    go = asyncio.Event()
+
+    async def long_piece() -> None:
+        async with foreground.background():
+            log.append("first read")
+            await go.wait()
+            await foreground.pause()
+            log.append("second read")
+
+    piece = asyncio.create_task(long_piece())
+    await asyncio.sleep(0.01)
+    click = foreground.hold()
+    await asyncio.wait_for(foreground.pause(), 1)  # outside a piece: at once
+    go.set()
+    await asyncio.sleep(0.01)
+    assert log == ["first read"]  # paused while the click is in the foreground
+    click.release()
+    await asyncio.wait_for(piece, 5)
+    assert log == ["first read", "second read"]
