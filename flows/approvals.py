@@ -24,6 +24,7 @@ that can no longer happen (for `everyone`, at the first other answer).
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from flows.approval_model import (
@@ -193,15 +194,24 @@ class ApprovalService(PeopleRequestService[ApprovalRecord, ApprovalRequest]):
         option: str,
         comment: str | None = None,
         team_id: str | None = None,
+        before_write: Callable[[], Awaitable[None]] | None = None,
     ) -> RespondResult:
         """Record one response exactly once; decide when the mode says so. `team_id`: the
-        responder's workspace (from Slack's payload); another's approval is not found."""
+        responder's workspace (from Slack's payload); another's approval is not found.
+        `before_write` is awaited before the response is written (a click's delivery
+        recorded meanwhile: it raises for a repeated one)."""
         comment = (comment or "").strip()[:COMMENT_LIMIT] or None
         with self.foreground.hold():  # a decision holds it on until its run went on
-            return await self._respond(approval_id, user, option, comment, team_id)
+            return await self._respond(approval_id, user, option, comment, team_id, before_write)
 
     async def _respond(
-        self, approval_id: str, user: str, option: str, comment: str | None, team_id: str | None
+        self,
+        approval_id: str,
+        user: str,
+        option: str,
+        comment: str | None,
+        team_id: str | None,
+        before_write: Callable[[], Awaitable[None]] | None,
     ) -> RespondResult:
         # Each failed compare-and-set means another response landed; bounded retries.
         for _ in range(1000):
@@ -212,6 +222,8 @@ class ApprovalService(PeopleRequestService[ApprovalRecord, ApprovalRequest]):
             assert record is not None
             response = ApprovalResponse(user=user, response=option, comment=comment, at=self.now())
             decision = evaluate(record, [*record.responses, response])
+            if before_write is not None:
+                await before_write()
             updated = await self.store.add_response(
                 record.id, record.version, response, decision, current=record
             )
