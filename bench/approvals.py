@@ -71,14 +71,19 @@ class PostClock:
     async def middleware(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if self.waiting and request.path.endswith("/chat.postMessage"):
-            arrived = time.perf_counter()
-            # aiohttp keeps the body read here for the emulator's own handler.
-            match = AFTER.search(await request.read())
-            future = self.waiting.pop(match.group(1).decode(), None) if match else None
-            if future is not None and not future.done():
-                future.set_result(arrived)
-        return await handler(request)
+        if not (self.waiting and request.path.endswith("/chat.postMessage")):
+            return await handler(request)
+        arrived = time.perf_counter()
+        # The body is read once the emulator's handler has parsed it (reading it here
+        # first would leave a multipart form empty for the handler: channel_not_found).
+        response = await handler(request)
+        json_body = request.content_type == "application/json"
+        params = await (request.json() if json_body else request.post())  # parsed: kept
+        match = AFTER.search(str(params.get("text", "")).encode())
+        future = self.waiting.pop(match.group(1).decode(), None) if match else None
+        if future is not None and not future.done():
+            future.set_result(arrived)
+        return response
 
 
 async def _settle(emulator: SlackEmulator, quiet: float = 1.0, timeout: float = 120) -> None:

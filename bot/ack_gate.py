@@ -29,6 +29,7 @@ from slack_bolt.async_app import AsyncAck
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
+from flows.foreground import Foreground
 from handlers.middleware import RequestMiddleware
 
 MAX_WAIT = 0.5  # seconds
@@ -55,8 +56,15 @@ _request: contextvars.ContextVar[_Request | None] = contextvars.ContextVar("requ
 class AckGate:
     """Counts the Slack requests being acknowledged; `wait` returns once there are none."""
 
-    def __init__(self, max_wait: float = MAX_WAIT, settle: float = SETTLE) -> None:
+    def __init__(
+        self,
+        max_wait: float = MAX_WAIT,
+        settle: float = SETTLE,
+        foreground: Foreground | None = None,
+    ) -> None:
         self.max_wait = max_wait
+        # Held while a request is being acknowledged: background work waits for it.
+        self.foreground = foreground or Foreground()
         self.settle = settle
         self.in_flight = 0
         self.arrived = 0  # requests counted so far
@@ -76,7 +84,8 @@ class AckGate:
         request = _Request(self.arrived, asyncio.current_task())
         request_token = _request.set(request)
         try:
-            yield
+            with self.foreground.hold():
+                yield
         finally:
             _request.reset(request_token)
             request.acknowledged = True

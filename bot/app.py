@@ -51,6 +51,7 @@ from flows.connections import (
     KeyRotation,
 )
 from flows.deliveries import DeliveryLog
+from flows.foreground import Foreground
 from flows.http_policy import AddressPolicy, HttpClient
 from flows.metrics import MeteredRunStore, OperationalCounts
 from flows.modal_context import ModalContexts, ModalContextStore
@@ -320,8 +321,11 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
 
     # --- approvals (approvers' App Homes are re-published when their approvals change)
 
+    # Clicks and their resumed runs go before decisions' leftovers (flows/foreground.py).
+    foreground = Foreground()
+
     async def refresh_home(team_id: str, user_id: str) -> None:
-        await home_listeners.publish_home(deps, team_id, user_id)
+        await home_listeners.publish_home(deps, team_id, user_id, foreground.pause)
 
     approval_notifier = SlackApprovalNotifier(
         messenger, client, refresh_home if settings.slack_configured else None
@@ -333,6 +337,7 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
         clock,
         ids,
         resumer=runner,
+        foreground=foreground,
     )
     executors.register("approval", ApprovalStepExecutor(approvals))
     services.append(approvals)
@@ -349,6 +354,7 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
         clock,
         ids,
         resumer=runner,
+        foreground=foreground,
     )
     executors.register("ask", AskStepExecutor(asks))
     services.append(asks)
@@ -447,7 +453,7 @@ def build(settings: Settings, mongodb_uri: str, overrides: Overrides | None = No
         run_control=RunControl(catalog, runner, directory, concurrency),
         modal_contexts=ModalContexts(stores.modal_contexts, clock),
     )
-    ack_gate = AckGate()
+    ack_gate = AckGate(foreground=foreground)
     bolt = (
         slack_app(settings, client, deps, base.oauth, ack_gate, response_urls)
         if settings.slack_configured

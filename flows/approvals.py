@@ -24,6 +24,7 @@ that can no longer happen (for `everyone`, at the first other answer).
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from flows.approval_model import (
@@ -45,6 +46,7 @@ from flows.approval_model import (
     evaluate,
 )
 from flows.definition import ApprovalStep
+from flows.foreground import Foreground
 from flows.people_requests import (
     PeopleRequestExecutor,
     PeopleRequestService,
@@ -116,8 +118,9 @@ class ApprovalService(PeopleRequestService[ApprovalRecord, ApprovalRequest]):
         clock: Clock,
         ids: IdGenerator,
         resumer: RunResumer | None = None,
+        foreground: Foreground | None = None,
     ) -> None:
-        super().__init__(store, notifier, directory, clock, ids, resumer)
+        super().__init__(store, notifier, directory, clock, ids, resumer, foreground)
 
     def attach_runner(self, resumer: RunResumer) -> None:
         self.resumer = resumer
@@ -191,10 +194,25 @@ class ApprovalService(PeopleRequestService[ApprovalRecord, ApprovalRequest]):
         option: str,
         comment: str | None = None,
         team_id: str | None = None,
+        before_write: Callable[[], Awaitable[None]] | None = None,
     ) -> RespondResult:
         """Record one response exactly once; decide when the mode says so. `team_id`: the
-        responder's workspace (from Slack's payload); another's approval is not found."""
+        responder's workspace (from Slack's payload); another's approval is not found.
+        `before_write` is awaited before the response is written (a click's delivery
+        recorded meanwhile: it raises for a repeated one)."""
         comment = (comment or "").strip()[:COMMENT_LIMIT] or None
+        with self.foreground.hold():  # a decision holds it on until its run went on
+            return await self._respond(approval_id, user, option, comment, team_id, before_write)
+
+    async def _respond(
+        self,
+        approval_id: str,
+        user: str,
+        option: str,
+        comment: str | None,
+        team_id: str | None,
+        before_write: Callable[[], Awaitable[None]] | None,
+    ) -> RespondResult:
         # Each failed compare-and-set means another response landed; bounded retries.
         for _ in range(1000):
             record = await self.store.get(approval_id)
@@ -204,6 +222,8 @@ class ApprovalService(PeopleRequestService[ApprovalRecord, ApprovalRequest]):
             assert record is not None
             response = ApprovalResponse(user=user, response=option, comment=comment, at=self.now())
             decision = evaluate(record, [*record.responses, response])
+            if before_write is not None:
+                await before_write()
             updated = await self.store.add_response(
                 record.id, record.version, response, decision, current=record
             )
@@ -214,7 +234,7 @@ class ApprovalService(PeopleRequestService[ApprovalRecord, ApprovalRequest]):
                 return RespondResult("recorded", updated)
             # The clicker's answer need not wait for the messages and the run; the run
             # goes on first, the messages are updated after (flows.people_requests).
-            self._spawn(self._conclude_decided(updated))
+            self._spawn(self._conclude_decided(updated, self.foreground.hold()))
             return RespondResult("decided", updated)
         raise RuntimeError(f"approval {approval_id}: too much contention")  # pragma: no cover
 
@@ -222,10 +242,13 @@ class ApprovalService(PeopleRequestService[ApprovalRecord, ApprovalRequest]):
         await self._after_decision(record)
 
     async def _after_decision(self, record: ApprovalRecord) -> None:
-        await self._quietly(self.notifier.show_outcome(record), "outcome update")
-        await self._quietly(self.notifier.notify(record, "decided"), "decided notice")
+        await self._later(self.notifier.show_outcome, record, "outcome update")
+        await self._later(self._notify_decided, record, "decided notice")
         if record.negative and record.requester:
-            await self._quietly(self.notifier.tell_requester(record), "requester notice")
+            await self._later(self.notifier.tell_requester, record, "requester notice")
+
+    async def _notify_decided(self, record: ApprovalRecord) -> None:
+        await self.notifier.notify(record, "decided")
 
     # --- timers
 

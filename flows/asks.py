@@ -29,6 +29,7 @@ from flows.ask_model import (
     AskStore,
 )
 from flows.definition import AskStep, FlowInput
+from flows.foreground import Foreground
 from flows.people_requests import (
     PeopleRequestExecutor,
     PeopleRequestService,
@@ -91,8 +92,9 @@ class AskService(PeopleRequestService[AskRecord, AskRequest]):
         clock: Clock,
         ids: IdGenerator,
         resumer: AskRunResumer | None = None,
+        foreground: Foreground | None = None,
     ) -> None:
-        super().__init__(store, notifier, directory, clock, ids, resumer)
+        super().__init__(store, notifier, directory, clock, ids, resumer, foreground)
 
     # --- requests
 
@@ -182,12 +184,15 @@ class AskService(PeopleRequestService[AskRecord, AskRequest]):
                 "not_found", record
             )
         # The run goes on first, the form's messages are updated after.
-        self._spawn(self._conclude_decided(answered))
+        self._spawn(self._conclude_decided(answered, self.foreground.hold()))
         return AskResult("answered", answered)
 
     async def _after_decided(self, record: AskRecord) -> None:
-        await self._quietly(self.notifier.show_outcome(record), "outcome update")
-        await self._quietly(self.notifier.notify(record, "closed"), "answered notice")
+        await self._later(self.notifier.show_outcome, record, "outcome update")
+        await self._later(self._notify_closed, record, "answered notice")
+
+    async def _notify_closed(self, record: AskRecord) -> None:
+        await self.notifier.notify(record, "closed")
 
     # --- timers
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from flows.approval_model import RunResumer, UnknownApprover, UnknownChannelName
+from flows.foreground import Foreground, Hold
 from flows.people_request_model import R, RequestNotifier, RequestStore, WaitingRequest
 from flows.ports import Clock, Directory, IdGenerator
 from flows.records import RunRecord
@@ -111,6 +112,7 @@ class PeopleRequestService(Generic[R, Q]):
         clock: Clock,
         ids: IdGenerator,
         resumer: RunResumer | None = None,
+        foreground: Foreground | None = None,
     ) -> None:
         self.store = store
         self.notifier = notifier
@@ -118,6 +120,8 @@ class PeopleRequestService(Generic[R, Q]):
         self.clock = clock
         self.ids = ids
         self.resumer = resumer
+        # A decision's run goes on before anyone's leftovers (flows.foreground).
+        self.foreground = foreground or Foreground()
         # How long `stop` waits for decisions still being carried out (messages, resume).
         self.stop_grace = 10.0
         # How long a decision's messages wait for the resumed run to go on (seconds).
@@ -258,19 +262,30 @@ class PeopleRequestService(Generic[R, Q]):
                 pass
         return True
 
-    async def _conclude_decided(self, record: R) -> None:
-        """After a decision (an answer): the run goes on first, then the area's messages
-        and notices (`_after_decided`), then the request is marked resumed: a crash
+    async def _conclude_decided(self, record: R, hold: Hold | None = None) -> None:
+        """After a decision (an answer): the run goes on first (the decision's `hold` on
+        the foreground ends then), then the area's messages and notices (`_after_decided`),
+        each once nothing is in the foreground, then the request is marked resumed: a crash
         before that mark shows the outcome again at start (`_resume_unresumed`)."""
-        resumed = await self._resume_first(record)
+        try:
+            resumed = await self._resume_first(record)
+        finally:
+            if hold is not None:
+                hold.release()
         await self._after_decided(record)
-        await self._quietly(self.notifier.refresh_lists(record), "pending lists")
+        await self._later(self.notifier.refresh_lists, record, "pending lists")
         if resumed:
-            await self.store.mark_resumed(record.id)
+            async with self.foreground.background():
+                await self.store.mark_resumed(record.id)
 
     async def _after_decided(self, record: R) -> None:
         """The messages and notices once `record` was decided (answered)."""
         raise NotImplementedError
+
+    async def _later(self, work: Callable[[R], Awaitable[Any]], record: R, what: str) -> None:
+        """Background work after a decision: once nothing is in the foreground."""
+        async with self.foreground.background():
+            await self._quietly(work(record), what)
 
     async def _quietly(self, coro: Any, what: str) -> None:
         try:

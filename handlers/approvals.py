@@ -15,7 +15,7 @@ from cards import approvals as cards
 from cards import asks as ask_cards
 from flows.approval_model import RespondResult
 from handlers import home
-from handlers.commands import CommandContext, Subcommand
+from handlers.commands import CommandContext, Confirm, Subcommand, ack_reading_first
 from handlers.deps import HandlerDeps
 
 ACTION_PATTERN = re.compile("^" + re.escape(cards.ACTION_PREFIX))
@@ -43,13 +43,20 @@ async def handle_click(
     action: dict[str, Any],
     respond: AsyncRespond,
     deps: HandlerDeps,
+    confirm: Confirm,
 ) -> None:
-    """An option button: record the response (compare-and-set), answer ephemerally."""
+    """An option button: record the response (compare-and-set), answer ephemerally. The
+    click's delivery is recorded while the approval is read (`confirm` before writing)."""
     user = context.user_id or ""
     option = cards.option_of(str(action.get("action_id") or ""))
     result = await deps.approvals.respond(
-        str(action.get("value") or ""), user, option, team_id=context.team_id or ""
+        str(action.get("value") or ""),
+        user,
+        option,
+        team_id=context.team_id or "",
+        before_write=confirm,
     )
+    await confirm()  # a refusal too is answered only once
     if body.get("response_url"):
         await _reply(respond, result, user, _from_ephemeral(body))
     elif not result.counted:
@@ -134,8 +141,8 @@ def register(app: AsyncApp, deps: HandlerDeps) -> None:
         action: dict[str, Any],
         respond: AsyncRespond,
     ) -> None:
-        await ack()
-        await handle_click(context, body, action, respond, deps)
+        confirm = await ack_reading_first(ack)
+        await handle_click(context, body, action, respond, deps, confirm)
 
     @app.action(cards.COMMENT_BUTTON)
     async def approval_comment_button(

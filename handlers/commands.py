@@ -3,6 +3,7 @@ handler module's `SUBCOMMANDS` list, which checks the words and runs the subcomm
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 import re
@@ -213,6 +214,42 @@ class _RecordingAck(AsyncAck):
         if not await self._record():
             raise RepeatedDelivery("a repeated delivery, found once acknowledged")
         return response
+
+    async def reading_first(self) -> Confirm:
+        """Acknowledges and starts recording the delivery, for a listener that reads
+        before it writes: the returned `Confirm` waits for the record (`RepeatedDelivery`
+        if it had been taken in already); the listener awaits it before any write or
+        answer."""
+        await self._inner()
+        recording = asyncio.ensure_future(self._record())
+        # Its failure reaches the listener through `confirm`, if the listener gets there.
+        recording.add_done_callback(lambda task: task.cancelled() or task.exception())
+
+        async def confirm() -> None:
+            if not await asyncio.shield(recording):
+                raise RepeatedDelivery("a repeated delivery, found once acknowledged")
+
+        return confirm
+
+
+# Awaited before a listener's first write or answer: raises `RepeatedDelivery` when the
+# delivery had been taken in already (`ack_reading_first`).
+Confirm = Callable[[], Awaitable[None]]
+
+
+async def _confirmed() -> None:
+    pass
+
+
+async def ack_reading_first(ack: AsyncAck) -> Confirm:
+    """`await ack()` for a click's listener that reads before it writes: its delivery is
+    recorded while it reads; it awaits the `Confirm` returned before any write or answer.
+    (A view submission's delivery is recorded before its listener runs: nothing to wait
+    for then.)"""
+    if isinstance(ack, _RecordingAck):
+        return await ack.reading_first()
+    await ack()
+    return _confirmed
 
 
 def _first_word(text: str) -> str:

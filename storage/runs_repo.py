@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Literal
 
 from motor.motor_asyncio import AsyncIOMotorCollection, AsyncIOMotorDatabase
@@ -41,6 +41,7 @@ _UNFINISHED = ["queued", "waiting", "running"]
 
 _UNSET_LEASE = {"lease_owner": "", "lease_until": "", "pending_resume": ""}
 CANCEL_FLAG = "cancel_requested"
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)  # before any wake_at
 RETENTION_INDEX = "retention"
 _UNSET_ENDED = {**_UNSET_LEASE, CANCEL_FLAG: ""}
 
@@ -366,7 +367,9 @@ class MongoRunStore:
         for query in (
             # queued at a shutdown (not those waiting for a concurrency slot)
             {"status": "queued", "held": False},
-            {"status": "waiting", "wake_at": {"$lte": now}},  # its time has come
+            # its time has come; bounded below too: SecantusDB reads every index entry up
+            # to a range's end, and the runs that wait for people (no wake_at) sort first
+            {"status": "waiting", "wake_at": {"$gte": _EPOCH, "$lte": now}},
             {"status": "running", "lease_until": {"$lt": now}},  # its driver died
         ):
             if len(claims) >= limit:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from bot.ack_gate import AckGate, GatedAck
+from flows.foreground import Foreground
 from tests.support import ALICE, BotHarness, create_flow, finished_run, runs_of, settle
 
 
@@ -36,6 +37,15 @@ async def test_work_after_an_ack_waits_until_no_request_is_being_acknowledged() 
     await asyncio.gather(*requests, work)
     assert order == ["acknowledged"] * 3 + ["work after ack"]
     assert gate.in_flight == 0
+
+
+async def test_a_request_being_acknowledged_holds_the_foreground() -> None:
+    # Decisions' leftovers (flows/foreground.py) wait while a request is acknowledged.
+    foreground = Foreground(max_wait=60)
+    gate = AckGate(max_wait=60, foreground=foreground)
+    with gate.acknowledging():
+        assert foreground.busy == 1
+    assert foreground.busy == 0
 
 
 async def test_an_ack_in_the_requests_own_task_does_not_wait() -> None:

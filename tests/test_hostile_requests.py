@@ -17,11 +17,14 @@ import pytest
 from emulator.driver import FORM
 from tests.support import (
     ALICE,
+    BOB,
     SIGNING_SECRET,
     TEAM,
     BotHarness,
     RestartableBot,
+    approval_of,
     create_flow,
+    deps,
     diff,
     finished_run,
     http_request,
@@ -31,6 +34,7 @@ from tests.support import (
     slash,
     state_of,
     template_source,
+    waiting_run,
 )
 
 
@@ -233,6 +237,51 @@ async def test_a_signed_request_replayed_after_a_restart_does_nothing(
         assert len(await runs_of(bot, flow.id)) == 2
     finally:
         await bots.stop()
+
+
+APPROVAL = """
+name: Laptop
+steps:
+  - {id: ask, type: approval, approvers: ["<@U0BOB>"], title: "Laptop"}
+  - {id: after, type: post_message, channel: "#general", text: "{{ steps.ask.outcome }}"}
+"""
+
+
+async def test_an_approval_click_taken_in_elsewhere_changes_nothing_and_answers_nothing(
+    bot: BotHarness,
+) -> None:
+    """A click's delivery is recorded while its approval is read: when another process (or
+    this one before a restart) had taken it in, the response is not written and no answer
+    is sent, though the read found the approval pending."""
+    flow = await create_flow(bot, APPROVAL)
+    assert (await bot.driver.slash(ALICE, "run Laptop")).ok
+    run = await waiting_run(bot, flow.id)
+    approval = await approval_of(bot, run.id)
+    trigger_id = "13345224609.738474920.approval"
+    now = deps(bot).clock.now()
+    log = deps(bot).deliveries
+    assert log is not None and await log.first_time(f"block_actions:{trigger_id}", now)
+    click = {
+        "type": "block_actions",
+        "user": {"id": BOB},
+        "team": {"id": TEAM},
+        "trigger_id": trigger_id,
+        "response_url": bot.emulator.new_response_url(BOB, "DBOB"),
+        "actions": [{"action_id": "approval:Approve", "value": approval.id, "type": "button"}],
+    }
+    body = urlencode({"payload": json.dumps(click)}).encode()
+    answers = len(bot.emulator.response_url_posts)
+    assert (await post(bot, body, {"Content-Type": FORM, **signed(body)}))[0] == 200
+    await settle(0.3)
+    assert (await approval_of(bot, run.id)).responses == []
+    assert (await waiting_run(bot, flow.id)).id == run.id
+    assert len(bot.emulator.response_url_posts) == answers
+    # The same click delivered for the first time counts.
+    click["trigger_id"] = "13345224609.738474920.approval2"
+    body = urlencode({"payload": json.dumps(click)}).encode()
+    assert (await post(bot, body, {"Content-Type": FORM, **signed(body)}))[0] == 200
+    await finished_run(bot, flow.id)
+    assert [r.user for r in (await approval_of(bot, run.id)).responses] == [BOB]
 
 
 async def test_a_refused_command_leaves_no_delivery_behind(bot: BotHarness) -> None:

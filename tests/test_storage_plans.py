@@ -233,3 +233,23 @@ async def test_a_flows_history_reads_a_few_windows_not_all_its_runs(
 async def test_the_embedded_uri_turns_retryable_writes_off_and_journals() -> None:
     uri = EmbeddedMongo(":memory:", port=1).uri
     assert "retryWrites=false" in uri and "journal=true" in uri
+
+
+async def test_the_wakers_poll_bounds_its_range_on_both_sides(
+    db: AsyncIOMotorDatabase[dict[str, Any]], recorder: Recorder
+) -> None:
+    """SecantusDB reads every entry of an index range up to its end before filtering, and
+    runs waiting for people (no wake_at: null) sort before every date: a poll bounded above
+    only would read all of them every half second (24 ms for 1,000 waiting runs)."""
+    runs = MongoRunStore(db)
+    await runs.ensure_indexes()
+    await runs.insert(run_record(run_id="R1"), LEASE)
+    assert await runs.park("R1", LEASE, step("ask", "waiting"), None, "approval", {})
+    recorder.commands.clear()
+    assert await runs.claim_due(LATER, LEASE, 10) == []
+    [query] = [
+        command["filter"]
+        for name, command in recorder.commands
+        if name == "find" and command["filter"].get("status") == "waiting"
+    ]
+    assert set(query["wake_at"]) == {"$gte", "$lte"}

@@ -3,6 +3,7 @@ reminders and timeouts on the fake clock, cancelling, and the run they park."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -194,3 +195,31 @@ async def test_cancelling_the_run_cancels_its_approval(engine: Engine) -> None:
     assert (cancelled.cancel_reason, cancelled.cancelled_by) == ("the flow was deleted", ALICE)
     assert (await engine.approvals.respond(record.id, BOB, "Approve")).kind == "cancelled"
     assert await engine.approvals.pending_for(TEAM, BOB) == []
+
+
+async def test_a_decisions_messages_wait_while_a_click_is_in_the_foreground(
+    engine: Engine,
+) -> None:
+    """Issue 20: another click being handled (here: held by hand) goes before the
+    decision's messages and its resumed mark; the run itself goes on at once."""
+    engine.approvals.foreground.max_wait = 60
+    await engine.run(flow_record(BUDGET))
+    [record] = await engine.approvals.pending_for(TEAM, BOB)
+    click = engine.approvals.foreground.hold()
+    await engine.approvals.respond(record.id, BOB, "Approve")
+    await engine.approvals.respond(record.id, CAROL, "Approve")
+    for _ in range(200):
+        if engine.messenger.texts_in("C0GENERAL"):
+            break
+        await asyncio.sleep(0.005)
+    await engine.runner.idle()
+    assert engine.messenger.texts_in("C0GENERAL") == ["budget approved (2 answers)"]
+    await asyncio.sleep(0.02)
+    assert [c for c in engine.approval_notifier.calls if c[0] == "outcome"] == []
+    stored = await engine.approval_store.get(record.id)
+    assert stored is not None and not stored.resumed
+    click.release()
+    await engine.settle()
+    assert ("outcome", record.id, "approved") in engine.approval_notifier.calls
+    stored = await engine.approval_store.get(record.id)
+    assert stored is not None and stored.resumed
