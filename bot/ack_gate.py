@@ -71,6 +71,9 @@ class AckGate:
         self._open = True  # no request acknowledged for `settle` seconds
         self._settling: asyncio.TimerHandle | None = None
         self._waiters: list[asyncio.Future[None]] = []
+        # Lets the waiters go at `max_wait` after the first of them came (one timer for
+        # them all, not one each: a burst has hundreds).
+        self._overdue: asyncio.TimerHandle | None = None
 
     @contextlib.contextmanager
     def acknowledging(self) -> Iterator[None]:
@@ -97,6 +100,12 @@ class AckGate:
     def _release(self) -> None:
         self._settling = None
         self._open = True
+        self._let_go()
+
+    def _let_go(self) -> None:
+        if self._overdue is not None:
+            self._overdue.cancel()
+            self._overdue = None
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             if not waiter.done():
@@ -116,13 +125,12 @@ class AckGate:
         request = _request.get()
         if self._open or (request and request.task is asyncio.current_task()) or self._alone():
             return
-        waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
         self._waiters.append(waiter)
-        try:
-            async with asyncio.timeout(self.max_wait):
-                await waiter
-        except TimeoutError:
-            self._waiters.remove(waiter)  # sustained load: the work goes on anyway
+        if self._overdue is None:  # under sustained load the work goes on anyway
+            self._overdue = loop.call_later(self.max_wait, self._let_go)
+        await waiter
 
 
 class GatedAck(AsyncAck):

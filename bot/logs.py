@@ -8,7 +8,7 @@ import logging
 import secrets
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -89,19 +89,14 @@ def new_request_id() -> str:
     return "req-" + secrets.token_hex(6)
 
 
-@web.middleware
-async def request_ids(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Each request gets an id (a sane incoming X-Request-Id is kept), bound for its logs
-    and for the tasks it starts, and echoed in the response."""
+def bind_request_id(request: web.Request) -> str:
+    """Gives the request an id (a sane incoming X-Request-Id is kept), bound for its logs
+    and for the tasks it starts; the response echoes it (`bot.server.request_frame`)."""
     request[RECEIVED_AT] = time.monotonic()
     incoming = request.headers.get("X-Request-Id", "")
     rid = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else new_request_id()
     log_context.bind_request(rid)
-    response = await handler(request)
-    response.headers["X-Request-Id"] = rid
-    return response
+    return rid
 
 
 def request_age(request: web.Request) -> float:

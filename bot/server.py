@@ -11,7 +11,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response
 import bot
 from adapters.sealing_client import seal_answer
 from bot.app import Flowbot
-from bot.logs import request_age, request_ids, request_kind
+from bot.logs import bind_request_id, request_age, request_kind
 from bot.metrics import metrics_handler
 from bot.oauth import oauth_routes
 from bot.slack_requests import BadRequest, CheckedBoltRequest, check_request, signature_is_valid
@@ -72,29 +72,34 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 @web.middleware
-async def json_errors(
+async def request_frame(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Every error of our routes is JSON, aiohttp's own (404, 405, 413) included."""
+    """Each request gets an id (`bind_request_id`), echoed in X-Request-Id; every error of
+    our routes is JSON, aiohttp's own (404, 405, 413) included. One middleware, not two:
+    aiohttp wraps each middleware anew for every request."""
+    rid = bind_request_id(request)
     try:
-        return await handler(request)
+        response = await handler(request)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         error = (exc.reason or "error").lower().replace(" ", "_")
-        return web.json_response(
+        response = web.json_response(
             {"ok": False, "error": error, "message": exc.text or exc.reason},
             status=exc.status,
             headers={k: v for k, v in exc.headers.items() if k.lower() == "allow"},
         )
     except Exception:
         log.exception("%s %s failed", request.method, request.path)
-        return web.json_response({"ok": False, "error": "internal_error"}, status=500)
+        response = web.json_response({"ok": False, "error": "internal_error"}, status=500)
+    response.headers["X-Request-Id"] = rid
+    return response
 
 
 def create_web_app(flowbot: Flowbot) -> web.Application:
     # Slack payloads are small; webhooks are capped lower in their own handler.
-    app = web.Application(client_max_size=1024 * 1024, middlewares=[request_ids, json_errors])
+    app = web.Application(client_max_size=1024 * 1024, middlewares=[request_frame])
     app[FLOWBOT_KEY] = flowbot
     app.router.add_post("/slack/events", slack_events)
     app.router.add_get("/healthz", healthz)

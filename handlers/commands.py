@@ -4,7 +4,6 @@ handler module's `SUBCOMMANDS` list, which checks the words and runs the subcomm
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 import re
 import time
@@ -286,20 +285,21 @@ class SlashRouter:
 
     def help_answer(self, args: list[str]) -> common_cards.Message:
         if not args:
-            # The same card every time, answered in the acknowledgement: built once.
+            # The same card every time, answered in the acknowledgement: built once, and
+            # never changed (Bolt's ack and respond() build their own payloads from it).
             if self._help is None:
                 pairs = [(s.usage, s.summary) for s in self.subcommands]
                 self._help = help_cards.help_message(pairs)
-            return copy.deepcopy(self._help)
+            return self._help
         spec = self.get(args[0].lower())
         if spec is None or len(args) > 1:
             what = escape(" ".join(args).replace("`", "'"))
             return common_cards.error_message(f"There is no subcommand `{what}`.", HELP_USAGE)
         return help_cards.subcommand_help(spec.usage, spec.summary)
 
-    def refusal(self, text: str) -> common_cards.Message | None:
-        """Why `text` is refused before any work (an answer for the acknowledgement), or
-        None when it goes to its subcommand's handler."""
+    def read(self, text: str) -> common_cards.Message | tuple[Subcommand, list[str]]:
+        """The subcommand `text` calls and its words, or why it is refused before any work
+        (an answer for the acknowledgement)."""
         try:
             tokens = tokenize(text)
         except UsageError as exc:
@@ -319,7 +319,7 @@ class SlashRouter:
             return common_cards.error_message(
                 _unexpected(spec.name, args, spec.max_args), spec.usage
             )
-        return None
+        return spec, args
 
     async def dispatch(
         self,
@@ -331,13 +331,12 @@ class SlashRouter:
         signature: str | None = None,
     ) -> None:
         text = (command.get("text") or "").strip()
-        refused = self.refusal(text)
-        if refused is not None:
+        called = self.read(text)
+        if not isinstance(called, tuple):
             # Rejected (or help) in the acknowledgement: nothing is changed, nothing opened.
-            await ack(**refused)
+            await ack(**called)
             return
-        tokens = tokenize(text)
-        spec = self._by_name[tokens[0].lower()]
+        spec, args = called
         # Acknowledge at once (a repeated delivery gets the same empty acknowledgement);
         # the answer follows through response_url or a modal.
         await ack()
@@ -352,7 +351,7 @@ class SlashRouter:
             trigger_id=command.get("trigger_id", ""),
             response_url=command.get("response_url", ""),
             subcommand=spec.name,
-            args=tokens[1:],
+            args=args,
             raw_text=text,
             respond=respond,
             deps=deps,
