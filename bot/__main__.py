@@ -97,6 +97,11 @@ async def serve(settings: Settings) -> None:
         # the process: kept out of the collector's passes, a full collection under load
         # scans only what requests and runs made since, not the whole program.
         gc.freeze()
+        # A young collection every 10,000 allocations, not 700: most of a request's objects
+        # are freed by their reference counts before it, so each pass scans fewer
+        # survivors and there are far fewer passes (a tenth of an acknowledgement's CPU
+        # went to the collector).
+        gc.set_threshold(10_000, 10, 10)
         if not settings.slack_configured:
             log.warning(NO_SLACK_HELP)
         via = "Socket Mode" if settings.socket_mode else "POST /slack/events"
