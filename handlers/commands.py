@@ -4,6 +4,7 @@ handler module's `SUBCOMMANDS` list, which checks the words and runs the subcomm
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import time
@@ -273,6 +274,7 @@ class SlashRouter:
     def __init__(self, subcommands: Sequence[Subcommand]) -> None:
         self.subcommands = list(subcommands)
         self._help: common_cards.Message | None = None
+        self._help_json = ""  # the help card as the acknowledgement's body
         self._by_name: dict[str, Subcommand] = {}
         for spec in self.subcommands:
             for key in (spec.name, *spec.aliases):
@@ -290,6 +292,7 @@ class SlashRouter:
             if self._help is None:
                 pairs = [(s.usage, s.summary) for s in self.subcommands]
                 self._help = help_cards.help_message(pairs)
+                self._help_json = json.dumps(self._help)
             return self._help
         spec = self.get(args[0].lower())
         if spec is None or len(args) > 1:
@@ -332,8 +335,13 @@ class SlashRouter:
     ) -> None:
         text = (command.get("text") or "").strip()
         called = self.read(text)
+        if called is self._help:
+            # The help card, serialized once: the acknowledgement's body as Bolt's ack()
+            # would make it (JSON, so Bolt answers it as application/json).
+            ack.response = BoltResponse(status=200, body=self._help_json)
+            return
         if not isinstance(called, tuple):
-            # Rejected (or help) in the acknowledgement: nothing is changed, nothing opened.
+            # Rejected in the acknowledgement: nothing is changed, nothing opened.
             await ack(**called)
             return
         spec, args = called
