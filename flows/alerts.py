@@ -44,10 +44,6 @@ class FailureStreakStore(Protocol):
         """Add one failure (its run ended `at`); the count after it."""
         ...
 
-    async def succeeded(self, flow_id: str) -> int:
-        """Reset the count to 0; the count before it."""
-        ...
-
     async def streaks(self, flow_ids: Sequence[str]) -> dict[str, Streak]:
         """The streaks of those flows that have one (a count above 0), in one read."""
         ...

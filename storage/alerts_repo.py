@@ -43,14 +43,6 @@ class MongoFailureStreaks:
         )
         return int(doc.get("count", 0)) if doc else 0
 
-    async def succeeded(self, flow_id: str) -> int:
-        while True:
-            streak = (await self.streaks([flow_id])).get(flow_id)
-            if streak is None:
-                return 0
-            if await self.reset(flow_id, streak):
-                return streak.count
-
     async def streaks(self, flow_ids: Sequence[str]) -> dict[str, Streak]:
         # By `_id` alone (the embedded server scans `{_id: {$in}, count: ...}`); a flow
         # that recovered keeps a document with count 0, which is left out here.

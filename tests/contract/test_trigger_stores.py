@@ -81,14 +81,20 @@ async def test_unmatched_events_are_counted_per_minute_and_added_up(
 # ---------------------------------------------------------------- failure streaks
 
 
+async def reset_streak(streaks: FailureStreakStore, flow_id: str) -> int:
+    """What a success does (`flows.alerts`): the count it resets, 0 when there is none."""
+    streak = (await streaks.streaks([flow_id])).get(flow_id)
+    return streak.count if streak is not None and await streaks.reset(flow_id, streak) else 0
+
+
 async def test_a_streak_counts_failures_and_a_success_resets_it_once(
     failure_streaks: FailureStreakStore,
 ) -> None:
-    assert await failure_streaks.succeeded("F1") == 0  # nothing to reset
+    assert await reset_streak(failure_streaks, "F1") == 0  # nothing to reset
     assert [await failure_streaks.failed(TEAM, "F1") for _ in range(3)] == [1, 2, 3]
     assert await failure_streaks.failed(TEAM, "F2") == 1
-    assert await failure_streaks.succeeded("F1") == 3
-    assert await failure_streaks.succeeded("F1") == 0  # the recovery is seen once
+    assert await reset_streak(failure_streaks, "F1") == 3
+    assert await reset_streak(failure_streaks, "F1") == 0  # the recovery is seen once
     assert await failure_streaks.failed(TEAM, "F1") == 1
 
 
@@ -100,7 +106,7 @@ async def test_streaks_are_read_in_one_batch_and_reset_by_compare_and_set(
     assert await failure_streaks.failed(TEAM, "F1", NOW + MINUTE) == 2
     assert await failure_streaks.failed(TEAM, "F1", NOW) == 3  # ended earlier: kept the latest
     assert await failure_streaks.failed(TEAM, "F2", NOW) == 1
-    assert await failure_streaks.succeeded("F2") == 1  # F2 has no streak any more
+    assert await reset_streak(failure_streaks, "F2") == 1  # F2 has no streak any more
     streaks = await failure_streaks.streaks(["F1", "F2", "F9"])
     assert streaks == {"F1": Streak(3, NOW + MINUTE)}
     stale = Streak(2, NOW + MINUTE)
@@ -118,9 +124,9 @@ async def test_a_streak_is_forgotten_with_its_flow(failure_streaks: FailureStrea
     await failure_streaks.failed(TEAM, "F2")
     await failure_streaks.forget("F1")
     await failure_streaks.forget("F9")  # unknown: nothing happens
-    assert await failure_streaks.succeeded("F1") == 0
+    assert await reset_streak(failure_streaks, "F1") == 0
     assert await failure_streaks.failed(TEAM, "F1") == 1
-    assert await failure_streaks.succeeded("F2") == 1
+    assert await reset_streak(failure_streaks, "F2") == 1
 
 
 # ---------------------------------------------------------------- schedule slots

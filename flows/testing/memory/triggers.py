@@ -53,13 +53,6 @@ class MemoryFailureStreaks:
         self._streaks[flow_id] = Streak(before.count + 1, last)
         return before.count + 1
 
-    async def succeeded(self, flow_id: str) -> int:
-        streak = self._streaks.get(flow_id)
-        if streak is None or streak.count <= 0:
-            return 0
-        await self.reset(flow_id, streak)
-        return streak.count
-
     async def streaks(self, flow_ids: Sequence[str]) -> dict[str, Streak]:
         found = ((flow_id, self._streaks.get(flow_id)) for flow_id in flow_ids)
         return {flow_id: s for flow_id, s in found if s is not None and s.count > 0}
