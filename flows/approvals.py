@@ -242,13 +242,10 @@ class ApprovalService(PeopleRequestService[ApprovalRecord, ApprovalRequest]):
         await self._after_decision(record)
 
     async def _after_decision(self, record: ApprovalRecord) -> None:
-        await self._later(self.notifier.show_outcome, record, "outcome update")
-        await self._later(self._notify_decided, record, "decided notice")
+        await self._later("outcome update", lambda: self.notifier.show_outcome(record))
+        await self._later("decided notice", lambda: self.notifier.notify(record, "decided"))
         if record.negative and record.requester:
-            await self._later(self.notifier.tell_requester, record, "requester notice")
-
-    async def _notify_decided(self, record: ApprovalRecord) -> None:
-        await self.notifier.notify(record, "decided")
+            await self._later("requester notice", lambda: self.notifier.tell_requester(record))
 
     # --- timers
 

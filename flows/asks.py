@@ -188,11 +188,8 @@ class AskService(PeopleRequestService[AskRecord, AskRequest]):
         return AskResult("answered", answered)
 
     async def _after_decided(self, record: AskRecord) -> None:
-        await self._later(self.notifier.show_outcome, record, "outcome update")
-        await self._later(self._notify_closed, record, "answered notice")
-
-    async def _notify_closed(self, record: AskRecord) -> None:
-        await self.notifier.notify(record, "closed")
+        await self._later("outcome update", lambda: self.notifier.show_outcome(record))
+        await self._later("answered notice", lambda: self.notifier.notify(record, "closed"))
 
     # --- timers
 

@@ -273,7 +273,7 @@ class PeopleRequestService(Generic[R, Q]):
             if hold is not None:
                 hold.release()
         await self._after_decided(record)
-        await self._later(self.notifier.refresh_lists, record, "pending lists")
+        await self._later("pending lists", lambda: self.notifier.refresh_lists(record))
         if resumed:
             async with self.foreground.background():
                 await self.store.mark_resumed(record.id)
@@ -282,10 +282,10 @@ class PeopleRequestService(Generic[R, Q]):
         """The messages and notices once `record` was decided (answered)."""
         raise NotImplementedError
 
-    async def _later(self, work: Callable[[R], Awaitable[Any]], record: R, what: str) -> None:
+    async def _later(self, what: str, work: Callable[[], Awaitable[Any]]) -> None:
         """Background work after a decision: once nothing is in the foreground."""
         async with self.foreground.background():
-            await self._quietly(work(record), what)
+            await self._quietly(work(), what)
 
     async def _quietly(self, coro: Any, what: str) -> None:
         try:
